@@ -1,0 +1,181 @@
+"""The run configuration: Hydra composes ``configs/train.yaml`` with its groups, we check it.
+
+``compose_train_config(overrides)`` returns a plain nested dict (what a run dir's ``config.yaml``
+holds) after checking every top-level and ``log`` key against :class:`TrainConfig` / :class:`LogConfig`.
+Group contents (game, reward, env, model, ppo) are checked by the modules that own them when
+they are turned into objects. Any mistake becomes a one-line :class:`~pokerl.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+import yaml
+
+from pokerl.errors import ConfigError
+
+GROUPS = ("game", "reward", "env", "model", "ppo")
+
+
+@dataclass
+class LogConfig:
+    """What the trainer writes and how often (counts are PPO updates)."""
+
+    progress: bool = True
+    scalars_every: int = 1
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 3
+    heatmap_every: int = 10
+    video_every: int = 50
+    video_steps: int = 200
+
+
+@dataclass
+class TrainConfig:
+    """Top-level keys of ``configs/train.yaml``; the groups stay mappings owned by their modules."""
+
+    game: dict[str, Any]
+    reward: dict[str, Any]
+    env: dict[str, Any]
+    model: dict[str, Any]
+    ppo: dict[str, Any]
+    rom: str | None = None
+    num_envs: int = 8
+    num_workers: int = 2
+    backend: str = "shared"
+    async_envs: bool = False
+    total_steps: int = 2_000_000
+    seed: int = 1
+    device: str = "auto"
+    bf16: bool = False
+    compile: bool = False
+    torch_threads: int = 0
+    run_dir: str | None = None
+    resume: str | None = None
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+T = TypeVar("T")
+
+
+def _check_type(value: Any, hint: Any) -> bool:
+    """A small runtime check for the simple types used in these dataclasses."""
+    if hint is Any:
+        return True
+    origin = getattr(hint, "__origin__", None)
+    args = getattr(hint, "__args__", ())
+    if origin is dict:
+        return isinstance(value, Mapping)
+    if args and type(None) in args:  # Optional[X] / X | None
+        return value is None or any(_check_type(value, a) for a in args if a is not type(None))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], where: str) -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are one-line errors.
+
+    ``where`` names the source (a file or config group) in the message, e.g. ``"ppo"``.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_mapping(hint, value, f"{where}.{name}")  # type: ignore[arg-type]
+            continue
+        if not _check_type(value, hint):
+            raise ConfigError(f"{where}.{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+        if hint is float and isinstance(value, int):
+            value = float(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required key is missing
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def compose_train_config(
+    overrides: Sequence[str] = (), config_dir: str | os.PathLike[str] | None = None, config_name: str = "train"
+) -> dict[str, Any]:
+    """Compose the training config with Hydra and return it as a checked plain dict.
+
+    ``config_dir`` points at a user's own config folder (it must hold ``<config_name>.yaml`` and may
+    hold its own groups); by default the configs shipped with pokerl are used.
+    """
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        if config_dir is None:
+            ctx = initialize_config_module(config_module="pokerl.configs", version_base="1.3")
+        else:
+            path = Path(config_dir).resolve()
+            if not path.is_dir():
+                raise ConfigError(f"config dir not found: {path}")
+            ctx = initialize_config_dir(config_dir=str(path), version_base="1.3")
+        with ctx:
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        unknown = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
+        if unknown:
+            raise ConfigError(f"config: unknown key '{unknown.group(1)}' in the overrides") from None
+        raise ConfigError("config: " + (" ".join(lines[:2]) if lines else type(err).__name__)) from None
+    assert isinstance(data, dict)
+    check_train_config(data, "train config")
+    return data
+
+
+def check_train_config(data: Mapping[str, Any], where: str) -> TrainConfig:
+    """Check the top-level and ``log`` keys of a composed config; return them typed."""
+    cfg = from_mapping(TrainConfig, data, where)
+    if cfg.num_envs < 1:
+        raise ConfigError(f"{where}.num_envs: must be >= 1, got {cfg.num_envs}")
+    if cfg.backend not in ("shared", "serial"):
+        raise ConfigError(f"{where}.backend: expected 'shared' or 'serial', got {cfg.backend!r}")
+    if cfg.backend == "shared" and cfg.num_workers > 0 and cfg.num_envs % cfg.num_workers:
+        raise ConfigError(
+            f"{where}: num_envs ({cfg.num_envs}) must be a multiple of num_workers ({cfg.num_workers})"
+        )
+    return cfg
+
+
+def load_run_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a run dir's saved ``config.yaml`` (or a config file) back into a checked dict."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"run config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    check_train_config(data, str(path))
+    return data
+
+
+def dump_config(data: Mapping[str, Any]) -> str:
+    """The YAML text saved as a run dir's ``config.yaml`` and inside checkpoints."""
+    return yaml.safe_dump(dict(data), sort_keys=False)
