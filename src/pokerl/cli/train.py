@@ -1,0 +1,50 @@
+"""``pokerl-train [overrides...]``: compose the config with Hydra and run PPO.
+
+Examples::
+
+    pokerl-train                                   # tinyquest, defaults from configs/train.yaml
+    pokerl-train model=small total_steps=500_000   # a CPU-sized run
+    pokerl-train game=pokemon_red reward=pokemon rom=~/roms/pokered.gb
+    pokerl-train resume=runs/tinyquest-20261125-120000
+    torchrun --nproc_per_node=4 -m pokerl.cli.train model=default   # one learner per GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pokerl.errors import exit_on_error
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Hydra-style ``key=value`` overrides plus two options for a user's own config folder."""
+    parser = argparse.ArgumentParser(
+        prog="pokerl-train",
+        description="Train a CNN-LSTM policy with PPO on a Game Boy game (Hydra overrides: key=value).",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=small num_envs=16")
+    parser.add_argument("--config-dir", default=None, help="a folder with your own train.yaml (and groups)")
+    parser.add_argument("--config-name", default="train", help="config file name in --config-dir")
+    parser.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+    return parser.parse_args(argv)
+
+
+@exit_on_error
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pokerl-train``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from pokerl.config import compose_train_config, dump_config
+
+    cfg = compose_train_config(args.overrides, args.config_dir, args.config_name)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    from pokerl.trainer import train
+
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
