@@ -7,8 +7,8 @@ static uint8_t boss_no; /* 0 wild, 1 or 2 boss */
 
 #define BOSS1_HP 20
 #define BOSS1_LEVEL 3
-#define BOSS2_HP 70
-#define BOSS2_LEVEL 9
+#define BOSS2_HP 52
+#define BOSS2_LEVEL 8
 #define LEVEL_MAX 20
 #define HP_PER_LEVEL 6
 
@@ -91,7 +91,7 @@ static void redraw_hp(void) {
 
 static uint8_t foe_attack(void) {
   if (boss_no == 1) return (uint8_t)(3 + rand8() % 3);
-  if (boss_no == 2) return (uint8_t)(7 + (rand8() & 3));
+  if (boss_no == 2) return (uint8_t)(6 + (rand8() & 3));
   return (uint8_t)(tq_enemy_level + 1 + (rand8() & 1));
 }
 

@@ -3,7 +3,7 @@
 
 /* Default per-frame busy-wait count (see README: chosen so raw PyBoy speed ~ Pokemon Red). */
 #ifndef TQ_BALLAST_DEFAULT
-#define TQ_BALLAST_DEFAULT 0
+#define TQ_BALLAST_DEFAULT 125
 #endif
 
 uint8_t joy_held, joy_new;
@@ -49,7 +49,7 @@ static void read_joypad(void) {
 static void ballast(void) {
   uint8_t n = tq_ballast;
   while (n) {
-    volatile uint8_t i = 16;
+    volatile uint8_t i = 4;
     while (i) i--;
     n--;
   }
