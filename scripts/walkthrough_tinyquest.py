@@ -40,8 +40,14 @@ BOSS2 = ((5, 9, 3), "up")
 FINAL = (6, 9, 14)
 GRIND1 = ((1, 6, 7), (1, 6, 8))  # two grass tiles of Route 1
 GRIND2 = ((4, 9, 10), (4, 9, 11))  # two grass tiles of Route 2
-LEVEL_FOR_BOSS1 = 3
-LEVEL_FOR_BOSS2 = 7
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Levels the walkthrough grinds to before each boss (tests lower them to check losses)."""
+
+    level_for_boss1: int = 3
+    level_for_boss2: int = 7
 
 
 def read_symbols(sym_path: Path) -> dict[str, int]:
@@ -186,12 +192,35 @@ class World:
         return None
 
 
-def next_button(game: Game, world: World, grind_toggle: list[int]) -> str:
-    """Decide the next button from the current state (the walkthrough's policy)."""
+def battle_or_text_button(game: Game) -> str | None:
+    """A while a text box is open, HIT in a battle menu; None in the overworld."""
     if game.u8("tq_text"):
         return "a"
     if game.u8("tq_in_battle"):
         return "up" if game.u8("tq_menu") != 0 else "a"
+    return None
+
+
+def drive_to(game: Game, world: World, target: tuple[int, int, int], max_steps: int = 3000) -> bool:
+    """Walk to target (map, x, y), fighting battles and closing text boxes on the way."""
+    for _ in range(max_steps):
+        button = battle_or_text_button(game)
+        if button is None:
+            here = (game.u8("tq_map"), game.u8("tq_x"), game.u8("tq_y"))
+            if here == target:
+                return True
+            button = world.first_step(here, target, game)
+            if button is None:
+                return False
+        game.press(button)
+    return False
+
+
+def next_button(game: Game, world: World, grind_toggle: list[int], plan: Plan = Plan()) -> str:
+    """Decide the next button from the current state (the walkthrough's policy)."""
+    button = battle_or_text_button(game)
+    if button is not None:
+        return button
     here = (game.u8("tq_map"), game.u8("tq_x"), game.u8("tq_y"))
     level, badges = game.u8("tq_level"), game.u8("tq_badges")
     hp, max_hp = game.u16("tq_hp"), game.u16("tq_max_hp")
@@ -209,7 +238,7 @@ def next_button(game: Game, world: World, grind_toggle: list[int]) -> str:
         return go(spots[grind_toggle[0]])
 
     if not badges & 1:
-        if level < LEVEL_FOR_BOSS1:
+        if level < plan.level_for_boss1:
             return go(HEAL) if hp * 3 < max_hp and here[0] == 0 else grind(GRIND1)
         if hp < max_hp and here[0] in (0, 1) and not game.event(4):
             return go(HEAL)
@@ -221,7 +250,7 @@ def next_button(game: Game, world: World, grind_toggle: list[int]) -> str:
     if not game.event(1):
         return go(*GATE)
     if not badges & 2:
-        if level < LEVEL_FOR_BOSS2:
+        if level < plan.level_for_boss2:
             return go(HEAL) if hp * 5 < max_hp * 2 else grind(GRIND2)
         if hp < max_hp and here[0] not in (5,):
             return go(HEAL)
@@ -229,7 +258,13 @@ def next_button(game: Game, world: World, grind_toggle: list[int]) -> str:
     return go(FINAL)
 
 
-def play(seed: int = 1, ballast: int | None = 0, max_steps: int = 20000, rom: Path = ROM) -> dict:
+def play(
+    seed: int = 1,
+    ballast: int | None = 0,
+    max_steps: int = 20000,
+    rom: Path = ROM,
+    plan: Plan = Plan(),
+) -> dict:
     """Run the walkthrough; return the summary dict (see Game.summary)."""
     game = open_game(seed, ballast, rom)
     try:
@@ -237,7 +272,7 @@ def play(seed: int = 1, ballast: int | None = 0, max_steps: int = 20000, rom: Pa
         toggle = [0]
         steps = 0
         while not game.u8("tq_complete") and steps < max_steps:
-            game.press(next_button(game, world, toggle))
+            game.press(next_button(game, world, toggle, plan))
             steps += 1
         # close the final text box
         while game.u8("tq_text") and steps < max_steps:
