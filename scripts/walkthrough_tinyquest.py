@@ -216,7 +216,7 @@ def drive_to(game: Game, world: World, target: tuple[int, int, int], max_steps: 
     return False
 
 
-def next_button(game: Game, world: World, grind_toggle: list[int], plan: Plan = Plan()) -> str:
+def next_button(game: Game, world: World, plan: Plan = Plan()) -> str:
     """Decide the next button from the current state (the walkthrough's policy)."""
     button = battle_or_text_button(game)
     if button is not None:
@@ -232,10 +232,7 @@ def next_button(game: Game, world: World, grind_toggle: list[int], plan: Plan = 
         return then or "b"
 
     def grind(spots: tuple[tuple[int, int, int], ...]) -> str:
-        if here not in spots:
-            return go(spots[0])
-        grind_toggle[0] ^= 1
-        return go(spots[grind_toggle[0]])
+        return go(spots[1] if here == spots[0] else spots[0])
 
     if not badges & 1:
         if level < plan.level_for_boss1:
@@ -269,10 +266,9 @@ def play(
     game = open_game(seed, ballast, rom)
     try:
         world = World(game)
-        toggle = [0]
         steps = 0
         while not game.u8("tq_complete") and steps < max_steps:
-            game.press(next_button(game, world, toggle, plan))
+            game.press(next_button(game, world, plan))
             steps += 1
         # close the final text box
         while game.u8("tq_text") and steps < max_steps:

@@ -114,11 +114,10 @@ def test_grass_battle_xp_and_level(game):
     assert game.u8("tq_text") == 1 and game.u8("tq_enemy_hp") < hp_before
     # fight and heal until level 2
     plan = wt.Plan(level_for_boss1=2)
-    toggle_box = [0]
     for _ in range(3000):
         if game.u8("tq_level") >= 2 and not game.u8("tq_in_battle"):
             break
-        game.press(wt.next_button(game, world, toggle_box, plan))
+        game.press(wt.next_button(game, world, plan))
     assert game.u8("tq_level") == 2
     assert game.u16("tq_xp") >= 10
     assert game.u16("tq_max_hp") == 24
@@ -188,12 +187,11 @@ def test_boss2_beats_a_level3_player():
     try:
         world = wt.World(g)
         plan = wt.Plan(level_for_boss1=3, level_for_boss2=3)
-        toggle = [0]
         for _ in range(5000):
             idle = not g.u8("tq_in_battle") and not g.u8("tq_text")
             if idle and here(g) == (5, 9, 3):
                 break
-            g.press(wt.next_button(g, world, toggle, plan))
+            g.press(wt.next_button(g, world, plan))
         assert here(g) == (5, 9, 3) and g.u8("tq_badges") == 1
         # the game reads level and HP from WRAM: make this a fresh level-3 player
         mem, sym = g.pyboy.memory, g.sym

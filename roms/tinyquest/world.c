@@ -15,12 +15,18 @@ static uint8_t tile_at(uint8_t x, uint8_t y) {
 }
 
 void world_draw(void) {
-  uint8_t x, y;
+  const uint8_t *s = map_tiles[tq_map];
   uint8_t *d = scr;
-  for (y = 0; y < MAP_H; y++) {
-    for (x = 0; x < MAP_W; x++) *d++ = tile_at(x, y);
-    dirty_rows[y] = 1;
+  uint8_t key_gone = event_get(EV_GOT_KEY), gate_open = event_get(EV_DOOR_UNLOCKED);
+  uint16_t n = MAP_W * MAP_H;
+  uint8_t y;
+  while (n--) {
+    uint8_t t = *s++;
+    if (t == '$' && key_gone) t = ' ';
+    else if (t == '=' && gate_open) t = '+';
+    *d++ = t;
   }
+  for (y = 0; y < MAP_H; y++) dirty_rows[y] = 1;
   status_draw();
 }
 
