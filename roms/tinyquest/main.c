@@ -110,6 +110,7 @@ void main(void) {
     sprite_player(tq_in_battle == 0);
     read_joypad();
     set16(tq_frame, get16(tq_frame) + 1);
+    rand8(); /* the RNG also ticks every frame, so timing matters (as in Pokemon) */
     if (tq_state == ST_TEXT) {
       text_update();
     } else if (tq_state == ST_MENU) {
