@@ -123,6 +123,33 @@ def test_grass_battle_xp_and_level(game):
     assert game.u16("tq_max_hp") == 24
 
 
+def test_heal_pad_restores_hp(game):
+    mem, sym = game.pyboy.memory, game.sym
+    mem[sym["tq_hp"]], mem[sym["tq_hp"] + 1] = 0, 5
+    game.press("right")
+    assert game.u16("tq_hp") == 5 and not game.event(4)
+    game.press("up")  # onto the heal pad at (10, 8)
+    assert here(game) == (0, 10, 8)
+    assert game.u16("tq_hp") == game.u16("tq_max_hp") == 18
+    assert game.event(4) and game.u8("tq_text") == 1
+    game.press("left")  # a text box blocks walking until A closes it
+    assert here(game) == (0, 10, 8) and game.u8("tq_text") == 1
+    game.press("a")
+    assert game.u8("tq_text") == 0
+    game.press("left")
+    assert here(game) == (0, 9, 8)
+
+
+def test_frame_counter_and_ballast(game):
+    start = game.u16("tq_frame")
+    game.tick(240)
+    assert game.u16("tq_frame") - start == 240  # no ballast: one game frame per video frame
+    game.pyboy.memory[game.sym["tq_ballast"]] = 255  # more busy-wait than a frame holds
+    start = game.u16("tq_frame")
+    game.tick(240)
+    assert 0 < game.u16("tq_frame") - start < 240
+
+
 def test_blackout_returns_to_heal_spot(game):
     world = wt.World(game)
     assert wt.drive_to(game, world, (1, 6, 7))
