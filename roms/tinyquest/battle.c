@@ -61,11 +61,11 @@ void battle_start(uint8_t kind, uint8_t arg) {
     if (arg == 1) {
       tq_enemy_level = BOSS1_LEVEL;
       tq_enemy_hp = BOSS1_HP;
-      foe_name = "ROCKO'S GOLEMITE";
+      foe_name = "GOLEMITE";
     } else {
       tq_enemy_level = BOSS2_LEVEL;
       tq_enemy_hp = BOSS2_HP;
-      foe_name = "MIRA'S DRAKOTH";
+      foe_name = "DRAKOTH";
     }
     text_push("THE LEADER SENDS", "OUT A MONSTER!");
   }
