@@ -1,3 +1,23 @@
-"""pokerl: pure reinforcement learning for Game Boy games."""
+"""pokerl: pure reinforcement learning for Game Boy games.
+
+Importing pokerl registers the Gymnasium ids ``pokerl/TinyQuest-v0``, ``pokerl/PokemonRed-v0``
+and ``pokerl/PokemonBlue-v0`` (cheaply: string entry points, nothing heavy is imported).
+"""
 
 __version__ = "0.1.0"
+
+
+def _register() -> None:
+    import gymnasium as gym
+
+    ids = {
+        "pokerl/TinyQuest-v0": {"game": "tinyquest"},
+        "pokerl/PokemonRed-v0": {"game": "pokemon_red", "reward": "pokemon"},
+        "pokerl/PokemonBlue-v0": {"game": "pokemon_blue", "reward": "pokemon"},
+    }
+    for env_id, kwargs in ids.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="pokerl.env:GameBoyEnv", kwargs=kwargs)
+
+
+_register()

@@ -1,0 +1,305 @@
+"""``GameBoyEnv``: a Game Boy game as a Gymnasium environment, built from a profile and a reward config.
+
+Observation (``Dict``, channel-last uint8 images):
+
+- ``screen``  (72, 80, frame_stack): the last frames, 2x-downsampled grayscale;
+- ``visited`` (72, 80, 1): the explored-tiles mask of the current map around the player (0/255);
+- ``vector``  (D,) float32: RAM features named by the profile (HP fraction, level, badges, ...).
+
+Actions are ``Discrete`` over the profile's action set. ``info`` carries the RAM fields,
+``reward_terms`` and ``milestones``; when an episode ends it also carries ``episode``, a summary
+the trainer logs (return, length, term sums, milestones, maps visited, tile visit counts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from pokerl.config import from_mapping
+from pokerl.emulator import EmulatorSession, read_rom
+from pokerl.errors import ConfigError
+from pokerl.profile import GameProfile, config_path, load_profile, load_yaml
+from pokerl.rewards import Predicate, RewardConfig, RewardTracker, load_reward
+
+OBS_H, OBS_W = 72, 80
+VECTOR_LIMIT = 10.0
+
+
+@dataclass
+class EnvConfig:
+    """``configs/env/*.yaml``: how actions map to frames, the frame stack and the episode length."""
+
+    hold_frames: int = 8
+    step_frames: int = 24
+    frame_stack: int = 3
+    max_steps: int = 4096
+
+
+def _as_mapping(value: Any) -> Any:
+    """OmegaConf containers → plain dicts (so configs from Hydra and YAML look the same)."""
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(value, DictConfig):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        pass
+    return value
+
+
+def load_env_config(env: str | os.PathLike[str] | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> EnvConfig:
+    """Env config from a name, a path or a mapping, with keyword overrides on top."""
+    env = _as_mapping(env)
+    if env is None:
+        data, source = load_yaml("env", "default")
+    elif isinstance(env, Mapping):
+        data, source = dict(env), "env config"
+    else:
+        data, source = load_yaml("env", env)
+    data = {**data, **overrides}
+    cfg = from_mapping(EnvConfig, data, source)
+    if not 1 <= cfg.hold_frames < cfg.step_frames:
+        raise ConfigError(f"{source}: need 1 <= hold_frames < step_frames, got {cfg.hold_frames}, {cfg.step_frames}")
+    if cfg.frame_stack < 1 or cfg.max_steps < 1:
+        raise ConfigError(f"{source}: frame_stack and max_steps must be >= 1")
+    return cfg
+
+
+class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+    """A Game Boy game as a Gymnasium env; see the module docstring for spaces and info."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 60}
+
+    def __init__(
+        self,
+        game: str | os.PathLike[str] | Mapping[str, Any] = "tinyquest",
+        reward: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        env: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        rom: str | os.PathLike[str] | None = None,
+        render_mode: str | None = None,
+        writes: Mapping[str, int] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.profile: GameProfile = load_profile(_as_mapping(game))
+        profile = self.profile
+        reward = _as_mapping(reward)
+        if reward is None:
+            default = profile.name if config_path("reward", profile.name).is_file() else None
+            if default is None:
+                raise ConfigError(f"no reward config given and configs/reward/{profile.name}.yaml does not exist")
+            reward = default
+        self.rewards: RewardConfig = load_reward(reward, profile.ram)
+        self.config = load_env_config(env, overrides)
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.writes = dict(profile.boot.writes)
+        for name, value in (writes or {}).items():
+            if name not in profile.ram:
+                raise ConfigError(f"writes: no such RAM field {name!r} in {profile.source}")
+            self.writes[name] = int(value)
+        self._done = Predicate(profile.done_when, profile.ram, profile.source) if profile.done_when else None
+
+        rom_path = profile.rom_path(rom)
+        rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
+        self.session = EmulatorSession(rom_bytes, self.config.hold_frames, self.config.step_frames)
+        self._boot_state = self._boot(rom_path)
+
+        self._buttons: list[str | None] = [None if a == "noop" else a for a in profile.actions]
+        self.action_space = gym.spaces.Discrete(len(self._buttons))
+        self.observation_space = gym.spaces.Dict({
+            "screen": gym.spaces.Box(0, 255, (OBS_H, OBS_W, self.config.frame_stack), np.uint8),
+            "visited": gym.spaces.Box(0, 255, (OBS_H, OBS_W, 1), np.uint8),
+            "vector": gym.spaces.Box(-VECTOR_LIMIT, VECTOR_LIMIT, (max(profile.vector_size, 1),), np.float32),
+        })
+        cell = profile.visited_cell
+        self._crop_tiles = (-(-OBS_H // cell), -(-OBS_W // cell))
+        wm = profile.world_map
+        self._map_shape = (wm.map_height, wm.map_width)
+        self._map_field, self._x_field, self._y_field = profile.coords
+        self._coord_fields = [profile.ram[n] for n in profile.coords]
+        self._stack = np.zeros((OBS_H, OBS_W, self.config.frame_stack), np.uint8)
+        self._tracker = RewardTracker(self.rewards)
+        self._visits: dict[int, np.ndarray] = {}
+        self._steps = 0
+        self._return = 0.0
+        self._pos: tuple[int, int, int] = (0, 0, 0)
+
+    # ------------------------------------------------------------------ boot and reset
+    def _boot(self, rom_path: Path | None) -> bytes:
+        """Power-on to player control (script or savestate); returns the state to reset to."""
+        boot, s = self.profile.boot, self.session
+        if boot.state:
+            path = Path(boot.state).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"{self.profile.source}: boot.state: savestate not found: {path}")
+            s.load_state(path.read_bytes(), source=f"savestate {path}")
+        else:
+            s.tick(boot.ticks)
+            for step in boot.sequence:
+                s.press(step.button, step.hold, step.frames, render=False)
+        s.tick(1, True)
+        for name, value in boot.check.items():
+            got = self.profile.ram[name].read(s.memory)
+            if got != value:
+                raise ConfigError(f"{self.profile.source}: boot did not reach control: {name} is {got}, expected {value}"
+                                  f" (ROM {rom_path})")
+        return s.save_state()
+
+    def _write(self, name: str, value: int) -> None:
+        f = self.profile.ram[name]
+        mem = self.session.memory
+        if f.type == "u16be":
+            mem[f.addr], mem[f.addr + 1] = (value >> 8) & 0xFF, value & 0xFF
+        elif f.type == "u16le":
+            mem[f.addr], mem[f.addr + 1] = value & 0xFF, (value >> 8) & 0xFF
+        else:
+            for i in range(f.size):
+                mem[f.addr + i] = (value >> (8 * i)) & 0xFF
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Back to the boot state; ``seed`` seeds the game's RNG (through the profile's seed field)."""
+        super().reset(seed=seed)
+        state = (options or {}).get("state", self._boot_state)
+        self.session.load_state(state)
+        if self.profile.boot.seed_field:
+            self._write(self.profile.boot.seed_field, int(self.np_random.integers(1, 1 << 16)))
+        for name, value in self.writes.items():
+            self._write(name, value)
+        self.session.tick(1, True)
+        ram = self.profile.read_ram(self.session.memory)
+        self._tracker.reset(ram)
+        self._visits = {}
+        self._steps = 0
+        self._return = 0.0
+        self._pos = (int(ram[self._map_field]), int(ram[self._x_field]), int(ram[self._y_field]))
+        self._visit(*self._pos)
+        frame = self.session.gray_half()
+        self._stack[...] = frame[..., None]
+        return self._obs(ram), self._info(ram, dict.fromkeys(self.rewards.term_names, 0.0))
+
+    # ------------------------------------------------------------------ step
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Press the action's button for one step; returns the Gymnasium 5-tuple."""
+        self.session.act(self._buttons[int(action)])
+        mem = self.session.memory
+        pos = (self._coord_fields[0].read(mem), self._coord_fields[1].read(mem), self._coord_fields[2].read(mem))
+        new_tile = self._visit(*pos)
+        moved = pos != self._pos
+        self._pos = pos
+        ram = self.profile.read_ram(mem)
+        busy = bool(ram.get("in_battle", 0)) or bool(ram.get("text", 0))
+        terms = self._tracker.step(ram, new_tile, moved, busy)
+        reward = float(sum(terms.values()))
+        self._steps += 1
+        self._return += reward
+        if self.config.frame_stack > 1:
+            self._stack[..., :-1] = self._stack[..., 1:]
+        self.session.gray_half(self._stack[..., -1])
+        terminated = bool(self._done(ram)) if self._done else False
+        truncated = not terminated and self._steps >= self.config.max_steps
+        info = self._info(ram, terms)
+        if terminated or truncated:
+            info["episode"] = self.episode_summary()
+        return self._obs(ram), reward, terminated, truncated, info
+
+    def _visit(self, map_id: int, x: int, y: int) -> bool:
+        """Count a visit to a tile; True when it is the first visit this episode."""
+        grid = self._visits.get(map_id)
+        if grid is None:
+            grid = self._visits[map_id] = np.zeros(self._map_shape, np.int32)
+        h, w = self._map_shape
+        if not (0 <= y < h and 0 <= x < w):
+            return False
+        grid[y, x] += 1
+        return bool(grid[y, x] == 1)
+
+    # ------------------------------------------------------------------ observations and info
+    def _visited_crop(self) -> np.ndarray:
+        """The explored mask of the current map, centred on the player, scaled to 72x80."""
+        th, tw = self._crop_tiles
+        tiles = np.zeros((th, tw), np.uint8)
+        map_id, x, y = self._pos
+        grid = self._visits.get(map_id)
+        if grid is not None:
+            y0, x0 = y - th // 2, x - tw // 2
+            h, w = grid.shape
+            sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y0 + th, h), min(x0 + tw, w)
+            if sy1 > sy0 and sx1 > sx0:
+                tiles[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = (grid[sy0:sy1, sx0:sx1] > 0) * 255
+        cell = self.profile.visited_cell
+        return tiles.repeat(cell, 0).repeat(cell, 1)[:OBS_H, :OBS_W, None]
+
+    def _vector(self, ram: Mapping[str, Any]) -> np.ndarray:
+        out = np.zeros(self.observation_space["vector"].shape, np.float32)
+        i = 0
+        for f in self.profile.vector:
+            v = ram[f.field]
+            if f.kind == "scale":
+                out[i] = float(v) * f.scale
+            elif f.kind == "fraction":
+                den = float(ram[f.over])  # type: ignore[index]
+                out[i] = float(v) / den if den > 0 else 0.0
+            elif f.kind == "bits":
+                bits = v[: f.size] if isinstance(v, np.ndarray) else [(int(v) >> b) & 1 for b in range(f.size)]
+                out[i : i + f.size] = bits
+            else:  # onehot
+                if 0 <= int(v) < f.size:
+                    out[i + int(v)] = 1.0
+            i += f.size
+        np.clip(out, -VECTOR_LIMIT, VECTOR_LIMIT, out=out)
+        return out
+
+    def _obs(self, ram: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {"screen": self._stack.copy(), "visited": self._visited_crop(), "vector": self._vector(ram)}
+
+    def _info(self, ram: dict[str, Any], terms: dict[str, float]) -> dict[str, Any]:
+        info = dict(ram)
+        info["reward_terms"] = terms
+        info["milestones"] = list(self._tracker.reached)
+        return info
+
+    def episode_summary(self) -> dict[str, Any]:
+        """What the trainer logs for a finished episode (plain types, small)."""
+        visits = {}
+        for map_id, grid in self._visits.items():
+            ys, xs = np.nonzero(grid)
+            visits[int(map_id)] = [[int(x), int(y), int(grid[y, x])] for y, x in zip(ys, xs, strict=True)]
+        return {
+            "return": float(self._return),
+            "length": int(self._steps),
+            "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
+            "milestones": list(self._tracker.reached),
+            "maps_visited": sorted(int(m) for m, g in self._visits.items() if g.any()),
+            "visits": visits,
+        }
+
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: the full 144x160 frame."""
+        if self.render_mode == "rgb_array":
+            return self.session.rgb()
+        return None
+
+    def close(self) -> None:
+        if getattr(self, "session", None) is not None:
+            self.session.close()
+            self.session = None  # type: ignore[assignment]
+
+
+def make_env(
+    game: str | os.PathLike[str] | Mapping[str, Any] = "tinyquest",
+    reward: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    env: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    rom: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> GameBoyEnv:
+    """Build a :class:`GameBoyEnv`; picklable through ``functools.partial`` for worker processes."""
+    return GameBoyEnv(game=game, reward=reward, env=env, rom=rom, **overrides)
+
