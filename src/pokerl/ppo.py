@@ -1,0 +1,193 @@
+"""PPO for a recurrent policy: rollout storage, GAE, the clipped losses and the update.
+
+Read it top to bottom like CleanRL's ``ppo_atari_lstm.py``. Shapes: T = rollout steps per env,
+N = envs, L = ``bptt`` (steps per training sequence), S = T / L segments per env; a training
+sequence is one (segment, env) pair, and a minibatch is a set of sequences whose LSTM is re-run
+from the state stored at the start of its segment (truncated BPTT over L steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from pokerl.policy import LSTMState
+
+
+@dataclass
+class PPOConfig:
+    """``configs/ppo/*.yaml``; defaults follow pokemonred_puffer's published train settings."""
+
+    learning_rate: float = 2.0e-4
+    anneal_lr: bool = True
+    num_steps: int = 128  # T: rollout steps per env per update
+    bptt: int = 16  # L: sequence length for truncated BPTT
+    num_minibatches: int = 4
+    update_epochs: int = 3
+    gamma: float = 0.998
+    gae_lambda: float = 0.95
+    norm_adv: bool = True
+    clip_coef: float = 0.1
+    clip_vloss: bool = True
+    vf_clip_coef: float = 0.1
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+
+
+class RolloutBuffer:
+    """Preallocated (T, N, ...) storage for one rollout, plus the LSTM state at each segment start."""
+
+    def __init__(self, num_steps: int, num_envs: int, obs_space: gym.spaces.Dict, bptt: int, hidden: int,
+                 device: torch.device | str) -> None:
+        if num_steps % bptt:
+            raise ValueError(f"ppo.num_steps ({num_steps}) must be a multiple of ppo.bptt ({bptt})")
+        T, N = num_steps, num_envs
+        self.T, self.N, self.bptt, self.device = T, N, bptt, torch.device(device)
+        torch_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
+        self.obs = {
+            k: torch.zeros((T, N, *sp.shape), dtype=torch_dtype[np.dtype(sp.dtype)], device=device)
+            for k, sp in obs_space.spaces.items()
+        }
+        self.actions = torch.zeros((T, N), dtype=torch.long, device=device)
+        self.logprobs = torch.zeros((T, N), device=device)
+        self.values = torch.zeros((T, N), device=device)
+        self.rewards = torch.zeros((T, N), device=device)
+        self.episode_starts = torch.zeros((T, N), device=device)  # 1 where obs[t] begins an episode
+        self.advantages = torch.zeros((T, N), device=device)
+        self.returns = torch.zeros((T, N), device=device)
+        S = T // bptt
+        self.segment_h = torch.zeros((S, 1, N, hidden), device=device)
+        self.segment_c = torch.zeros((S, 1, N, hidden), device=device)
+
+    def add(self, t: int, obs: dict[str, torch.Tensor], action: torch.Tensor, logprob: torch.Tensor,
+            value: torch.Tensor, reward: torch.Tensor, episode_start: torch.Tensor, state: LSTMState) -> None:
+        """Store step ``t`` of every env; ``state`` is the LSTM state the policy was given at step t."""
+        for k, v in obs.items():
+            self.obs[k][t] = v
+        self.actions[t] = action
+        self.logprobs[t] = logprob
+        self.values[t] = value
+        self.rewards[t] = reward
+        self.episode_starts[t] = episode_start
+        if t % self.bptt == 0:
+            self.segment_h[t // self.bptt] = state[0]
+            self.segment_c[t // self.bptt] = state[1]
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, episode_starts: torch.Tensor, next_value: torch.Tensor,
+                next_start: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over (T, N); returns (advantages, returns).
+
+    ``episode_starts[t]`` is 1 when obs t begins a new episode (so step t-1 ended one);
+    ``next_value``/``next_start`` describe the observation after the last stored step.
+    """
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last_gae = torch.zeros_like(next_value)
+    for t in reversed(range(T)):
+        if t == T - 1:
+            next_nonterminal, next_values = 1.0 - next_start, next_value
+        else:
+            next_nonterminal, next_values = 1.0 - episode_starts[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * next_values * next_nonterminal - values[t]
+        last_gae = delta + gamma * lam * next_nonterminal * last_gae
+        advantages[t] = last_gae
+    return advantages, advantages + values
+
+
+def policy_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
+    """The clipped surrogate objective, as a loss: mean of max(-A·r, -A·clip(r, 1±ε))."""
+    ratio = (new_logprob - old_logprob).exp()
+    return torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
+
+
+def value_loss(new_value: torch.Tensor, old_value: torch.Tensor, returns: torch.Tensor, clip: float | None) -> torch.Tensor:
+    """0.5 · mean squared error, with the PPO2 clipped variant when ``clip`` is given."""
+    unclipped = (new_value - returns) ** 2
+    if clip is None:
+        return 0.5 * unclipped.mean()
+    clipped = (old_value + (new_value - old_value).clamp(-clip, clip) - returns) ** 2
+    return 0.5 * torch.max(unclipped, clipped).mean()
+
+
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    """1 - Var(target - predicted) / Var(target); nan when the target is constant."""
+    var = target.var()
+    return float("nan") if var == 0 else float(1 - (target - predicted).var() / var)
+
+
+def _sequences(x: torch.Tensor, L: int) -> torch.Tensor:
+    """(T, N, ...) → (L, S·N, ...): column s·N + n is segment s of env n."""
+    T, N = x.shape[:2]
+    S = T // L
+    return x.reshape(S, L, N, *x.shape[2:]).transpose(0, 1).reshape(L, S * N, *x.shape[2:])
+
+
+def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: RolloutBuffer, cfg: PPOConfig,
+               before_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """``update_epochs`` passes of minibatch PPO over the buffer; returns the logged statistics.
+
+    ``before_step`` runs between ``backward`` and the optimiser step (gradient all-reduce under torchrun).
+    """
+    L = buffer.bptt
+    obs = {k: _sequences(v, L) for k, v in buffer.obs.items()}  # (L, S·N, ...)
+    actions, old_logprobs, old_values = (_sequences(x, L) for x in (buffer.actions, buffer.logprobs, buffer.values))
+    advantages, returns = _sequences(buffer.advantages, L), _sequences(buffer.returns, L)
+    starts = _sequences(buffer.episode_starts, L)
+    S, N = buffer.segment_h.shape[0], buffer.N
+    h0 = buffer.segment_h.permute(1, 0, 2, 3).reshape(1, S * N, -1)  # (1, S·N, hidden)
+    c0 = buffer.segment_c.permute(1, 0, 2, 3).reshape(1, S * N, -1)
+
+    num_seq = S * N
+    per_batch = max(1, num_seq // cfg.num_minibatches)
+    stats: dict[str, list[float]] = {k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac")}
+    for _epoch in range(cfg.update_epochs):
+        order = torch.randperm(num_seq, device=buffer.device)
+        for first in range(0, num_seq, per_batch):
+            idx = order[first : first + per_batch]  # sequences in this minibatch
+            logits, new_values, _ = policy({k: v[:, idx] for k, v in obs.items()}, (h0[:, idx], c0[:, idx]), starts[:, idx])
+            dist = Categorical(logits=logits.float())
+            new_logprobs = dist.log_prob(actions[:, idx])
+            entropy = dist.entropy().mean()
+            mb_adv = advantages[:, idx]
+            if cfg.norm_adv:
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+
+            pg_loss = policy_loss(new_logprobs, old_logprobs[:, idx], mb_adv, cfg.clip_coef)
+            v_loss = value_loss(new_values.float(), old_values[:, idx], returns[:, idx],
+                                cfg.vf_clip_coef if cfg.clip_vloss else None)
+            loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if before_step is not None:
+                before_step()
+            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+
+            with torch.no_grad():
+                logratio = new_logprobs - old_logprobs[:, idx]
+                ratio = logratio.exp()
+                stats["approx_kl"].append(float(((ratio - 1) - logratio).mean()))
+                stats["clipfrac"].append(float(((ratio - 1).abs() > cfg.clip_coef).float().mean()))
+            stats["policy"].append(float(pg_loss))
+            stats["value"].append(float(v_loss))
+            stats["entropy"].append(float(entropy))
+        if cfg.target_kl is not None and stats["approx_kl"][-1] > cfg.target_kl:
+            break
+    return {
+        "loss/policy": float(np.mean(stats["policy"])),
+        "loss/value": float(np.mean(stats["value"])),
+        "loss/entropy": float(np.mean(stats["entropy"])),
+        "ppo/approx_kl": float(np.mean(stats["approx_kl"])),
+        "ppo/clipfrac": float(np.mean(stats["clipfrac"])),
+        "ppo/explained_variance": explained_variance(buffer.values.flatten(), buffer.returns.flatten()),
+    }
