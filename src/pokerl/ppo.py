@@ -178,9 +178,9 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
                 ratio = logratio.exp()
                 stats["approx_kl"].append(float(((ratio - 1) - logratio).mean()))
                 stats["clipfrac"].append(float(((ratio - 1).abs() > cfg.clip_coef).float().mean()))
-            stats["policy"].append(float(pg_loss))
-            stats["value"].append(float(v_loss))
-            stats["entropy"].append(float(entropy))
+            stats["policy"].append(pg_loss.item())
+            stats["value"].append(v_loss.item())
+            stats["entropy"].append(entropy.item())
         if cfg.target_kl is not None and stats["approx_kl"][-1] > cfg.target_kl:
             break
     return {

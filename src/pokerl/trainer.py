@@ -1,0 +1,353 @@
+"""The training loop: envs → pool → policy → PPO → logs, checkpoints and resume.
+
+``train(cfg)`` takes the composed config (a plain dict, see :mod:`pokerl.config`) and runs
+synchronous PPO: collect ``ppo.num_steps`` steps from every env with the recurrent policy, compute
+GAE, update, log, checkpoint. Under ``torchrun`` each rank runs its own envs and gradients are
+averaged across ranks (DDP), so the same command scales from a laptop to many GPUs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+
+from pokerl.checkpoint import LATEST, load_checkpoint, resolve_checkpoint, save_checkpoint
+from pokerl.config import check_train_config, dump_config, from_mapping
+from pokerl.env import make_env
+from pokerl.errors import CheckpointError, ConfigError
+from pokerl.logger import TrainLogger
+from pokerl.policy import Policy, PolicyConfig
+from pokerl.pool import make_pool
+from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available (this rank's GPU under torchrun), else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=auto or cpu)")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states a checkpoint needs to continue exactly (weights_only-safe types)."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": repr(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(_literal_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _literal_tuple(text: str) -> Any:
+    import ast
+
+    return ast.literal_eval(text)
+
+
+@dataclass
+class Dist:
+    """This process's place under torchrun (world_size 1 when run directly)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPU, Gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def average_gradients(model: torch.nn.Module, world_size: int) -> None:
+    """All-reduce and average gradients across ranks (called between backward and step)."""
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world_size
+
+
+def default_run_dir(cfg: dict[str, Any]) -> Path:
+    name = cfg["game"].get("name", "run")
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class Trainer:
+    """Owns the pool, the policy, the optimiser, the rollout buffer and the logger of one run."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        resume_from = cfg.get("resume")
+        checkpoint: dict[str, Any] | None = None
+        if resume_from:
+            ckpt_path = resolve_checkpoint(resume_from)
+            checkpoint = load_checkpoint(ckpt_path)
+            saved = yaml.safe_load(checkpoint["config"])
+            # Continue the saved run; only the length of the run may be changed on resume.
+            saved["total_steps"] = cfg["total_steps"]
+            saved["resume"] = str(resume_from)
+            if saved.get("run_dir") is None:
+                saved["run_dir"] = str(ckpt_path.parent.parent)
+            cfg = saved
+        self.cfg = cfg
+        self.tc = check_train_config(cfg, "train config")
+        self.ppo_cfg = from_mapping(PPOConfig, cfg["ppo"], "ppo")
+        self.model_cfg = from_mapping(PolicyConfig, cfg["model"], "model")
+        if self.tc.torch_threads > 0:
+            torch.set_num_threads(self.tc.torch_threads)
+
+        self.device = select_device(self.tc.device)
+        self.dist = init_distributed(self.device)
+        self.seed = self.tc.seed + 1_000_003 * self.dist.rank
+        seed_everything(self.seed)
+
+        self.run_dir = Path(self.tc.run_dir) if self.tc.run_dir else default_run_dir(cfg)
+        if self.dist.world_size > 1 and self.tc.run_dir is None:
+            raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
+        self.cfg["run_dir"] = str(self.run_dir)
+
+        env_fn = functools.partial(
+            make_env, game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=self.tc.rom
+        )
+        self.pool = make_pool(
+            [env_fn] * self.tc.num_envs,
+            backend=self.tc.backend if self.tc.num_workers > 0 else "serial",
+            num_workers=max(self.tc.num_workers, 1),
+        )
+        self.num_envs = self.pool.num_envs
+        obs_space = self.pool.observation_space
+        self.policy = Policy(obs_space, int(self.pool.action_space.n), self.model_cfg).to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5)
+        self.forward_policy = torch.compile(self.policy) if self.tc.compile else self.policy
+        self.buffer = RolloutBuffer(
+            self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
+        )
+
+        self.global_step = 0
+        self.update = 0
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+        self.logger: TrainLogger | None = None
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
+            self.logger = self._make_logger()
+
+    # ------------------------------------------------------------------ setup helpers
+    def _make_logger(self) -> TrainLogger:
+        env = make_env(game=self.cfg["game"], reward=self.cfg["reward"], env=self.cfg["env"], rom=self.tc.rom)
+        try:
+            profile = env.unwrapped.profile
+            milestones = env.unwrapped.rewards.milestone_names
+            terms = env.unwrapped.rewards.term_names
+            world = profile.world_map
+            map_shape = (world.map_height, world.map_width)
+            offsets = world.offsets
+            size = (world.width, world.height)
+        finally:
+            env.close()
+        return TrainLogger(
+            self.run_dir / "tb", milestones, terms, map_shape=map_shape, world_offsets=offsets, world_size=size
+        )
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        try:
+            self.policy.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint does not match the model config: {first}") from None
+        self.global_step = int(ckpt["global_step"])
+        self.update = int(ckpt["update"])
+        set_rng_state(ckpt["rng"])
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {
+            "model": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "global_step": self.global_step,
+            "update": self.update,
+            "rng": rng_state(),
+            "config": dump_config(self.cfg),
+        }
+
+    def save(self) -> Path:
+        ckpt_dir = self.run_dir / "checkpoints"
+        payload = self.checkpoint_payload()
+        numbered = save_checkpoint(ckpt_dir / f"ckpt_{self.update:06d}.pt", payload)
+        save_checkpoint(ckpt_dir / LATEST, payload)
+        old = sorted(ckpt_dir.glob("ckpt_*.pt"))[: -max(self.tc.log.keep_checkpoints, 1)]
+        for path in old:
+            path.unlink(missing_ok=True)
+        return numbered
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def total_updates(self) -> int:
+        per_update = self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size
+        return max(1, -(-self.tc.total_steps // per_update))
+
+    def run(self) -> dict[str, float]:
+        """Train until ``total_steps``; returns the last logged scalars."""
+        tc, ppo = self.tc, self.ppo_cfg
+        device, n, T = self.device, self.num_envs, ppo.num_steps
+        if self.dist.is_main:
+            print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
+                  f"run dir {self.run_dir}", flush=True)
+        obs = self.pool.reset(seed=self.seed + 7919 * self.update)
+        state = self.policy.initial_state(n, device)
+        starts = torch.ones(n, device=device)
+        returns_window: deque[float] = deque(maxlen=100)
+        last: dict[str, float] = {}
+        video: list[np.ndarray] = []
+        bar = self._progress_bar()
+        start_time = time.perf_counter()
+        start_step = self.global_step
+        try:
+            while self.update < self.total_updates:
+                self.update += 1
+                lr = ppo.learning_rate * (1.0 - (self.update - 1) / self.total_updates) if ppo.anneal_lr else ppo.learning_rate
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                record_video = self.logger is not None and tc.log.video_every > 0 and self.update % tc.log.video_every == 0
+
+                # ---- rollout: T steps of every env with the recurrent policy
+                t_rollout = time.perf_counter()
+                env_time = 0.0
+                self.policy.eval()
+                for t in range(T):
+                    obs_t = {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+                    state_before = state
+                    with torch.no_grad(), self._autocast():
+                        action, logprob, value, state = self.policy.act(obs_t, state, starts)
+                    t_env = time.perf_counter()
+                    next_obs, reward, terminated, truncated, episodes = self.pool.step(action.cpu().numpy())
+                    env_time += time.perf_counter() - t_env
+                    self.buffer.add(
+                        t, obs_t, action, logprob, value, torch.as_tensor(reward, device=device), starts, state_before
+                    )
+                    starts = torch.as_tensor(np.logical_or(terminated, truncated), dtype=torch.float32, device=device)
+                    if record_video and len(video) < tc.log.video_steps:
+                        video.append(obs["screen"][0, :, :, -1].copy())
+                    obs = next_obs
+                    for _, summary in episodes:
+                        returns_window.append(float(summary["return"]))
+                        if self.logger is not None:
+                            self.logger.add_episode(summary)
+                self.global_step += T * n * self.dist.world_size
+                rollout_time = time.perf_counter() - t_rollout
+
+                # ---- advantages and the PPO update
+                t_learn = time.perf_counter()
+                obs_t = {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+                with torch.no_grad(), self._autocast():
+                    _, _, next_value, _ = self.policy.act(obs_t, state, starts)
+                self.buffer.advantages, self.buffer.returns = compute_gae(
+                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value.float(), starts,
+                    ppo.gamma, ppo.gae_lambda,
+                )
+                self.policy.train()
+                grad_hook = functools.partial(average_gradients, self.policy, self.dist.world_size) if self.dist.world_size > 1 else None
+                with self._autocast():
+                    stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook)
+                learn_time = time.perf_counter() - t_learn
+
+                # ---- logs, checkpoints, progress
+                elapsed = time.perf_counter() - start_time
+                sps = (self.global_step - start_step) / max(elapsed, 1e-9)
+                scalars = {
+                    **stats,
+                    "perf/sps": sps,
+                    "perf/env_sps": T * n / max(env_time, 1e-9),
+                    "perf/learner_ms": 1000.0 * (learn_time + rollout_time - env_time),
+                    "ppo/learning_rate": lr,
+                }
+                if self.logger is not None:
+                    if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
+                        scalars.update(self.logger.flush_episodes(self.global_step))
+                        self.logger.scalars(scalars, self.global_step)
+                    if tc.log.heatmap_every > 0 and self.update % tc.log.heatmap_every == 0:
+                        self.logger.heatmaps(self.global_step)
+                    if record_video and video:
+                        self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in video], self.global_step)
+                        video = []
+                    if self.update % tc.log.checkpoint_every == 0 or self.update == self.total_updates:
+                        self.save()
+                last = scalars
+                if bar is not None:
+                    mean_ret = float(np.mean(returns_window)) if returns_window else float("nan")
+                    bar.update(T * n * self.dist.world_size)
+                    bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{mean_ret:.2f}", upd=self.update, refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.close()
+        return last
+
+    def _progress_bar(self) -> Any:
+        if not (self.tc.log.progress and self.dist.is_main):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.total_updates * self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size,
+                    initial=self.global_step, unit="step", unit_scale=True, dynamic_ncols=True, desc="pokerl")
+
+    def _autocast(self) -> Any:
+        if self.tc.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.logger is not None:
+            self.logger.close()
+            self.logger = None
+
+
+def train(cfg: dict[str, Any]) -> dict[str, float]:
+    """Run one training job from a composed config; returns the last logged scalars."""
+    trainer = Trainer(cfg)
+    return trainer.run()
