@@ -185,6 +185,46 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._stack[...] = frame[..., None]
         return self._obs(ram), self._info(ram, dict.fromkeys(self.rewards.term_names, 0.0))
 
+    # ------------------------------------------------------------------ snapshots (exact resume)
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue this episode exactly: emulator, frames, bookkeeping, RNG.
+
+        Only plain types (bytes, ints, floats, str, lists, dicts), so it fits a weights_only checkpoint.
+        """
+        t = self._tracker
+        return {
+            "emulator": self.session.save_state(),
+            "stack": self._stack.tobytes(),
+            "visits": {int(m): g.tobytes() for m, g in self._visits.items()},
+            "steps": self._steps,
+            "return": self._return,
+            "pos": list(self._pos),
+            "reached": list(t.reached),
+            "reached_all": sorted(t._reached),
+            "tiles_found": t.tiles_found,
+            "stuck_steps": t.stuck_steps,
+            "totals": dict(t.totals),
+            "np_random": repr(self.np_random.bit_generator.state),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Restore :meth:`get_state` output; returns the current observation."""
+        import ast
+
+        self.session.load_state(state["emulator"], source="env snapshot")
+        self._stack[...] = np.frombuffer(state["stack"], np.uint8).reshape(self._stack.shape)
+        self._visits = {int(m): np.frombuffer(g, np.int32).reshape(self._map_shape).copy()
+                        for m, g in state["visits"].items()}
+        self._steps, self._return = int(state["steps"]), float(state["return"])
+        self._pos = tuple(int(v) for v in state["pos"])  # type: ignore[assignment]
+        t = self._tracker
+        t.reached, t._reached = list(state["reached"]), set(state["reached_all"])
+        t.tiles_found, t.stuck_steps, t.totals = int(state["tiles_found"]), int(state["stuck_steps"]), dict(state["totals"])
+        ram = self.profile.read_ram(self.session.memory)
+        t.prev = dict(ram)
+        self.np_random.bit_generator.state = ast.literal_eval(state["np_random"])
+        return self._obs(ram)
+
     # ------------------------------------------------------------------ step
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Press the action's button for one step; returns the Gymnasium 5-tuple."""

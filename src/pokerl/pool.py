@@ -98,6 +98,13 @@ class _EnvGroup:
             self.truncated[i] = truncated
         return episodes
 
+    def get_states(self) -> list[dict[str, Any]]:
+        return [env.unwrapped.get_state() for env in self.envs]  # type: ignore[attr-defined]
+
+    def set_states(self, states: list[dict[str, Any]]) -> None:
+        for i, (env, state) in enumerate(zip(self.envs, states, strict=True)):
+            self._write_obs(i, env.unwrapped.set_state(state))  # type: ignore[attr-defined]
+
     def close(self) -> None:
         for env in self.envs:
             with contextlib.suppress(Exception):
@@ -120,6 +127,11 @@ def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, A
                 conn.send(("ok", group.step()))
             elif cmd == "reset":
                 group.reset(arg)
+                conn.send(("ok", None))
+            elif cmd == "get_states":
+                conn.send(("ok", group.get_states()))
+            elif cmd == "set_states":
+                group.set_states(arg)
                 conn.send(("ok", None))
             elif cmd == "close":
                 break
@@ -168,6 +180,15 @@ class SerialPool:
     def step(self, actions: np.ndarray) -> StepResult:
         self._arrays["actions"][:] = actions
         return self._result(self._group.step())
+
+    def get_states(self) -> list[dict[str, Any]]:
+        """Snapshots of every env (for exact resume from a checkpoint)."""
+        return self._group.get_states()
+
+    def set_states(self, states: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Restore snapshots from :meth:`get_states`; returns the observations."""
+        self._group.set_states(list(states))
+        return self._result([])[0]
 
     def close(self) -> None:
         self._group.close()
@@ -254,6 +275,23 @@ class SharedPool:
         for w in range(self.num_workers):
             episodes.extend(self._reply(w))
         return self._result(0, self.num_envs, episodes)
+
+    def get_states(self) -> list[dict[str, Any]]:
+        """Snapshots of every env (for exact resume from a checkpoint)."""
+        for conn in self._conns:
+            conn.send(("get_states", None))
+        return [state for w in range(self.num_workers) for state in self._reply(w)]
+
+    def set_states(self, states: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Restore snapshots from :meth:`get_states`; returns the observations (views)."""
+        states = list(states)
+        if len(states) != self.num_envs:
+            raise PokerlError(f"{len(states)} env snapshots for {self.num_envs} envs")
+        for w, conn in enumerate(self._conns):
+            conn.send(("set_states", states[w * self.per_worker : (w + 1) * self.per_worker]))
+        for w in range(self.num_workers):
+            self._reply(w)
+        return self._result(0, self.num_envs, [])[0]
 
     # ---------------------------------------------------------------- asynchronous API
     def send(self, actions: np.ndarray, env_ids: np.ndarray) -> None:

@@ -167,6 +167,10 @@ class Trainer:
 
         self.global_step = 0
         self.update = 0
+        # The rollout's carried state: observations, LSTM state and episode-start flags.
+        self.obs = self.pool.reset(seed=self.seed)
+        self.state = self.policy.initial_state(self.num_envs, self.device)
+        self.starts = torch.ones(self.num_envs, device=self.device)
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -203,6 +207,12 @@ class Trainer:
         self.global_step = int(ckpt["global_step"])
         self.update = int(ckpt["update"])
         set_rng_state(ckpt["rng"])
+        carry = ckpt.get("carry")
+        if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
+            # Continue every episode exactly where it stopped.
+            self.obs = self.pool.set_states(carry["envs"])
+            self.state = (carry["h"].to(self.device), carry["c"].to(self.device))
+            self.starts = carry["starts"].to(self.device)
 
     def checkpoint_payload(self) -> dict[str, Any]:
         return {
@@ -212,6 +222,12 @@ class Trainer:
             "update": self.update,
             "rng": rng_state(),
             "config": dump_config(self.cfg),
+            "carry": {
+                "envs": self.pool.get_states(),
+                "h": self.state[0].cpu(),
+                "c": self.state[1].cpu(),
+                "starts": self.starts.cpu(),
+            },
         }
 
     def save(self) -> Path:
@@ -230,16 +246,14 @@ class Trainer:
         per_update = self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size
         return max(1, -(-self.tc.total_steps // per_update))
 
-    def run(self) -> dict[str, float]:
-        """Train until ``total_steps``; returns the last logged scalars."""
+    def run(self, stop_at_update: int | None = None) -> dict[str, float]:
+        """Train until ``total_steps`` (or stop after update ``stop_at_update``); returns the last scalars."""
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
         if self.dist.is_main:
             print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
                   f"run dir {self.run_dir}", flush=True)
-        obs = self.pool.reset(seed=self.seed + 7919 * self.update)
-        state = self.policy.initial_state(n, device)
-        starts = torch.ones(n, device=device)
+        obs, state, starts = self.obs, self.state, self.starts
         returns_window: deque[float] = deque(maxlen=100)
         last: dict[str, float] = {}
         video: list[np.ndarray] = []
@@ -247,7 +261,8 @@ class Trainer:
         start_time = time.perf_counter()
         start_step = self.global_step
         try:
-            while self.update < self.total_updates:
+            last_update = min(self.total_updates, stop_at_update or self.total_updates)
+            while self.update < last_update:
                 self.update += 1
                 lr = ppo.learning_rate * (1.0 - (self.update - 1) / self.total_updates) if ppo.anneal_lr else ppo.learning_rate
                 for group in self.optimizer.param_groups:
@@ -295,6 +310,8 @@ class Trainer:
                     stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook)
                 learn_time = time.perf_counter() - t_learn
 
+                self.obs, self.state, self.starts = obs, state, starts
+
                 # ---- logs, checkpoints, progress
                 elapsed = time.perf_counter() - start_time
                 sps = (self.global_step - start_step) / max(elapsed, 1e-9)
@@ -314,7 +331,7 @@ class Trainer:
                     if record_video and video:
                         self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in video], self.global_step)
                         video = []
-                    if self.update % tc.log.checkpoint_every == 0 or self.update == self.total_updates:
+                    if self.update % tc.log.checkpoint_every == 0 or self.update == last_update:
                         self.save()
                 last = scalars
                 if bar is not None:

@@ -1,0 +1,88 @@
+"""The training loop end to end on the real ROM: TensorBoard tags, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from pokerl.checkpoint import load_checkpoint
+from pokerl.config import compose_train_config
+from pokerl.errors import ConfigError
+from pokerl.trainer import Trainer, train
+
+# 2 envs x 16 steps = 32 env steps per update; episodes of 24 steps end inside every update.
+SMALL = [
+    "model=small", "num_envs=2", "num_workers=0", "backend=serial", "ppo.num_steps=16", "ppo.bptt=8",
+    "ppo.num_minibatches=2", "ppo.update_epochs=2", "env.max_steps=24", "game.boot.writes.ballast=0",
+    "log.progress=false", "log.checkpoint_every=1", "log.heatmap_every=1", "log.video_every=2",
+    "log.video_steps=8", "torch_threads=1",
+]
+
+
+def run(tmp: Path, *extra: str) -> dict[str, float]:
+    return train(compose_train_config([*SMALL, f"run_dir={tmp}", *extra]))
+
+
+def test_tensorboard_has_every_tag(tmp_path: Path) -> None:
+    run(tmp_path, "total_steps=64")
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    scalars, images = set(acc.Tags()["scalars"]), set(acc.Tags()["images"])
+    expected = {
+        "episode/return", "episode/length", "perf/sps", "perf/env_sps", "perf/learner_ms", "loss/policy",
+        "loss/value", "loss/entropy", "ppo/approx_kl", "ppo/clipfrac", "ppo/explained_variance",
+        "reward/exploration", "reward/milestones", "reward/level", "reward/heal", "reward/blackout", "reward/stuck",
+        "milestone/route1", "milestone/badge1", "milestone/complete",
+    }
+    assert expected <= scalars, expected - scalars
+    assert "video/episode" in images
+    assert any(tag.startswith("exploration/map_") for tag in images)
+    assert "exploration/world" in images
+    lengths = [e.value for e in acc.Scalars("episode/length")]
+    assert lengths and all(v == 24 for v in lengths)  # truncation at env.max_steps
+    saved = (tmp_path / "config.yaml").read_text()
+    assert "max_steps: 24" in saved
+
+
+def test_resume_continues_and_matches_uninterrupted_run(tmp_path: Path) -> None:
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    run(straight, "total_steps=96")  # 3 updates in one go
+    Trainer(compose_train_config([*SMALL, f"run_dir={interrupted}", "total_steps=96"])).run(stop_at_update=2)
+    first = load_checkpoint(interrupted)
+    assert first["update"] == 2 and first["global_step"] == 64
+    train(compose_train_config([f"resume={interrupted}", "total_steps=96", "log.progress=false"]))
+    resumed, reference = load_checkpoint(interrupted), load_checkpoint(straight)
+    assert resumed["update"] == 3 and resumed["global_step"] == 96
+    for name, tensor in reference["model"].items():
+        torch.testing.assert_close(resumed["model"][name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_typo_in_config_key_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nmu_envs"):
+        compose_train_config(["nmu_envs=3"])
+    with pytest.raises(ConfigError, match="ppo: unknown key 'gama'"):
+        train(compose_train_config([*SMALL, f"run_dir={tmp_path}", "+ppo.gama=0.9"]))
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", "model.hiden=3"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("pokerl: error:"), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_corrupt_checkpoint_resume_is_one_line_error(tmp_path: Path) -> None:
+    run(tmp_path / "a", "total_steps=32")
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "a", bad)
+    latest = bad / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", f"resume={bad}"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.startswith("pokerl: error: corrupt or unreadable checkpoint"), out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    # the good run's files are untouched
+    assert load_checkpoint(tmp_path / "a")["update"] == 1
