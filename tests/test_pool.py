@@ -1,0 +1,107 @@
+"""The vector pool on the real tinyquest ROM: shared and serial backends agree step for step."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from pokerl.env import make_env
+from pokerl.errors import PokerlError
+from pokerl.pool import SharedPool, make_pool
+
+# Fast ROM (no ballast) and short episodes so autoreset happens inside the test.
+ENV_FN = functools.partial(make_env, game="tinyquest", max_steps=20, writes={"ballast": 0})
+
+
+def rollout(backend: str, actions: np.ndarray, seed: int = 3) -> tuple[list[tuple[np.ndarray, ...]], list]:
+    steps, episodes = [], []
+    with make_pool([ENV_FN] * 4, backend=backend, num_workers=2) as pool:
+        obs = pool.reset(seed=seed)
+        steps.append((obs["screen"].copy(), obs["visited"].copy(), obs["vector"].copy()))
+        for a in actions:
+            obs, rew, term, trunc, eps = pool.step(a)
+            steps.append((obs["screen"].copy(), obs["visited"].copy(), obs["vector"].copy(), rew.copy(),
+                          term.copy(), trunc.copy()))
+            episodes.extend(eps)
+    return steps, episodes
+
+
+def test_shared_and_serial_give_identical_trajectories() -> None:
+    actions = np.random.default_rng(0).integers(0, 6, size=(45, 4))
+    serial, serial_eps = rollout("serial", actions)
+    shared, shared_eps = rollout("shared", actions)
+    assert len(serial) == len(shared) == 46
+    for a, b in zip(serial, shared, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    # two autoresets per env happened (45 steps, episodes of 20), with the same summaries
+    assert [i for i, _ in serial_eps] == [i for i, _ in shared_eps] and len(serial_eps) == 8
+    assert [e["return"] for _, e in serial_eps] == [e["return"] for _, e in shared_eps]
+    assert all(e["length"] == 20 for _, e in shared_eps)
+    # after an autoreset the observation is the new episode's first: the visited mask is tiny again
+    at_end = serial[20]  # after step 20
+    assert at_end[5].all()  # truncated at step 20 for every env
+    for env in range(4):  # one visited tile = one 4x4 block of the 72x80 mask
+        assert (at_end[1][env] > 0).sum() == 16
+
+
+def test_different_seeds_give_different_games() -> None:
+    actions = np.random.default_rng(1).integers(0, 6, size=(1, 4))
+    a, _ = rollout("serial", actions, seed=3)
+    # env i is seeded seed+i: the RNG field written into the game differs between envs
+    vec = a[0][2]
+    assert vec.shape == (4, 25)
+    with make_pool([ENV_FN] * 2, backend="serial") as pool:
+        pool.reset(seed=11)
+        rngs = [env.unwrapped.profile.ram["rng"].read(env.unwrapped.session.memory) for env in pool._group.envs]
+    assert rngs[0] != rngs[1]
+
+
+def test_async_send_recv_covers_every_env() -> None:
+    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2) as pool:
+        assert isinstance(pool, SharedPool)
+        pool.reset(seed=0)
+        pool.send(np.zeros(4, dtype=np.int64), np.arange(4))
+        seen: list[int] = []
+        while len(seen) < 4:
+            env_ids, obs, rew, term, trunc, _ = pool.recv(min_workers=1)
+            assert obs["screen"].shape[0] == len(env_ids) == len(rew)
+            seen.extend(env_ids.tolist())
+        assert sorted(seen) == [0, 1, 2, 3]
+        # a group can be sent again as soon as it is received
+        pool.send(np.ones(2, dtype=np.int64), np.array([2, 3]))
+        env_ids, *_ = pool.recv()
+        assert env_ids.tolist() == [2, 3]
+
+
+def test_snapshots_restore_envs_exactly() -> None:
+    actions = np.random.default_rng(2).integers(0, 6, size=(12, 4))
+    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2) as pool:
+        pool.reset(seed=5)
+        for a in actions[:6]:
+            pool.step(a)
+        states = pool.get_states()
+        after = [pool.step(a)[0]["screen"].copy() for a in actions[6:]]
+        pool.set_states(states)
+        again = [pool.step(a)[0]["screen"].copy() for a in actions[6:]]
+    for x, y in zip(after, again, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_bad_rom_in_worker_is_a_clear_error_and_no_process_is_left(tmp_path) -> None:
+    bad = functools.partial(make_env, game="tinyquest", rom=str(tmp_path / "missing.gb"))
+    before = set(mp.active_children())
+    with pytest.raises(PokerlError, match="ROM not found"):
+        SharedPool([bad] * 2, num_workers=2)
+    assert set(mp.active_children()) <= before
+
+
+def test_close_stops_workers() -> None:
+    pool = make_pool([ENV_FN] * 2, backend="shared", num_workers=2)
+    procs = list(pool._procs)
+    assert all(p.is_alive() for p in procs)
+    pool.close()
+    assert not any(p.is_alive() for p in procs)
