@@ -1,0 +1,91 @@
+"""Shared helpers for the environment tests: a fast tinyquest env on the real ROM and ways to drive it.
+
+Everything here runs the real bundled ROM through PyBoy; only the ROM's busy-wait ballast is set to
+0 (a WRAM write the profile allows) so the tests run fast. Positions and rules come from
+roms/tinyquest/README.md; the action indices follow configs/game/tinyquest.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pokerl  # noqa: F401  (registers the gymnasium ids)
+from pokerl.env import GameBoyEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+TQ_ROM = ROOT / "src" / "pokerl" / "games" / "tinyquest.gb"
+TQ_PROFILE = ROOT / "configs" / "game" / "tinyquest.yaml"
+
+# configs/game/tinyquest.yaml: actions: [down, left, right, up, a, b]
+ACTION = {"down": 0, "left": 1, "right": 2, "up": 3, "a": 4, "b": 5}
+
+# WRAM fields the profile does not name (roms/tinyquest/README.md, "WRAM block").
+TQ_MENU = 0xC01B  # battle menu cursor: 0 HIT, 1 BLAST, 2 RUN
+TQ_STATE = 0xC01C  # 0 walking, 1 text box, 2 battle move menu
+TQ_HP = 0xC005  # u16 big-endian
+TQ_XP = 0xC009  # u16 big-endian
+
+FAST = {"ballast": 0}
+
+
+def make_tq(**kwargs: Any) -> GameBoyEnv:
+    """A tinyquest env with no ballast (fast) unless ``writes`` is given."""
+    kwargs.setdefault("writes", FAST)
+    kwargs.setdefault("game", "tinyquest")
+    return GameBoyEnv(**kwargs)
+
+
+@pytest.fixture
+def tq_env() -> Iterator[GameBoyEnv]:
+    """A fast tinyquest env, reset with seed 7."""
+    env = make_tq()
+    env.reset(seed=7)
+    yield env
+    env.close()
+
+
+def write_u16(env: GameBoyEnv, addr: int, value: int) -> None:
+    """Write a big-endian u16 into the emulator's WRAM."""
+    env.session.memory[addr] = (value >> 8) & 0xFF
+    env.session.memory[addr + 1] = value & 0xFF
+
+
+def press(env: GameBoyEnv, button: str) -> tuple[float, dict[str, Any]]:
+    """One env step with the named button; returns (reward, info)."""
+    _, reward, _, _, info = env.step(ACTION[button])
+    return reward, info
+
+
+def position(env: GameBoyEnv) -> tuple[int, int, int]:
+    """(map, x, y) read from RAM."""
+    mem = env.session.memory
+    return mem[0xC000], mem[0xC001], mem[0xC002]
+
+
+def battle_button(env: GameBoyEnv) -> str | None:
+    """The button that advances a battle or closes a text box (HIT every turn); None in the overworld."""
+    mem = env.session.memory
+    if mem[0xC012]:  # text box open
+        return "a"
+    if mem[0xC00B]:  # in battle: move the cursor to HIT, then choose it
+        return "up" if mem[TQ_MENU] != 0 else "a"
+    return None
+
+
+def walk_town_to_route1(env: GameBoyEnv) -> list[tuple[float, dict[str, Any]]]:
+    """From the start (9, 9) in town to Route 1 by the east edge (row 8), avoiding the heal pad."""
+    out = [press(env, "right") for _ in range(9)]  # (18, 9)
+    out.append(press(env, "up"))  # (18, 8)
+    out.append(press(env, "right"))  # (19, 8)
+    out.append(press(env, "right"))  # off the east edge: Route 1 (0, 8)
+    return out
+
+
+def walk_route1_to_grass(env: GameBoyEnv) -> None:
+    """From Route 1's west edge (0, 8) onto its tall grass at (5, 8)."""
+    for _ in range(5):
+        press(env, "right")

@@ -1,0 +1,127 @@
+"""Game profiles: RAM field decoding on a fake memory, and the checks that make bad YAML one line."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import TQ_PROFILE
+from pokerl.errors import ConfigError
+from pokerl.profile import RamField, load_profile, profile_from_mapping
+
+MEMORY = {0xC000: 0x12, 0xC001: 0x34, 0xC002: 0x56, 0xC003: 0b1000_0101, 0xC004: 0x01}
+
+
+def test_u8() -> None:
+    assert RamField("a", 0xC000, "u8").read(MEMORY) == 0x12
+
+
+def test_u16_big_and_little_endian() -> None:
+    assert RamField("a", 0xC000, "u16be", 2).read(MEMORY) == 0x1234
+    assert RamField("a", 0xC000, "u16le", 2).read(MEMORY) == 0x3412
+
+
+def test_bcd() -> None:
+    assert RamField("money", 0xC000, "bcd", 3).read(MEMORY) == 123456
+    assert RamField("money", 0xC001, "bcd", 1).read(MEMORY) == 34
+
+
+def test_bitfield_is_little_endian_int() -> None:
+    assert RamField("badges", 0xC003, "bitfield", 1).read(MEMORY) == 0b1000_0101
+    assert RamField("b", 0xC003, "bitfield", 2).read(MEMORY) == 0x0185
+
+
+def test_flags_are_a_bit_array() -> None:
+    flags = RamField("events", 0xC003, "flags", 2).read(MEMORY)
+    assert isinstance(flags, np.ndarray) and flags.shape == (16,)
+    # flag i = byte i >> 3, bit i & 7
+    assert [i for i in range(16) if flags[i]] == [0, 2, 7, 8]
+
+
+def test_works_on_a_bytearray_window() -> None:
+    class Window:
+        """Addresses 0xC000.. backed by a bytearray, like PyBoy's memory view."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = bytearray(data)
+
+        def __getitem__(self, addr: int) -> int:
+            return self.data[addr - 0xC000]
+
+    mem = Window(bytes([0x00, 0x99, 0x99, 0xFF]))
+    assert RamField("m", 0xC001, "bcd", 2).read(mem) == 9999
+    assert RamField("m", 0xC001, "u16le", 2).read(mem) == 0x9999
+    assert RamField("f", 0xC003, "flags", 1).read(mem).tolist() == [1] * 8
+
+
+def _tq() -> dict:
+    return yaml.safe_load(TQ_PROFILE.read_text())
+
+
+def test_shipped_profile_loads_into_dataclasses() -> None:
+    profile = load_profile("tinyquest")
+    assert profile.name == "tinyquest" and profile.actions == ("down", "left", "right", "up", "a", "b")
+    assert profile.ram["hp"] == RamField("hp", 0xC005, "u16be", 2)
+    assert profile.ram["events"].size == 4 and profile.ram["events"].type == "flags"
+    assert profile.boot.seed_field == "rng" and profile.boot.writes == {"ballast": 125}
+    assert profile.coords == ("map_id", "x", "y")
+    assert profile.vector_size == 1 + 1 + 2 + 3 + 8 + 8 + 1 + 1
+    assert profile.world_map.offsets[3] == (40, 16)
+    assert profile.rom_path().name == "tinyquest.gb"
+
+
+def test_read_ram_with_all_fields() -> None:
+    profile = load_profile("tinyquest")
+    mem = dict.fromkeys(range(0xC000, 0xC020), 0)
+    mem[0xC005], mem[0xC006] = 0x01, 0x02
+    mem[0xC00C] = 0b0010_0001
+    ram = profile.read_ram(mem)
+    assert ram["hp"] == 0x0102 and ram["map_id"] == 0
+    assert ram["events"][0] == 1 and ram["events"][5] == 1 and ram["events"].sum() == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda d: d.__setitem__("actionz", []), ["actionz", "unknown key"]),
+        (lambda d: d["ram"]["hp"].__setitem__("type", "u24"), ["ram.hp.type", "u24"]),
+        (lambda d: d["ram"]["hp"].__setitem__("size", 3), ["ram.hp.size"]),
+        (lambda d: d["ram"]["hp"].__setitem__("addr", "0xZZ"), ["ram.hp.addr"]),
+        (lambda d: d["ram"]["hp"].__setitem__("addr", 0xFFFF), ["ram.hp.addr", "out of range"]),
+        (lambda d: d["ram"]["events"].__setitem__("addr", 0xDFFE), ["ram.events.addr", "out of range"]),
+        (lambda d: d.__setitem__("actions", ["down", "jump"]), ["actions", "jump"]),
+        (lambda d: d["boot"].__setitem__("seed_field", "seed"), ["boot.seed_field", "seed"]),
+        (lambda d: d["boot"]["writes"].__setitem__("ballast", "lots"), ["boot.writes.ballast"]),
+        (lambda d: d["boot"].__setitem__("sequence", [{"press": "jump", "frames": 8}]), ["sequence[0].press"]),
+        (lambda d: d["coords"].__setitem__("x", "pos_x"), ["coords.x", "pos_x"]),
+        (lambda d: d["vector"].append({"field": "gold", "scale": 1}), ["vector[8].field", "gold"]),
+        (lambda d: d["rom"].__setitem__("sha1", ["abc"]), ["rom.sha1"]),
+        (lambda d: d.__setitem__("done_when", "import os"), ["done_when"]),
+        (lambda d: d.__setitem__("visited_cell", True), ["visited_cell"]),
+        (lambda d: d.pop("ram"), ["ram", "missing"]),
+    ],
+)
+def test_bad_profile_is_a_one_line_config_error(edit, words: list[str]) -> None:
+    data = copy.deepcopy(_tq())
+    edit(data)
+    with pytest.raises(ConfigError) as err:
+        profile_from_mapping(data, "my_profile.yaml")
+    text = str(err.value)
+    assert "\n" not in text and text.startswith("my_profile.yaml")
+    for word in words:
+        assert word in text
+
+
+def test_bad_profile_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nram: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        load_profile(str(path))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_profile("no_such_game")
+    assert "no_such_game" in str(err.value) and "\n" not in str(err.value)

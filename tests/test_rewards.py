@@ -1,0 +1,200 @@
+"""Each reward term fires in a scripted scenario on the real ROM, driven through GameBoyEnv.step.
+
+Level-ups, heals and blackouts are done by the ROM's own logic; the tests only write WRAM to set up
+a situation (XP just under a threshold, low HP) as the README allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import (
+    ROOT,
+    TQ_HP,
+    TQ_STATE,
+    TQ_XP,
+    battle_button,
+    make_tq,
+    position,
+    press,
+    walk_route1_to_grass,
+    walk_town_to_route1,
+    write_u16,
+)
+from pokerl.env import GameBoyEnv
+from pokerl.errors import ConfigError
+from pokerl.rewards import Predicate, load_reward
+
+REWARD_YAML = ROOT / "configs" / "reward" / "tinyquest.yaml"
+
+
+def grind(env: GameBoyEnv, until: Callable[[dict[str, Any]], bool], max_steps: int = 1500,
+          on_menu: Callable[[GameBoyEnv], None] | None = None) -> list[dict[str, Any]]:
+    """Walk up and down on Route 1's grass at (5, 7)/(5, 8), fighting every battle with HIT.
+
+    Stops when ``until(info)`` holds; ``on_menu`` runs whenever the battle move menu is open.
+    Returns every step's info.
+    """
+    infos: list[dict[str, Any]] = []
+    toggle = 0
+    for _ in range(max_steps):
+        button = battle_button(env)
+        if button is None:
+            toggle ^= 1
+            button = "up" if toggle else "down"
+        elif on_menu is not None and env.session.memory[TQ_STATE] == 2:
+            on_menu(env)
+        _, info = press(env, button)
+        infos.append(info)
+        if until(info):
+            return infos
+    raise AssertionError(f"condition not reached in {max_steps} steps")
+
+
+def test_exploration_pays_each_new_tile_once(tq_env: GameBoyEnv) -> None:
+    reward, info = press(tq_env, "right")
+    assert (info["x"], info["y"]) == (10, 9)
+    assert info["reward_terms"]["exploration"] == pytest.approx(0.02)
+    _, info = press(tq_env, "left")  # back to the start tile: already visited at reset
+    assert info["reward_terms"]["exploration"] == 0.0
+    _, info = press(tq_env, "right")  # (10, 9) again
+    assert info["reward_terms"]["exploration"] == 0.0
+
+
+def test_milestone_paid_once_per_episode(tq_env: GameBoyEnv) -> None:
+    steps = walk_town_to_route1(tq_env)
+    reward, info = steps[-1]
+    assert position(tq_env) == (1, 0, 8)
+    assert info["reward_terms"]["milestones"] == pytest.approx(0.5)
+    assert info["milestones"] == ["route1"]
+    assert sum(i["reward_terms"]["milestones"] for _, i in steps) == pytest.approx(0.5)
+    # back to town and in again: not paid a second time
+    _, info = press(tq_env, "left")
+    assert info["map_id"] == 0
+    _, info = press(tq_env, "right")
+    assert info["map_id"] == 1
+    assert info["reward_terms"]["milestones"] == 0.0
+    assert info["milestones"] == ["route1"]
+    # a new episode pays it again
+    tq_env.reset(seed=7)
+    steps = walk_town_to_route1(tq_env)
+    assert steps[-1][1]["reward_terms"]["milestones"] == pytest.approx(0.5)
+
+
+def test_level_up_by_winning_a_battle(tq_env: GameBoyEnv) -> None:
+    walk_town_to_route1(tq_env)
+    walk_route1_to_grass(tq_env)
+    write_u16(tq_env, TQ_XP, 9)  # level 2 at 10 XP; any win gives >= 6
+
+    def full_hp(env: GameBoyEnv) -> None:  # so the level-1 player never faints
+        write_u16(env, TQ_HP, 18)
+
+    infos = grind(tq_env, lambda i: i["level"] == 2, on_menu=full_hp)
+    last = infos[-1]
+    assert last["reward_terms"]["level"] == pytest.approx(0.5)
+    assert last["xp"] >= 10 and last["max_hp"] == 24  # the ROM's level-up: max HP 12 + 6L
+    assert sum(i["reward_terms"]["level"] for i in infos) == pytest.approx(0.5)
+    assert last["reward_terms"]["heal"] == 0.0  # HP rising with a level-up is not healing
+
+
+def test_heal_on_the_heal_pad(tq_env: GameBoyEnv) -> None:
+    write_u16(tq_env, TQ_HP, 5)
+    _, info = press(tq_env, "right")  # (10, 9)
+    assert info["hp"] == 5 and info["reward_terms"]["heal"] == 0.0
+    _, info = press(tq_env, "up")  # onto the heal pad (10, 8)
+    assert (info["map_id"], info["x"], info["y"]) == (0, 10, 8)
+    assert info["hp"] == info["max_hp"] == 18
+    assert info["events"][4] == 1  # the ROM's "healed" event
+    assert info["reward_terms"]["heal"] == pytest.approx(0.1 * (18 - 5) / 18)
+
+
+def test_blackout_penalty(tq_env: GameBoyEnv) -> None:
+    walk_town_to_route1(tq_env)
+    walk_route1_to_grass(tq_env)
+
+    def one_hp(env: GameBoyEnv) -> None:
+        write_u16(env, TQ_HP, 1)
+
+    infos = grind(tq_env, lambda i: i["blackouts"] == 1, on_menu=one_hp)
+    last = infos[-1]
+    assert last["reward_terms"]["blackout"] == pytest.approx(-0.5)
+    assert sum(i["reward_terms"]["blackout"] for i in infos) == pytest.approx(-0.5)
+    assert (last["map_id"], last["x"], last["y"]) == (0, 10, 8)  # back at the heal spot
+    assert last["hp"] == last["max_hp"]
+
+
+def test_stuck_penalty_after_standing_still(tq_env: GameBoyEnv) -> None:
+    after = tq_env.rewards.stuck_after
+    terms = [press(tq_env, "b")[1]["reward_terms"]["stuck"] for _ in range(after + 3)]
+    assert terms[: after] == [0.0] * after
+    assert terms[after:] == [pytest.approx(-0.001)] * 3
+    _, info = press(tq_env, "right")  # moving resets the counter
+    assert info["reward_terms"]["stuck"] == 0.0
+    assert press(tq_env, "b")[1]["reward_terms"]["stuck"] == 0.0
+
+
+def test_terms_sum_to_reward_and_episode_totals(tq_env: GameBoyEnv) -> None:
+    total = 0.0
+    for button in ["right"] * 9 + ["up", "right", "right"]:
+        reward, info = press(tq_env, button)
+        assert reward == pytest.approx(sum(info["reward_terms"].values()))
+        total += reward
+    tq_env.config.max_steps = 13
+    _, _, _, truncated, info = tq_env.step(5)
+    assert truncated
+    episode = info["episode"]
+    assert episode["return"] == pytest.approx(total)
+    assert episode["reward_terms"]["milestones"] == pytest.approx(0.5)
+    assert episode["milestones"] == ["route1"]
+
+
+def test_milestone_defined_only_in_a_yaml_fixture(tmp_path: Path) -> None:
+    data = yaml.safe_load(REWARD_YAML.read_text())
+    data["milestones"] = {"east_of_the_pad": {"when": "map_id == 0 and x >= 12 and y == 9", "reward": 7.0}}
+    path = tmp_path / "my_reward.yaml"
+    path.write_text(yaml.safe_dump(data))
+    env = make_tq(reward=str(path))
+    try:
+        env.reset(seed=3)
+        paid = [press(env, "right")[1] for _ in range(5)]  # x = 10 .. 14
+        assert [i["reward_terms"]["milestones"] for i in paid] == [0.0, 0.0, 7.0, 0.0, 0.0]
+        assert paid[-1]["milestones"] == ["east_of_the_pad"]
+        assert paid[2]["x"] == 12
+    finally:
+        env.close()
+
+
+def test_milestone_from_a_mapping_and_one_term_only() -> None:
+    reward = {"name": "only-events", "milestones": {"moved_down": {"when": "y >= 10", "reward": 2}}}
+    env = make_tq(reward=reward)
+    try:
+        env.reset(seed=3)
+        r, info = press(env, "down")
+        assert info["y"] == 10 and r == pytest.approx(2.0)
+        assert info["reward_terms"] == {"exploration": 0.0, "milestones": 2.0, "level": 0.0, "heal": 0.0,
+                                        "blackout": 0.0, "stuck": 0.0}
+    finally:
+        env.close()
+
+
+def test_predicate_whitelist() -> None:
+    names = {"badges", "events", "map_id"}
+    assert Predicate("badges & 1", names, "t")({"badges": 3})
+    assert not Predicate("map_id == 5", names, "t")({"map_id": 4})
+    assert Predicate("events[2] and not badges", names, "t")({"events": [0, 0, 1], "badges": 0})
+    for bad in ("__import__('os')", "map_id.__class__", "[x for x in events]", "lambda: 1", "map_id == 'a'",
+                "open", "map_id ==", "events[0] if badges else 1"):
+        with pytest.raises(ConfigError) as err:
+            Predicate(bad, names, "reward.yaml: milestones.x.when")
+        assert "\n" not in str(err.value)
+
+
+def test_shipped_reward_config_parses() -> None:
+    cfg = load_reward("tinyquest", ["map_id", "x", "y", "badges", "level", "hp", "max_hp", "in_battle",
+                                    "events", "blackouts", "complete"])
+    assert "route1" in cfg.milestone_names and cfg.stuck_after == 64
