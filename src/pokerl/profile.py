@@ -160,7 +160,8 @@ class GameProfile:
 
     def read_ram(self, memory: Any) -> dict[str, Any]:
         """All RAM fields decoded into a dict (name → int or bit array)."""
-        return {name: f.read(memory) for name, f in self.ram.items()}
+        # u8 fields inline (the common case, read every env step); the others through RamField.read
+        return {name: memory[f.addr] if f.type == "u8" else f.read(memory) for name, f in self.ram.items()}
 
     def rom_path(self, rom: str | os.PathLike[str] | None = None) -> Path | None:
         """The ROM to load: the argument, the profile's environment variable, or the bundled ROM."""

@@ -52,9 +52,10 @@ class Predicate:
             if isinstance(node, ast.Constant) and not isinstance(node.value, int):
                 raise ConfigError(f"{where}: only integer constants are allowed in predicate {text!r}")
         self._code = compile(tree, "<predicate>", "eval")
+        self._globals: dict[str, Any] = {"__builtins__": {}}  # made once: predicates run every step
 
     def __call__(self, ram: Mapping[str, Any]) -> bool:
-        return bool(eval(self._code, {"__builtins__": {}}, ram))  # noqa: S307 — whitelisted AST only
+        return bool(eval(self._code, self._globals, ram))  # noqa: S307 — whitelisted AST only
 
 
 @dataclass(frozen=True)
