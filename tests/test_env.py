@@ -305,3 +305,18 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("pokerl: error:") and "missing.gb" in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_bench_env_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """The benchmark runs end to end and prints one JSON object (figures are not asserted: timing)."""
+    import json
+
+    from pokerl.bench.env import main
+
+    assert main(["--seconds", "0.5", "--rounds", "2", "--envs", "2", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    result = json.loads(out[0])
+    for key in ("env_sps", "raw_sps", "env_over_raw", "rss_mb_per_env"):
+        assert isinstance(result[key], float) and result[key] > 0
+    assert result["ballast"] == 125 and len(result["ratio_per_round"]) == 2

@@ -1,0 +1,218 @@
+"""Environment overhead benchmark: GameBoyEnv steps/s over bare PyBoy steps/s, and RSS per extra env.
+
+Both sides run the same ROM, booted the same way (the profile's boot script), with the same ballast
+and the same RNG seed, and take the same random button sequence, so they emulate exactly the same
+game. The bare side does per step what the env's emulator session does (``pyboy.button(b, hold)``,
+``tick(step - 1, False)``, ``tick(1, True)``) and nothing else; the env side adds reading RAM,
+rewards and observations. Short rounds of each alternate and are timed in CPU seconds of this
+process (``time.process_time``), so other load on the machine counts for neither side; the
+figures are medians (steps per CPU second, i.e. per core).
+
+Memory: N envs are created in one process; (RSS with N) - (RSS with 1), divided by N - 1, is the
+cost of each extra env (read from ``/proc/self/statm``).
+
+  pokerl-bench env [--seconds 20] [--envs 9] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pokerl.emulator import read_rom
+from pokerl.env import GameBoyEnv
+from pokerl.profile import RamField
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MB (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RawPyBoy:
+    """Bare PyBoy on the env's ROM, booted and seeded like the env, stepping like its session."""
+
+    def __init__(self, env: GameBoyEnv, seed_value: int) -> None:
+        """Boot like ``env`` (script, writes); ``seed_value``: the RNG state the env holds after reset."""
+        from pyboy import PyBoy
+
+        profile = env.profile
+        rom = read_rom(profile.rom_path(), profile.sha1)
+        self.pyboy = PyBoy(io.BytesIO(rom), window="null", sound_emulated=False, log_level="ERROR")
+        self.pyboy.set_emulation_speed(0)
+        self.hold = env.config.hold_frames
+        self.rest = env.config.step_frames - 1
+        boot = profile.boot
+        if boot.ticks:
+            self.pyboy.tick(boot.ticks, False)
+        for step in boot.sequence:
+            if step.button is not None:
+                self.pyboy.button(step.button, step.hold)
+            self.pyboy.tick(step.frames, False)
+        self.pyboy.tick(1, True)
+        for name, value in env.writes.items():
+            self._write(profile.ram[name], value)
+        self.pyboy.tick(1, True)  # the env ticks once after its reset writes too
+        if boot.seed_field:  # then both sides hold the same RNG state on the same frame
+            self._write(profile.ram[boot.seed_field], seed_value)
+        self.buttons = [None if a == "noop" else a for a in profile.actions]
+
+    def _write(self, field: RamField, value: int) -> None:
+        data = value.to_bytes(field.size, "big" if field.type == "u16be" else "little")
+        for i, byte in enumerate(data):
+            self.pyboy.memory[field.addr + i] = byte
+
+    def run(self, actions: Sequence[int]) -> None:
+        """One step per action: press for ``hold`` frames, run to the step's end, render the last frame."""
+        pyboy, buttons, hold, rest = self.pyboy, self.buttons, self.hold, self.rest
+        for a in actions:
+            button = buttons[a]
+            if button is not None:
+                pyboy.button(button, hold)
+            pyboy.tick(rest, False)
+            pyboy.tick(1, True)
+
+    def close(self) -> None:
+        self.pyboy.stop(save=False)
+
+
+CLOCK = time.process_time  # CPU seconds of this process: other load on the machine does not count
+
+
+def run_env(env: GameBoyEnv, actions: Sequence[int]) -> float:
+    """CPU seconds spent in ``env.step`` for these actions (resets at episode ends are not counted)."""
+    step = env.step
+    in_reset = 0.0
+    t0 = CLOCK()
+    for a in actions:
+        _, _, terminated, truncated, _ = step(a)
+        if terminated or truncated:
+            t1 = CLOCK()
+            env.reset()
+            in_reset += CLOCK() - t1
+    return CLOCK() - t0 - in_reset
+
+
+def run_raw(raw: RawPyBoy, actions: Sequence[int]) -> float:
+    """CPU seconds the bare PyBoy takes for these actions."""
+    t0 = CLOCK()
+    raw.run(actions)
+    return CLOCK() - t0
+
+
+def measure_speed(seconds: float, rounds: int, seed: int = 0) -> dict[str, Any]:
+    """Alternate rounds of env and bare PyBoy steps on the same action sequence.
+
+    Returns the median steps/s of each side and ``env_over_raw``, the median of the per-round ratios
+    (each pair of rounds ran back to back, so slow drifts in machine load cancel).
+    """
+    env = GameBoyEnv()
+    _, info = env.reset(seed=seed)
+    seed_field = env.profile.boot.seed_field
+    raw = RawPyBoy(env, int(info[seed_field]) if seed_field else 0)
+    rng = np.random.default_rng(seed)
+    try:
+        # calibrate the round length on the bare side (a short warm-up for both)
+        warm = [int(a) for a in rng.integers(0, env.action_space.n, 100)]
+        raw_rate = len(warm) / max(run_raw(raw, warm), 1e-6)
+        run_env(env, warm)
+        per_round = max(50, int(raw_rate * seconds / (2 * rounds)))
+        env_rates, raw_rates = [], []
+        for _ in range(rounds):
+            actions = [int(a) for a in rng.integers(0, env.action_space.n, per_round)]
+            if len(env_rates) % 2:  # alternate which side goes first, so order effects cancel
+                raw_spent = run_raw(raw, actions)
+                env_spent = run_env(env, actions)
+            else:
+                env_spent = run_env(env, actions)
+                raw_spent = run_raw(raw, actions)
+            env_rates.append(per_round / max(env_spent, 1e-6))
+            raw_rates.append(per_round / max(raw_spent, 1e-6))
+        ratios = [e / r for e, r in zip(env_rates, raw_rates, strict=True)]
+        return {
+            "env_sps": statistics.median(env_rates),
+            "raw_sps": statistics.median(raw_rates),
+            "env_over_raw": statistics.median(ratios),
+            "ratio_per_round": ratios,
+            "rounds": rounds,
+            "steps_per_round": per_round,
+            "ballast": int(env.writes.get("ballast", -1)),
+        }
+    finally:
+        env.close()
+        raw.close()
+
+
+def measure_memory(n_envs: int, steps: int = 50) -> dict[str, Any]:
+    """RSS with 1 env and with ``n_envs`` envs in this process; MB per extra env."""
+    envs = []
+
+    def add() -> None:
+        env = GameBoyEnv()
+        env.reset(seed=len(envs))
+        for a in np.random.default_rng(len(envs)).integers(0, env.action_space.n, steps):
+            env.step(int(a))
+        envs.append(env)
+
+    try:
+        add()
+        gc.collect()
+        first = rss_mb()
+        while len(envs) < n_envs:
+            add()
+        gc.collect()
+        last = rss_mb()
+        return {"envs": n_envs, "rss_mb_one_env": first, "rss_mb_all_envs": last,
+                "rss_mb_per_env": (last - first) / max(n_envs - 1, 1)}
+    finally:
+        for env in envs:
+            env.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry (``pokerl-bench env``, ``scripts/bench_env.py``)."""
+    parser = argparse.ArgumentParser(prog="pokerl-bench env", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="total time of the speed rounds (both sides)")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of each side, alternating")
+    parser.add_argument("--envs", type=int, default=9, help="envs created in one process for the RSS figure")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.rounds < 1 or args.envs < 2:
+        parser.error("need --seconds > 0, --rounds >= 1 and --envs >= 2")
+    result = measure_memory(args.envs)
+    result.update(measure_speed(args.seconds, args.rounds, args.seed))
+    result["targets"] = {"env_over_raw": ">= 0.95", "rss_mb_per_env": "<= 15"}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    rows = [
+        ("env steps/s (GameBoyEnv.step, median)", f"{result['env_sps']:.0f}"),
+        ("bare PyBoy steps/s (same ticks, median)", f"{result['raw_sps']:.0f}"),
+        ("env / raw (median of round pairs)", f"{result['env_over_raw']:.3f}   (target >= 0.95)"),
+        ("env / raw per round", " ".join(f"{r:.3f}" for r in result["ratio_per_round"])),
+        ("rounds x steps per round", f"{result['rounds']} x {result['steps_per_round']}"),
+        ("ballast", str(result["ballast"])),
+        (f"RSS with 1 / {result['envs']} envs (MB)", f"{result['rss_mb_one_env']:.1f} / {result['rss_mb_all_envs']:.1f}"),
+        ("RSS per extra env (MB)", f"{result['rss_mb_per_env']:.2f}   (target <= 15)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
