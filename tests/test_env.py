@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,11 +18,16 @@ from pokerl.env import GameBoyEnv
 from pokerl.errors import ConfigError, PokerlError, RomError
 
 
-def test_check_env_passes_for_registered_id() -> None:
-    env = gym.make("pokerl/TinyQuest-v0", writes={"ballast": 0}).unwrapped
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+def test_check_env_passes_for_registered_id(render_mode: str | None) -> None:
+    env = gym.make("pokerl/TinyQuest-v0", writes={"ballast": 0}, render_mode=render_mode).unwrapped
     try:
         assert isinstance(env, GameBoyEnv)
-        check_env(env, skip_render_check=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(env)
+        # the checker reports soft problems as warnings: there must be none (PyBoy's SDL2 notice aside)
+        assert [str(w.message) for w in caught if "SDL2" not in str(w.message)] == []
     finally:
         env.close()
 
@@ -317,6 +323,7 @@ def test_bench_env_json(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     result = json.loads(out[0])
-    for key in ("env_sps", "raw_sps", "env_over_raw", "rss_mb_per_env"):
+    for key in ("env_sps", "raw_sps", "env_over_raw"):
         assert isinstance(result[key], float) and result[key] > 0
+    assert isinstance(result["rss_mb_per_env"], float)  # a difference of RSS: can be ~0 with 2 envs
     assert result["ballast"] == 125 and len(result["ratio_per_round"]) == 2
