@@ -167,6 +167,7 @@ class Trainer:
 
         self.global_step = 0
         self.update = 0
+        self.progress: list[tuple[int, float]] = []  # (global_step, perf_counter) after each update
         # The rollout's carried state: observations, LSTM state and episode-start flags.
         self.obs = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
@@ -311,6 +312,7 @@ class Trainer:
                 learn_time = time.perf_counter() - t_learn
 
                 self.obs, self.state, self.starts = obs, state, starts
+                self.progress.append((self.global_step, time.perf_counter()))
 
                 # ---- logs, checkpoints, progress
                 elapsed = time.perf_counter() - start_time
