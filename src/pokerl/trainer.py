@@ -168,6 +168,7 @@ class Trainer:
         self.global_step = 0
         self.update = 0
         self.progress: list[tuple[int, float]] = []  # (global_step, perf_counter) after each update
+        self.milestones_ever: set[str] = set()  # milestones reached in any finished episode
         # The rollout's carried state: observations, LSTM state and episode-start flags.
         self.obs = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
@@ -247,8 +248,12 @@ class Trainer:
         per_update = self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size
         return max(1, -(-self.tc.total_steps // per_update))
 
-    def run(self, stop_at_update: int | None = None) -> dict[str, float]:
-        """Train until ``total_steps`` (or stop after update ``stop_at_update``); returns the last scalars."""
+    def run(self, stop_at_update: int | None = None, time_limit_s: float | None = None) -> dict[str, float]:
+        """Train until ``total_steps``; returns the last logged scalars.
+
+        ``stop_at_update`` / ``time_limit_s`` end the run earlier (after that update, or after the
+        first update that ends past the time limit), with a final checkpoint.
+        """
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
         if self.dist.is_main:
@@ -264,6 +269,8 @@ class Trainer:
         try:
             last_update = min(self.total_updates, stop_at_update or self.total_updates)
             while self.update < last_update:
+                if time_limit_s is not None and time.perf_counter() - start_time > time_limit_s:
+                    last_update = self.update + 1  # one more update, then checkpoint and stop
                 self.update += 1
                 lr = ppo.learning_rate * (1.0 - (self.update - 1) / self.total_updates) if ppo.anneal_lr else ppo.learning_rate
                 for group in self.optimizer.param_groups:
@@ -291,6 +298,7 @@ class Trainer:
                     obs = next_obs
                     for _, summary in episodes:
                         returns_window.append(float(summary["return"]))
+                        self.milestones_ever.update(summary.get("milestones", ()))
                         if self.logger is not None:
                             self.logger.add_episode(summary)
                 self.global_step += T * n * self.dist.world_size
