@@ -86,3 +86,15 @@ def test_corrupt_checkpoint_resume_is_one_line_error(tmp_path: Path) -> None:
     assert out.stderr.strip().count("\n") == 0
     # the good run's files are untouched
     assert load_checkpoint(tmp_path / "a")["update"] == 1
+
+
+def test_torchrun_two_cpu_ranks_train_one_model(tmp_path: Path) -> None:
+    """torch.distributed (Gloo on CPU): two ranks, each with its own envs, share one model."""
+    args = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pokerl.cli.train",
+        *SMALL, "log.checkpoint_every=100", "total_steps=128", f"run_dir={tmp_path}",
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["update"] == 2 and ckpt["global_step"] == 128  # 2 ranks x 2 envs x 16 steps per update

@@ -175,6 +175,9 @@ class Trainer:
         self.starts = torch.ones(self.num_envs, device=self.device)
         if checkpoint is not None:
             self._restore(checkpoint)
+        if self.dist.world_size > 1:  # every rank starts from rank 0's weights
+            for param in self.policy.parameters():
+                dist.broadcast(param.data, src=0)
 
         self.logger: TrainLogger | None = None
         if self.dist.is_main:
