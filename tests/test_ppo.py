@@ -190,7 +190,8 @@ def train_cue_task(recurrent: bool, updates: int = 60, seed: int = 0) -> float:
             final = envs.t == delay
             reward, done = envs.step(action.numpy())
             successes.extend(reward[final].tolist())
-            buffer.add(t, obs, action, logprob, value, torch.from_numpy(reward), starts, before)
+            buffer.add(t, obs, action, logprob, value, starts, before)
+            buffer.rewards[t] = torch.from_numpy(reward)
             starts = torch.from_numpy(done.astype(np.float32))
         _, _, next_value, _ = policy.act(envs.obs(), state, starts)
         buffer.advantages, buffer.returns = compute_gae(buffer.rewards, buffer.values, buffer.episode_starts,

@@ -98,3 +98,20 @@ def test_torchrun_two_cpu_ranks_train_one_model(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path)
     assert ckpt["update"] == 2 and ckpt["global_step"] == 128  # 2 ranks x 2 envs x 16 steps per update
+
+
+def test_async_rollout_keeps_each_env_column_consistent(tmp_path: Path) -> None:
+    """With async_envs, workers advance independently; each env's column must still be its own
+    trajectory: an episode start at t=0 and again exactly env.max_steps (24) steps later."""
+    cfg = compose_train_config([
+        *SMALL, "num_envs=4", "num_workers=2", "backend=shared", "async_envs=true", "ppo.num_steps=32",
+        "total_steps=128", f"run_dir={tmp_path}",
+    ])
+    trainer = Trainer(cfg)
+    assert trainer.async_envs
+    trainer.run(stop_at_update=1)
+    starts = trainer.buffer.episode_starts
+    for env in range(4):
+        assert torch.nonzero(starts[:, env]).flatten().tolist() == [0, 24]
+    assert trainer.global_step == 128
+    assert trainer.buffer.rewards.abs().sum() > 0  # exploration rewards reached the buffer

@@ -68,18 +68,21 @@ class RolloutBuffer:
         self.segment_c = torch.zeros((S, 1, N, hidden), device=device)
 
     def add(self, t: int, obs: dict[str, torch.Tensor], action: torch.Tensor, logprob: torch.Tensor,
-            value: torch.Tensor, reward: torch.Tensor, episode_start: torch.Tensor, state: LSTMState) -> None:
-        """Store step ``t`` of every env; ``state`` is the LSTM state the policy was given at step t."""
+            value: torch.Tensor, episode_start: torch.Tensor, state: LSTMState, envs: slice = slice(None)) -> None:
+        """Store what the policy saw and did at step ``t`` for ``envs`` (all by default).
+
+        ``state`` is the LSTM state the policy was given at step t. The reward of step t is
+        written to ``rewards[t]`` once the envs have stepped.
+        """
         for k, v in obs.items():
-            self.obs[k][t] = v
-        self.actions[t] = action
-        self.logprobs[t] = logprob
-        self.values[t] = value
-        self.rewards[t] = reward
-        self.episode_starts[t] = episode_start
+            self.obs[k][t, envs] = v
+        self.actions[t, envs] = action
+        self.logprobs[t, envs] = logprob
+        self.values[t, envs] = value
+        self.episode_starts[t, envs] = episode_start
         if t % self.bptt == 0:
-            self.segment_h[t // self.bptt] = state[0]
-            self.segment_c[t // self.bptt] = state[1]
+            self.segment_h[t // self.bptt, :, envs] = state[0]
+            self.segment_c[t // self.bptt, :, envs] = state[1]
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, episode_starts: torch.Tensor, next_value: torch.Tensor,

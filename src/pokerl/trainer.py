@@ -27,8 +27,8 @@ from pokerl.config import check_train_config, dump_config, from_mapping
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError
 from pokerl.logger import TrainLogger
-from pokerl.policy import Policy, PolicyConfig
-from pokerl.pool import make_pool
+from pokerl.policy import LSTMState, Policy, PolicyConfig
+from pokerl.pool import SharedPool, make_pool
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
 
 
@@ -157,6 +157,7 @@ class Trainer:
             num_workers=max(self.tc.num_workers, 1),
         )
         self.num_envs = self.pool.num_envs
+        self.async_envs = self.tc.async_envs and isinstance(self.pool, SharedPool) and self.pool.num_workers >= 2
         obs_space = self.pool.observation_space
         self.policy = Policy(obs_space, int(self.pool.action_space.n), self.model_cfg).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5)
@@ -262,8 +263,7 @@ class Trainer:
         if self.dist.is_main:
             print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
                   f"run dir {self.run_dir}", flush=True)
-        obs, state, starts = self.obs, self.state, self.starts
-        returns_window: deque[float] = deque(maxlen=100)
+        self.returns_window: deque[float] = deque(maxlen=100)
         last: dict[str, float] = {}
         video: list[np.ndarray] = []
         bar = self._progress_bar()
@@ -282,38 +282,21 @@ class Trainer:
 
                 # ---- rollout: T steps of every env with the recurrent policy
                 t_rollout = time.perf_counter()
-                env_time = 0.0
                 self.policy.eval()
-                for t in range(T):
-                    obs_t = {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
-                    state_before = state
-                    with torch.no_grad(), self._autocast():
-                        action, logprob, value, state = self.policy.act(obs_t, state, starts)
-                    t_env = time.perf_counter()
-                    next_obs, reward, terminated, truncated, episodes = self.pool.step(action.cpu().numpy())
-                    env_time += time.perf_counter() - t_env
-                    self.buffer.add(
-                        t, obs_t, action, logprob, value, torch.as_tensor(reward, device=device), starts, state_before
-                    )
-                    starts = torch.as_tensor(np.logical_or(terminated, truncated), dtype=torch.float32, device=device)
-                    if record_video and len(video) < tc.log.video_steps:
-                        video.append(obs["screen"][0, :, :, -1].copy())
-                    obs = next_obs
-                    for _, summary in episodes:
-                        returns_window.append(float(summary["return"]))
-                        self.milestones_ever.update(summary.get("milestones", ()))
-                        if self.logger is not None:
-                            self.logger.add_episode(summary)
+                if self.async_envs:
+                    env_time = self._rollout_async()
+                else:
+                    env_time = self._rollout_sync(video if record_video else None)
                 self.global_step += T * n * self.dist.world_size
                 rollout_time = time.perf_counter() - t_rollout
 
                 # ---- advantages and the PPO update
                 t_learn = time.perf_counter()
-                obs_t = {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+                obs_t = {k: torch.as_tensor(v, device=device) for k, v in self.obs.items()}
                 with torch.no_grad(), self._autocast():
-                    _, _, next_value, _ = self.policy.act(obs_t, state, starts)
+                    _, _, next_value, _ = self.policy.act(obs_t, self.state, self.starts)
                 self.buffer.advantages, self.buffer.returns = compute_gae(
-                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value.float(), starts,
+                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value.float(), self.starts,
                     ppo.gamma, ppo.gae_lambda,
                 )
                 self.policy.train()
@@ -322,7 +305,6 @@ class Trainer:
                     stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook)
                 learn_time = time.perf_counter() - t_learn
 
-                self.obs, self.state, self.starts = obs, state, starts
                 self.progress.append((self.global_step, time.perf_counter()))
 
                 # ---- logs, checkpoints, progress
@@ -348,7 +330,7 @@ class Trainer:
                         self.save()
                 last = scalars
                 if bar is not None:
-                    mean_ret = float(np.mean(returns_window)) if returns_window else float("nan")
+                    mean_ret = float(np.mean(self.returns_window)) if self.returns_window else float("nan")
                     bar.update(T * n * self.dist.world_size)
                     bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{mean_ret:.2f}", upd=self.update, refresh=False)
         finally:
@@ -356,6 +338,75 @@ class Trainer:
                 bar.close()
             self.close()
         return last
+
+    def _finished(self, episodes: list[tuple[int, dict[str, Any]]]) -> None:
+        """Record finished episodes' summaries for the progress bar, the logger and benchmarks."""
+        for _, summary in episodes:
+            self.returns_window.append(float(summary["return"]))
+            self.milestones_ever.update(summary.get("milestones", ()))
+            if self.logger is not None:
+                self.logger.add_episode(summary)
+
+    def _act(self, obs: dict[str, np.ndarray], state: LSTMState, starts: torch.Tensor) -> tuple[Any, ...]:
+        obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
+        with torch.no_grad(), self._autocast():
+            action, logprob, value, new_state = self.policy.act(obs_t, state, starts)
+        return obs_t, action, logprob, value, new_state
+
+    def _rollout_sync(self, video: list[np.ndarray] | None) -> float:
+        """Step every env ``num_steps`` times in lockstep; fills the buffer; returns time in the pool."""
+        env_time = 0.0
+        for t in range(self.ppo_cfg.num_steps):
+            obs_t, action, logprob, value, state = self._act(self.obs, self.state, self.starts)
+            self.buffer.add(t, obs_t, action, logprob, value, self.starts, self.state)
+            if video is not None and len(video) < self.tc.log.video_steps:
+                video.append(self.obs["screen"][0, :, :, -1].copy())
+            t_env = time.perf_counter()
+            self.obs, reward, terminated, truncated, episodes = self.pool.step(action.cpu().numpy())
+            env_time += time.perf_counter() - t_env
+            self.buffer.rewards[t] = torch.as_tensor(reward, device=self.device)
+            self.starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
+            self.state = state
+            self._finished(episodes)
+        return env_time
+
+    def _rollout_async(self) -> float:
+        """Like :meth:`_rollout_sync`, but each worker's envs advance on their own: the policy acts
+        for whichever workers are ready (at least half) while the others are still stepping."""
+        pool, T, device = self.pool, self.ppo_cfg.num_steps, self.device
+        per, workers = pool.per_worker, pool.num_workers
+        obs = {k: v.copy() for k, v in self.obs.items()}
+        h, c = self.state[0].clone(), self.state[1].clone()
+        starts = self.starts.clone()
+        t_of = [0] * workers
+        env_time = 0.0
+
+        def act_and_send(w: int) -> None:
+            envs = slice(w * per, (w + 1) * per)
+            state = (h[:, envs], c[:, envs])
+            obs_t, action, logprob, value, (h_new, c_new) = self._act({k: v[envs] for k, v in obs.items()}, state, starts[envs])
+            self.buffer.add(t_of[w], obs_t, action, logprob, value, starts[envs], state, envs=envs)
+            h[:, envs], c[:, envs] = h_new, c_new
+            pool.send(action.cpu().numpy(), np.arange(envs.start, envs.stop))
+
+        for w in range(workers):
+            act_and_send(w)
+        while min(t_of) < T:
+            t_env = time.perf_counter()
+            env_ids, new_obs, reward, terminated, truncated, episodes = pool.recv(min_workers=max(1, workers // 2))
+            env_time += time.perf_counter() - t_env
+            self._finished(episodes)
+            for k, v in new_obs.items():
+                obs[k][env_ids] = v
+            starts[env_ids] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+            for w in sorted({int(i) // per for i in env_ids}):
+                envs = slice(w * per, (w + 1) * per)
+                self.buffer.rewards[t_of[w], envs] = torch.as_tensor(reward[(env_ids >= envs.start) & (env_ids < envs.stop)], device=device)
+                t_of[w] += 1
+                if t_of[w] < T:
+                    act_and_send(w)
+        self.obs, self.state, self.starts = obs, (h, c), starts
+        return env_time
 
     def _progress_bar(self) -> Any:
         if not (self.tc.log.progress and self.dist.is_main):

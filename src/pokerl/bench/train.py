@@ -85,7 +85,8 @@ def learner_samples_per_s(cfg: dict[str, Any], repeats: int) -> float:
         for t in range(T):
             before = state
             action, logprob, value, state = policy.act(obs, state, starts)
-            buffer.add(t, obs, action, logprob, value, torch.rand(n, device=device), starts, before)
+            buffer.add(t, obs, action, logprob, value, starts, before)
+            buffer.rewards[t] = torch.rand(n, device=device)
         _, _, next_value, _ = policy.act(obs, state, starts)
         buffer.advantages, buffer.returns = compute_gae(buffer.rewards, buffer.values, buffer.episode_starts,
                                                         next_value, starts, ppo.gamma, ppo.gae_lambda)
