@@ -319,8 +319,8 @@ class Trainer:
                 }
                 if self.logger is not None:
                     if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
-                        scalars.update(self.logger.flush_episodes(self.global_step))
                         self.logger.scalars(scalars, self.global_step)
+                        scalars.update(self.logger.flush_episodes(self.global_step))
                     if tc.log.heatmap_every > 0 and self.update % tc.log.heatmap_every == 0:
                         self.logger.heatmaps(self.global_step)
                     if record_video and video:
