@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import os
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,15 +44,22 @@ def read_rom(path: str | os.PathLike[str] | None, sha1: Sequence[str] = (), what
 class EmulatorSession:
     """A headless PyBoy for training: one :meth:`act` = hold a button, release, run to the step end."""
 
-    def __init__(self, rom: bytes, hold_frames: int = 8, step_frames: int = 24) -> None:
-        from pyboy import PyBoy
+    def __init__(self, rom: bytes, hold_frames: int = 8, step_frames: int = 24, window: str = "null",
+                 scale: int = 3, speed: int = 0) -> None:
+        """``window="SDL2"`` shows the game (``pokerl-play``): every frame is drawn and ``speed`` 1 is
+        real time (0 = unlimited); training uses the default headless, unlimited session."""
+        with warnings.catch_warnings():  # pysdl2 announces its bundled SDL2 on stderr at import: noise
+            warnings.filterwarnings("ignore", message="Using SDL2 binaries", category=UserWarning)
+            from pyboy import PyBoy
 
         if not 1 <= hold_frames < step_frames:
             raise ValueError(f"need 1 <= hold_frames < step_frames, got {hold_frames}, {step_frames}")
         self.hold_frames = hold_frames
         self.step_frames = step_frames
-        self.pyboy = PyBoy(io.BytesIO(rom), window="null", sound_emulated=False, log_level="ERROR")
-        self.pyboy.set_emulation_speed(0)
+        self.windowed = window != "null"
+        self.open = True  # False once the user closed the window (or pressed Esc)
+        self.pyboy = PyBoy(io.BytesIO(rom), window=window, scale=scale, sound_emulated=False, log_level="ERROR")
+        self.pyboy.set_emulation_speed(speed)
         self.memory = self.pyboy.memory
         self._screen = self.pyboy.screen
         self.frames = 0
@@ -66,9 +74,13 @@ class EmulatorSession:
         """Hold ``button`` (or nothing) for ``hold`` frames, release, run to ``frames`` in total."""
         if button is not None:
             self.pyboy.button(button, hold)
-        if frames > 1:
-            self.pyboy.tick(frames - 1, False)
-        self.pyboy.tick(1, render)
+        if self.windowed:  # draw every frame; PyBoy's tick is False once the window is closed
+            for _ in range(frames):
+                self.open = self.open and bool(self.pyboy.tick(1, True))
+        else:
+            if frames > 1:
+                self.pyboy.tick(frames - 1, False)
+            self.pyboy.tick(1, render)
         self.frames += frames
 
     def act(self, button: str | None) -> None:

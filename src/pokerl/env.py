@@ -85,6 +85,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         rom: str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
         writes: Mapping[str, int] | None = None,
+        window: str = "null",
+        speed: int = 0,
         **overrides: Any,
     ) -> None:
         self.profile: GameProfile = load_profile(_as_mapping(game))
@@ -109,8 +111,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
-        self.session = EmulatorSession(rom_bytes, self.config.hold_frames, self.config.step_frames)
-        self._boot_state = self._boot(rom_path)
+        self.session = EmulatorSession(rom_bytes, self.config.hold_frames, self.config.step_frames, window=window)
+        self._boot_state = self._boot(rom_path)  # at unlimited speed, then the asked speed
+        self.session.pyboy.set_emulation_speed(speed)
 
         self._buttons: list[str | None] = [None if a == "noop" else a for a in profile.actions]
         self.action_space = gym.spaces.Discrete(len(self._buttons))

@@ -1,0 +1,55 @@
+"""``pokerl-eval RUN_DIR_OR_CHECKPOINT``: run episodes headless and report what the agent reaches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pokerl.errors import exit_on_error
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pokerl-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (1 = in this process)")
+    parser.add_argument("--envs-per-worker", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=None, help="episode length (default: the run's)")
+    parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
+    parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
+    parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
+    parser.add_argument("--heatmap", default=None, metavar="PNG", help="save where the agent went, on the world map")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser.parse_args(argv)
+
+
+@exit_on_error
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pokerl-eval``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from pokerl.evaluate import draw_heatmap, evaluate, load_agent
+    from pokerl.profile import load_yaml
+
+    model = load_yaml("model", args.model)[0] if args.model else None
+    agent = load_agent(args.checkpoint, rom=args.rom, model=model)
+    result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
+                      args.rom, args.max_steps)
+    if args.heatmap:
+        draw_heatmap(agent, result, args.heatmap, rom=args.rom)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    print(f"checkpoint {agent.checkpoint} ({agent.global_step:,} training steps), {result.episodes} episodes")
+    print(f"  mean return {result.mean_return:.3f}   mean length {result.mean_length:.1f}")
+    print("  milestone            rate")
+    for name, rate in result.milestone_rates.items():
+        print(f"  {name:<20} {rate:5.2f}")
+    maps = ", ".join(f"{m} ({share:.2f})" for m, share in sorted(result.maps_visited.items()))
+    print(f"  maps visited (share of episodes): {maps}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""``pokerl-play RUN_DIR_OR_CHECKPOINT``: watch a trained policy play, live or recorded.
+
+By default a PyBoy window (SDL2, scaled x3) shows the game at normal speed; the policy's LSTM state
+is carried from step to step. In the window, P pauses and Esc (or closing it) quits. With
+``--headless --record out.gif|out.mp4`` nothing is shown and every step's frame is written to a
+video instead. ``--actions FILE`` replays a saved action list instead of the policy (for bug
+reports); ``--save-actions FILE`` saves the actions of any play.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pokerl.errors import PokerlError, exit_on_error
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pokerl-play", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("--speed", type=int, default=1, help="1 = real time, N = N x, 0 = unlimited")
+    parser.add_argument("--scale", type=int, default=3, help="window scale")
+    parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--episodes", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=None, help="stop after this many steps in total")
+    parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
+    parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
+    parser.add_argument("--headless", action="store_true", help="no window (use with --record)")
+    parser.add_argument("--record", default=None, metavar="VIDEO", help="write the frames to a .gif or .mp4")
+    parser.add_argument("--fps", type=int, default=15, help="frames per second of the recording")
+    parser.add_argument("--actions", default=None, metavar="JSON", help="replay this action list instead of the policy")
+    parser.add_argument("--save-actions", default=None, metavar="JSON", help="save the actions taken")
+    return parser.parse_args(argv)
+
+
+def check_display(headless: bool) -> None:
+    """A window needs a display: X11/Wayland, or SDL's own video driver set by the user."""
+    if headless:
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("SDL_VIDEODRIVER")):
+        raise PokerlError("no display to open a window on (DISPLAY is not set): use --headless --record out.gif")
+
+
+def load_actions(path: str) -> list[int]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise PokerlError(f"cannot read actions file {path}: {' '.join(str(err).split())}") from None
+    actions = data["actions"] if isinstance(data, dict) and "actions" in data else data
+    if not isinstance(actions, list) or not all(isinstance(a, int) for a in actions):
+        raise PokerlError(f"{path}: expected a JSON list of action numbers (or {{\"actions\": [...]}})")
+    return actions
+
+
+@exit_on_error
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pokerl-play``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    check_display(args.headless)
+    if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
+        raise PokerlError(f"--record must end in .gif or .mp4, got {args.record}")
+    import numpy as np
+    import torch
+
+    from pokerl.env import make_env
+    from pokerl.evaluate import load_agent
+    from pokerl.profile import load_yaml
+
+    model = load_yaml("model", args.model)[0] if args.model else None
+    agent = load_agent(args.checkpoint, rom=args.rom, model=model)
+    replay = load_actions(args.actions) if args.actions else None
+    window = "null" if args.headless else "SDL2"
+    env = make_env(**agent.env_kwargs(args.rom), window=window, speed=args.speed)
+    writer = _video_writer(args.record, args.fps) if args.record else None
+    taken: list[int] = []
+    try:
+        n_actions = int(env.action_space.n)
+        total = 0
+        for episode in range(args.episodes):
+            obs, _ = env.reset(seed=args.seed + episode)
+            state = agent.policy.initial_state(1)
+            start = torch.ones(1)
+            ret, done = 0.0, False
+            while not done:
+                if args.steps is not None and total >= args.steps:
+                    break
+                if replay is not None:
+                    if total >= len(replay):
+                        break
+                    action = int(replay[total])
+                    if not 0 <= action < n_actions:
+                        raise PokerlError(f"{args.actions}: action {action} at step {total} is not in 0..{n_actions - 1}")
+                else:
+                    batch = {k: torch.as_tensor(v).unsqueeze(0) for k, v in obs.items()}
+                    act, _, _, state = agent.policy.act(batch, state, start, deterministic=args.deterministic)
+                    action = int(act[0])
+                obs, reward, terminated, truncated, info = env.step(action)
+                start = torch.zeros(1)
+                taken.append(action)
+                total += 1
+                ret += reward
+                done = terminated or truncated
+                if writer is not None:
+                    writer.append_data(np.ascontiguousarray(env.unwrapped.session.rgb()))
+                milestones = ", ".join(info["milestones"]) or "-"
+                print(f"\repisode {episode + 1} step {total} return {ret:.2f} milestones: {milestones}   ",
+                      end="", flush=True)
+                if not env.unwrapped.session.open:
+                    print("\nwindow closed", flush=True)
+                    return 0
+            print(flush=True)
+            if (args.steps is not None and total >= args.steps) or (replay is not None and total >= len(replay)):
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+        env.close()
+        if args.save_actions:
+            Path(args.save_actions).write_text(json.dumps({"checkpoint": agent.checkpoint, "seed": args.seed,
+                                                           "actions": taken}))
+    return 0
+
+
+def _video_writer(path: str, fps: int):  # noqa: ANN202 - imageio's writer type
+    import imageio.v2 as imageio
+
+    if path.lower().endswith(".gif"):
+        return imageio.get_writer(path, mode="I", duration=1000 / fps, loop=0)
+    try:
+        return imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1)
+    except (ImportError, ValueError, RuntimeError) as err:
+        raise PokerlError(f"cannot write mp4 ({' '.join(str(err).split())[:200]}); "
+                          "install imageio-ffmpeg or record a .gif") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""``pokerl-play`` and ``pokerl-eval`` on checkpoints from real (short) training runs on tinyquest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pokerl.config import compose_train_config
+from pokerl.trainer import train
+
+# A tiny policy and an easy test-only milestone (walk 4 tiles east of the start, x >= 13), so a
+# few thousand steps of real PPO training change the milestone rate. Ballast 0: fast ROM.
+TINY = [
+    "model=small", "model.channels=[16,32]", "model.kernels=[8,4]", "model.strides=[4,2]", "model.cnn_out=64",
+    "model.hidden=64", "model.vector_hidden=32", "num_envs=8", "num_workers=0", "backend=serial",
+    "ppo.num_steps=32", "ppo.bptt=8", "ppo.learning_rate=1e-3", "ppo.gamma=0.95", "env.max_steps=16",
+    "game.boot.writes.ballast=0", "log.progress=false", "log.video_every=0", "log.checkpoint_every=1000",
+    "torch_threads=1",
+]
+EAST = {"name": "east", "exploration": {"weight": 0.05}, "milestones": {"east": {"when": "x >= 13", "reward": 1.0}}}
+
+
+def short_run(run_dir: Path, steps: int) -> Path:
+    cfg = compose_train_config([*TINY, f"total_steps={steps}", f"run_dir={run_dir}"])
+    cfg["reward"] = EAST
+    train(cfg)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {"untrained": short_run(root / "untrained", 256), "trained": short_run(root / "trained", 6144)}
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_eval_json_and_trained_differs_from_untrained(runs: dict[str, Path], tmp_path: Path) -> None:
+    results = {}
+    for name, run in runs.items():
+        out = cli("pokerl.cli.eval", str(run), "--episodes", "32", "--seed", "1", "--json")
+        assert out.returncode == 0, out.stderr
+        results[name] = json.loads(out.stdout)
+    for res in results.values():
+        assert {"episodes", "mean_return", "mean_length", "milestone_rates", "maps_visited"} <= set(res)
+        assert res["episodes"] == 32 and res["mean_length"] == 16.0
+        assert set(res["milestone_rates"]) == {"east"} and res["maps_visited"]
+    untrained, trained = results["untrained"]["milestone_rates"]["east"], results["trained"]["milestone_rates"]["east"]
+    assert trained >= untrained + 0.3, (untrained, trained)
+
+
+def test_eval_workers_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None:
+    png = tmp_path / "heat.png"
+    out = cli("pokerl.cli.eval", str(runs["untrained"]), "--episodes", "4", "--workers", "2", "--heatmap", str(png))
+    assert out.returncode == 0, out.stderr
+    assert "mean return" in out.stdout and "east" in out.stdout
+    from PIL import Image
+
+    image = np.asarray(Image.open(png))
+    assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 5  # the start map and the heat are drawn
+
+
+def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_path: Path) -> None:
+    import imageio.v2 as imageio
+    from PIL import Image
+
+    mp4, gif, actions = tmp_path / "play.mp4", tmp_path / "play.gif", tmp_path / "actions.json"
+    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--record", str(mp4), "--steps", "25", "--episodes", "3",
+              "--save-actions", str(actions))
+    assert out.returncode == 0, out.stderr
+    reader = imageio.get_reader(str(mp4))
+    assert reader.count_frames() == 25
+    assert reader.get_meta_data()["size"] == (160, 144)
+    saved = json.loads(actions.read_text())["actions"]
+    assert len(saved) == 25
+    # replaying the saved actions reproduces the same frames, into a GIF this time
+    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--record", str(gif), "--actions", str(actions), "--episodes", "3",
+              "--fps", "10")
+    assert out.returncode == 0, out.stderr
+    im = Image.open(gif)
+    # GIF merges identical consecutive frames into longer ones: count frames by duration
+    total_ms = 0
+    for i in range(im.n_frames):
+        im.seek(i)
+        total_ms += im.info["duration"]
+    assert round(total_ms / 100) == 25
+    last_mp4 = np.asarray(reader.get_data(24))[..., 1].astype(int)
+    last_gif = np.asarray(im.convert("RGB"))[..., 1].astype(int)
+    assert np.abs(last_mp4 - last_gif).mean() < 8  # same final frame (mp4 is lossy)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt-get install xvfb)")
+def test_play_opens_a_window_showing_the_game(runs: dict[str, Path]) -> None:
+    from PIL import ImageGrab
+
+    from pokerl.env import make_env
+
+    display = f":{90 + os.getpid() % 100}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    play = None
+    try:
+        time.sleep(1.0)
+        play = subprocess.Popen([sys.executable, "-m", "pokerl.cli.play", str(runs["trained"]), "--speed", "1",
+                                 "--steps", "200"], env={**os.environ, "DISPLAY": display},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        shot = None
+        for _ in range(60):  # wait for the window to be drawn (bounded)
+            time.sleep(0.5)
+            grab = np.asarray(ImageGrab.grab(xdisplay=display))
+            lit = np.argwhere(grab.sum(-1) > 0)
+            if len(lit) and (lit.max(0) - lit.min(0) + 1)[:2].tolist() == [432, 480]:
+                (y0, x0), (y1, x1) = lit.min(0)[:2], lit.max(0)[:2]
+                shot = grab[y0 : y1 + 1, x0 : x1 + 1]
+                break
+            assert play.poll() is None, play.stderr.read() if play.stderr else ""
+        assert shot is not None, "no 480x432 (x3) window appeared"
+    finally:
+        if play is not None:
+            play.terminate()
+            play.wait(timeout=10)
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+    # The window is the emulator frame scaled x3: compare with the headless boot frame of the town.
+    window = shot[::3, ::3, 1].astype(int)
+    env = make_env(game="tinyquest", writes={"ballast": 0})
+    env.reset(seed=0)
+    frame = env.unwrapped.session.rgb()[..., 1].astype(int)
+    env.close()
+    assert window.shape == frame.shape == (144, 160)
+    assert len(np.unique(window)) >= 3  # not a blank or uniform window
+    rows = slice(0, 128)  # the map area (the bottom text/status rows change while playing)
+    assert (window[rows] == frame[rows]).mean() > 0.9
+
+
+def test_bad_inputs_are_one_line_errors(runs: dict[str, Path], tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((runs["untrained"] / "checkpoints" / "latest.pt").read_bytes()[:500])
+    cases = [
+        (["pokerl.cli.eval", str(tmp_path / "missing")], "checkpoint not found"),
+        (["pokerl.cli.eval", str(corrupt)], "corrupt or unreadable checkpoint"),
+        (["pokerl.cli.eval", str(runs["untrained"]), "--model", "default"], "checkpoint does not match the model config"),
+        (["pokerl.cli.play", str(runs["untrained"]), "--steps", "1"], "no display"),
+        (["pokerl.cli.play", str(corrupt), "--headless", "--steps", "1"], "corrupt or unreadable checkpoint"),
+    ]
+    for args, message in cases:
+        out = cli(*args, env={"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""})
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.startswith("pokerl: error: ") and message in out.stderr, (args, out.stderr)
+        assert out.stderr.strip().count("\n") == 0, (args, out.stderr)
