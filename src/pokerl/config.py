@@ -125,6 +125,9 @@ def compose_train_config(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    resume = [o.split("=", 1)[1] for o in overrides if o.startswith("resume=")]
+    if resume and resume[-1] not in ("", "null"):
+        return resume_config(resume[-1], [o for o in overrides if not o.startswith("resume=")])
     try:
         if config_dir is None:
             ctx = initialize_config_module(config_module="pokerl.configs", version_base="1.3")
@@ -145,6 +148,35 @@ def compose_train_config(
     assert isinstance(data, dict)
     check_train_config(data, "train config")
     return data
+
+
+def resume_config(path: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A run's own config (its ``config.yaml``, else the copy inside the checkpoint) with ``overrides``
+    (``key=value``, existing keys only) on top, e.g. ``total_steps=`` to train longer."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(path)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    saved = run_dir / "config.yaml"
+    data = load_run_config(saved) if saved.is_file() else yaml.safe_load(load_checkpoint(ckpt)["config"])
+    conf = OmegaConf.create(data)
+    OmegaConf.set_struct(conf, True)
+    try:
+        conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or " ".join(str(err).split()[:12])
+        raise ConfigError(f"config: unknown key '{key}' in the overrides") from None
+    merged = OmegaConf.to_container(conf, resolve=True)
+    assert isinstance(merged, dict)
+    merged["resume"] = str(path)
+    merged.setdefault("run_dir", str(run_dir))
+    if merged.get("run_dir") is None:
+        merged["run_dir"] = str(run_dir)
+    check_train_config(merged, "train config")
+    return merged
 
 
 def check_train_config(data: Mapping[str, Any], where: str) -> TrainConfig:

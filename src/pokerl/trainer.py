@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 
 from pokerl.checkpoint import LATEST, load_checkpoint, resolve_checkpoint, save_checkpoint
 from pokerl.config import check_train_config, dump_config, from_mapping
@@ -121,16 +120,11 @@ class Trainer:
     def __init__(self, cfg: dict[str, Any]) -> None:
         resume_from = cfg.get("resume")
         checkpoint: dict[str, Any] | None = None
-        if resume_from:
+        if resume_from:  # the config is the run's own (see pokerl.config.resume_config)
             ckpt_path = resolve_checkpoint(resume_from)
             checkpoint = load_checkpoint(ckpt_path)
-            saved = yaml.safe_load(checkpoint["config"])
-            # Continue the saved run; only the length of the run may be changed on resume.
-            saved["total_steps"] = cfg["total_steps"]
-            saved["resume"] = str(resume_from)
-            if saved.get("run_dir") is None:
-                saved["run_dir"] = str(ckpt_path.parent.parent)
-            cfg = saved
+            if cfg.get("run_dir") is None:
+                cfg = {**cfg, "run_dir": str(ckpt_path.parent.parent)}
         self.cfg = cfg
         self.tc = check_train_config(cfg, "train config")
         self.ppo_cfg = from_mapping(PPOConfig, cfg["ppo"], "ppo")
