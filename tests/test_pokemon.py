@@ -1,0 +1,142 @@
+"""Pokémon Red/Blue profiles. Tests that need a ROM run only when the user points
+POKERL_POKEMON_RED_ROM / POKERL_POKEMON_BLUE_ROM at their own cartridge dump; CI has none."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import pokerl  # noqa: F401  (registers the ids)
+from pokerl.errors import RomError
+from pokerl.profile import load_profile
+
+RED_SHA1 = "ea9bcae617fdf159b045185467ae58b2e4a48b9a"
+BLUE_SHA1 = "d7037c83e1ae5b39bde3c30787637ba1d4c48ce2"
+RED_ROM = os.environ.get("POKERL_POKEMON_RED_ROM")
+BLUE_ROM = os.environ.get("POKERL_POKEMON_BLUE_ROM")
+TINYQUEST = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" / "tinyquest.gb"
+ROMS = {"pokerl/PokemonRed-v0": RED_ROM, "pokerl/PokemonBlue-v0": BLUE_ROM}
+A = {"down": 0, "left": 1, "right": 2, "up": 3, "a": 4, "b": 5}
+
+# Bedroom → stairs → Pallet Town → north edge (Oak stops you and walks you to his lab) → face the
+# first Poké Ball on the table and take it. Alternating right/A both reads Oak's text and, once
+# control returns, turns to the ball and picks it (YES is the default answer); then B declines
+# the nickname.
+TO_STAIRS = "right:1,up:5,right:3,down:1"
+TO_OAK = "down:6,left:4,down:2,left:3,down:2,right:5,up:6,right:1,up:3,a:60"
+
+
+def play(env: gym.Env, script: str) -> dict:
+    info: dict = {}
+    for item in script.split(","):
+        button, count = item.split(":")
+        for _ in range(int(count)):
+            _, _, _, _, info = env.step(A[button])
+    return info
+
+
+def needs(rom: str | None, name: str) -> None:
+    if not rom:
+        pytest.skip(f"set POKERL_POKEMON_{name}_ROM to your own Pokémon {name.title()} ROM to run this test")
+
+
+@pytest.mark.parametrize("name,sha1", [("pokemon_red", RED_SHA1), ("pokemon_blue", BLUE_SHA1)])
+def test_profiles_load(name: str, sha1: str) -> None:
+    profile = load_profile(name)
+    assert profile.sha1 == (sha1,)
+    assert profile.actions == ("down", "left", "right", "up", "a", "b")
+    assert profile.ram["map_id"].addr == 0xD35E and profile.ram["badges"].addr == 0xD356
+    assert profile.boot.check["map_id"] == 38
+
+
+@pytest.mark.parametrize("env_id,sha1", [("pokerl/PokemonRed-v0", RED_SHA1), ("pokerl/PokemonBlue-v0", BLUE_SHA1)])
+def test_wrong_rom_names_the_expected_sha1(env_id: str, sha1: str, tmp_path: Path) -> None:
+    fake = tmp_path / "pokered.gb"
+    fake.write_bytes(TINYQUEST.read_bytes())  # a real Game Boy ROM, but not Pokémon
+    with pytest.raises(RomError) as err:
+        gym.make(env_id, rom=str(fake))
+    assert sha1 in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(RomError, match="not found"):
+        gym.make(env_id, rom=str(tmp_path / "missing.gb"))
+
+
+def test_pokemon_rom_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("POKERL_ROM", "POKERL_POKEMON_RED_ROM"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(RomError, match="no pokemon_red ROM given"):
+        gym.make("pokerl/PokemonRed-v0")
+
+
+def test_train_with_wrong_rom_is_one_line_error(tmp_path: Path) -> None:
+    fake = tmp_path / "red.gb"
+    fake.write_bytes(TINYQUEST.read_bytes())
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", "game=pokemon_red", "reward=pokemon",
+                          "env=pokemon", f"rom={fake}", "num_workers=0", "backend=serial", f"run_dir={tmp_path / 'r'}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.startswith("pokerl: error:") and RED_SHA1 in out.stderr
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+
+
+def test_blue_rom_given_to_red_profile() -> None:
+    needs(BLUE_ROM, "BLUE")
+    with pytest.raises(RomError, match=RED_SHA1):
+        gym.make("pokerl/PokemonRed-v0", rom=BLUE_ROM)
+
+
+@pytest.mark.parametrize("env_id", list(ROMS))
+def test_boot_stairs_oak_and_starter(env_id: str) -> None:
+    needs(ROMS[env_id], "RED" if "Red" in env_id else "BLUE")
+    env = gym.make(env_id, rom=ROMS[env_id], env="pokemon").unwrapped
+    try:
+        obs, info = env.reset(seed=0)
+        assert (info["map_id"], info["x"], info["y"]) == (38, 3, 6)  # bedroom, by the SNES
+        assert info["party_count"] == 0 and info["badges"] == 0 and info["in_battle"] == 0
+        assert obs["screen"].shape == (72, 80, 3) and obs["screen"].std() > 10
+        info = play(env, "right:1")
+        assert info["x"] == 4  # control: the player walks
+        info = play(env, TO_STAIRS[len("right:1,"):])
+        assert info["map_id"] == 37 and "left_bedroom" in info["milestones"]  # downstairs
+        info = play(env, TO_OAK)
+        assert info["map_id"] == 40 and "oaks_lab" in info["milestones"]  # Oak took us to his lab
+        for _ in range(80):
+            info = play(env, "right:1,a:1")
+            if info["party_count"]:
+                break
+        info = play(env, "b:12")
+        assert info["party_count"] == 1 and "got_starter" in info["milestones"]
+        assert 1 <= info["level1"] <= 10 and 0 < info["hp1"] <= info["max_hp1"]
+        obs, *_ = env.step(A["b"])
+        assert obs["vector"][0] > 0  # HP fraction of the starter
+        assert np.isfinite(obs["vector"]).all() and (obs["visited"] > 0).any()
+    finally:
+        env.close()
+
+
+def test_check_env_red() -> None:
+    needs(RED_ROM, "RED")
+    env = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM)
+    check_env(env.unwrapped)
+    env.close()
+
+
+def test_train_logs_milestones_on_red(tmp_path: Path) -> None:
+    needs(RED_ROM, "RED")
+    from pokerl.config import compose_train_config
+    from pokerl.logger import read_scalar_tags
+    from pokerl.trainer import train
+
+    train(compose_train_config([
+        "game=pokemon_red", "reward=pokemon", "env=pokemon", f"rom={RED_ROM}", "model=small", "num_envs=2",
+        "num_workers=0", "backend=serial", "total_steps=64", "ppo.num_steps=16", "ppo.bptt=8", "env.max_steps=16",
+        "log.progress=false", f"run_dir={tmp_path}",
+    ]))
+    tags = read_scalar_tags(tmp_path / "tb")
+    assert {"milestone/got_starter", "milestone/badge1", "milestone/oaks_lab"} <= set(tags)
