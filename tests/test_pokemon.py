@@ -140,3 +140,14 @@ def test_train_logs_milestones_on_red(tmp_path: Path) -> None:
     ]))
     tags = read_scalar_tags(tmp_path / "tb")
     assert {"milestone/got_starter", "milestone/badge1", "milestone/oaks_lab"} <= set(tags)
+
+
+def test_kanto_world_map_follows_map_connections() -> None:
+    """Offsets in player steps (2 per map block): Route 1 sits right above Pallet Town, Viridian
+    City above Route 1 (shifted 5 blocks west, pret's `connection north, ..., -5`)."""
+    wm = load_profile("pokemon_red").world_map
+    pallet, route1, viridian = wm.offsets[0], wm.offsets[12], wm.offsets[1]
+    assert route1 == (pallet[0], pallet[1] - 36)  # ROUTE_1 is 18 blocks tall
+    assert viridian == (route1[0] - 10, route1[1] - 36)  # VIRIDIAN_CITY is 18 blocks tall
+    assert load_profile("pokemon_blue").world_map.offsets == wm.offsets
+    assert all(0 <= x < wm.width and 0 <= y < wm.height for x, y in wm.offsets.values())

@@ -167,10 +167,6 @@ def draw_heatmap(agent: Agent, result: EvalResult, path: str | os.PathLike[str],
             h, w = bg.shape[:2]
             y0, x0 = oy * tile, ox * tile
             canvas[y0 : y0 + h, x0 : x0 + w] = bg[: max(0, height * tile - y0), : max(0, width * tile - x0)]
-    mw, mh = wm["map_size"]
-    for ox, oy in wm["offsets"].values():  # outline every map
-        y0, x0, y1, x1 = oy * tile, ox * tile, min((oy + mh) * tile, height * tile) - 1, min((ox + mw) * tile, width * tile) - 1
-        canvas[y0, x0:x1] = canvas[y1, x0:x1] = canvas[y0:y1, x0] = canvas[y0:y1, x1] = 96.0
     assert result.visits is not None
     world = result.visits.world(wm["offsets"], wm["size"])
     heat = heat_to_rgb(world).repeat(tile, 0).repeat(tile, 1).astype(np.float32)
@@ -184,6 +180,12 @@ def _map_backgrounds(agent: Agent, rom: str | None, map_ids: set[int], tile: int
     others stay dark. The tile grid of the screen (8 px per tile) is scaled to ``tile`` px."""
     from PIL import Image
 
+    from pokerl.profile import load_profile
+
+    if load_profile(agent.config["game"]).visited_cell != 4:
+        # Only a game whose screen shows a map from its origin, one 8-px tile per map tile
+        # (tinyquest), can be pasted as the map's picture; scrolling games (Pokémon) get none.
+        return {}
     env = make_env(**agent.env_kwargs(rom))
     try:
         env.reset(seed=0)
