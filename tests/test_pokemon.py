@@ -151,3 +151,24 @@ def test_kanto_world_map_follows_map_connections() -> None:
     assert viridian == (route1[0] - 10, route1[1] - 36)  # VIRIDIAN_CITY is 18 blocks tall
     assert load_profile("pokemon_blue").world_map.offsets == wm.offsets
     assert all(0 <= x < wm.width and 0 <= y < wm.height for x, y in wm.offsets.values())
+
+
+def test_auto_text_helper_is_off_by_default_and_advances_text_when_on() -> None:
+    needs(RED_ROM, "RED")
+    walk = TO_STAIRS + "," + TO_OAK.replace(",a:60", "") + ",left:40"  # no A press after Oak appears
+    reached = {}
+    for helpers in ([], ["auto_text"]):
+        env = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM, env="pokemon", helpers=helpers).unwrapped
+        try:
+            env.reset(seed=0)
+            reached[bool(helpers)] = play(env, walk)["map_id"]
+        finally:
+            env.close()
+    assert reached == {False: 0, True: 40}  # only the helper reads Oak's text and reaches his lab
+
+
+def test_unknown_helper_is_a_config_error() -> None:
+    from pokerl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no helper 'auto_txt'"):
+        gym.make("pokerl/TinyQuest-v0", helpers=["auto_txt"])

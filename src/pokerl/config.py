@@ -72,6 +72,8 @@ def _check_type(value: Any, hint: Any) -> bool:
     args = getattr(hint, "__args__", ())
     if origin is dict:
         return isinstance(value, Mapping)
+    if origin is list:
+        return isinstance(value, list) and all(_check_type(v, args[0]) for v in value) if args else isinstance(value, list)
     if args and type(None) in args:  # Optional[X] / X | None
         return value is None or any(_check_type(value, a) for a in args if a is not type(None))
     if hint is float:

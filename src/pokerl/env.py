@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class EnvConfig:
     step_frames: int = 24
     frame_stack: int = 3
     max_steps: int = 4096
+    helpers: list[str] = field(default_factory=list)  # profile helpers to switch on (off by default)
 
 
 def _as_mapping(value: Any) -> Any:
@@ -108,6 +109,13 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 raise ConfigError(f"writes: no such RAM field {name!r} in {profile.source}")
             self.writes[name] = int(value)
         self._done = Predicate(profile.done_when, profile.ram, profile.source) if profile.done_when else None
+        self._helpers = []
+        for name in self.config.helpers:
+            if name not in profile.helpers:
+                raise ConfigError(f"env.helpers: {profile.source} has no helper {name!r} "
+                                  f"(it has: {', '.join(profile.helpers) or 'none'})")
+            h = profile.helpers[name]
+            self._helpers.append((Predicate(h.when, profile.ram, profile.source), h.press, h.max_presses))
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
@@ -244,6 +252,12 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """Press the action's button for one step; returns the Gymnasium 5-tuple."""
         self.session.act(self._buttons[int(action)])
         ram = self.profile.read_ram(self.session.memory)
+        for predicate, button, max_presses in self._helpers:
+            for _ in range(max_presses):
+                if not predicate(ram):
+                    break
+                self.session.act(button)
+                ram = self.profile.read_ram(self.session.memory)
         pos = (ram[self._map_field], ram[self._x_field], ram[self._y_field])
         new_tile = self._visit(*pos)
         moved = pos != self._pos

@@ -136,6 +136,16 @@ class WorldMap:
 
 
 @dataclass(frozen=True)
+class Helper:
+    """A scripted helper a run may switch on (``env.helpers``): after each action, while ``when``
+    holds, press ``press`` (at most ``max_presses`` times). E.g. auto-advancing text boxes."""
+
+    when: str
+    press: str
+    max_presses: int = 16
+
+
+@dataclass(frozen=True)
 class GameProfile:
     """Everything game-specific the environment needs."""
 
@@ -153,6 +163,7 @@ class GameProfile:
     visited_cell: int  # pixels of the 72x80 observation per map tile, for the visited crop
     world_map: WorldMap
     done_when: str | None  # a predicate over RAM fields that ends the episode (game complete)
+    helpers: Mapping[str, Helper] = field(default_factory=dict)  # optional scripted helpers (env.helpers)
 
     @property
     def vector_size(self) -> int:
@@ -282,7 +293,7 @@ def _parse_world(data: Mapping[str, Any], source: str) -> WorldMap:
 
 PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str, "rom": dict, "actions": list, "boot": dict, "ram": dict, "coords": dict,
-    "vector": list, "visited_cell": int, "world_map": dict, "done_when": (str, type(None)),
+    "vector": list, "visited_cell": int, "world_map": dict, "done_when": (str, type(None)), "helpers": dict,
 }
 
 
@@ -312,11 +323,22 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
         from pokerl.rewards import Predicate
 
         Predicate(done_when, set(ram), f"{_where(source, 'done_when')}")
+    helpers = {}
+    for hname, spec in (data.get("helpers") or {}).items():
+        spec = _take(spec, {"when": str, "press": str, "max_presses": int}, source, f"helpers.{hname}",
+                     required=("when", "press"))
+        if spec["press"] not in BUTTONS:
+            raise ConfigError(f"{_where(source, f'helpers.{hname}.press')}: unknown button {spec['press']!r}")
+        from pokerl.rewards import Predicate
+
+        Predicate(spec["when"], set(ram), _where(source, f"helpers.{hname}.when"))
+        helpers[str(hname)] = Helper(spec["when"], spec["press"], int(spec.get("max_presses", 16)))
     return GameProfile(
         name=data["name"], source=source, rom_file=rom.get("bundled"), sha1=sha1, title=rom.get("title"),
         env_var=rom.get("env"), actions=actions, boot=_parse_boot(data.get("boot", {}), source, ram), ram=ram,
         coords=(coords["map"], coords["x"], coords["y"]), vector=_parse_vector(data.get("vector", []), source, ram),
         visited_cell=int(data.get("visited_cell", 8)), world_map=_parse_world(world, source), done_when=done_when,
+        helpers=helpers,
     )
 
 
