@@ -327,3 +327,26 @@ def test_bench_env_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert isinstance(result[key], float) and result[key] > 0
     assert isinstance(result["rss_mb_per_env"], float)  # a difference of RSS: can be ~0 with 2 envs
     assert result["ballast"] == 125 and len(result["ratio_per_round"]) == 2
+
+
+def test_boot_cache_is_made_once_reused_and_remade_when_corrupt(tmp_path: Path) -> None:
+    from pokerl.env import make_env
+
+    first = make_env(game="tinyquest", boot_cache=tmp_path, writes={"ballast": 0})
+    files = list(tmp_path.glob("tinyquest-*.state"))
+    assert len(files) == 1
+    obs_a, _ = first.reset(seed=4)
+    first.close()
+    stamp = files[0].stat().st_mtime_ns
+    second = make_env(game="tinyquest", boot_cache=tmp_path, writes={"ballast": 0})
+    obs_b, _ = second.reset(seed=4)
+    second.close()
+    assert files[0].stat().st_mtime_ns == stamp  # reused, not rewritten
+    for key in obs_a:
+        np.testing.assert_array_equal(obs_a[key], obs_b[key])
+    files[0].write_bytes(b"garbage")
+    third = make_env(game="tinyquest", boot_cache=tmp_path, writes={"ballast": 0})
+    obs_c, _ = third.reset(seed=4)
+    third.close()
+    np.testing.assert_array_equal(obs_a["screen"], obs_c["screen"])
+    assert files[0].read_bytes() != b"garbage"

@@ -140,6 +140,8 @@ def test_train_logs_milestones_on_red(tmp_path: Path) -> None:
     ]))
     tags = read_scalar_tags(tmp_path / "tb")
     assert {"milestone/got_starter", "milestone/badge1", "milestone/oaks_lab"} <= set(tags)
+    # the start state was made once at run time and cached in the run dir (never in the repo)
+    assert len(list((tmp_path / "cache").glob("pokemon_red-*.state"))) == 1
 
 
 def test_kanto_world_map_follows_map_connections() -> None:

@@ -13,6 +13,7 @@ the trainer logs (return, length, term sums, milestones, maps visited, tile visi
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import numpy as np
 
 from pokerl.config import from_mapping
 from pokerl.emulator import EmulatorSession, read_rom
-from pokerl.errors import ConfigError
+from pokerl.errors import ConfigError, PokerlError
 from pokerl.profile import GameProfile, config_path, load_profile, load_yaml
 from pokerl.rewards import Predicate, RewardConfig, RewardTracker, load_reward
 
@@ -86,6 +87,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         rom: str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
         writes: Mapping[str, int] | None = None,
+        boot_cache: str | os.PathLike[str] | None = None,
         window: str = "null",
         speed: int = 0,
         **overrides: Any,
@@ -120,7 +122,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
         self.session = EmulatorSession(rom_bytes, self.config.hold_frames, self.config.step_frames, window=window)
-        self._boot_state = self._boot(rom_path)  # at unlimited speed, then the asked speed
+        self._boot_state = self._cached_boot(rom_path, rom_bytes, boot_cache)  # at unlimited speed
         self.session.pyboy.set_emulation_speed(speed)
 
         self._buttons: list[str | None] = [None if a == "noop" else a for a in profile.actions]
@@ -151,6 +153,35 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._pos: tuple[int, int, int] = (0, 0, 0)
 
     # ------------------------------------------------------------------ boot and reset
+    def _cached_boot(self, rom_path: Path | None, rom: bytes, cache_dir: str | os.PathLike[str] | None) -> bytes:
+        """Boot, or load the start state an earlier env of this run made (``boot_cache``: a folder in
+        the run dir). The file name hashes the ROM and the boot procedure, so a different ROM or
+        profile never reuses it; a corrupt file is made again."""
+        if cache_dir is None or self.profile.boot.state:
+            return self._boot(rom_path)
+        key = hashlib.sha1(rom + repr(self.profile.boot).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"{self.profile.name}-{key}.state"
+        if path.is_file():
+            try:
+                self.session.load_state(path.read_bytes(), source=f"cached start state {path}")
+                self._check_control(rom_path)
+                return path.read_bytes()
+            except PokerlError:
+                pass  # fall through: boot again and rewrite it
+        state = self._boot(rom_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(state)
+        os.replace(tmp, path)
+        return state
+
+    def _check_control(self, rom_path: Path | None) -> None:
+        for name, value in self.profile.boot.check.items():
+            got = self.profile.ram[name].read(self.session.memory)
+            if got != value:
+                raise ConfigError(f"{self.profile.source}: boot did not reach control: {name} is {got}, expected {value}"
+                                  f" (ROM {rom_path})")
+
     def _boot(self, rom_path: Path | None) -> bytes:
         """Power-on to player control (script or savestate); returns the state to reset to."""
         boot, s = self.profile.boot, self.session
@@ -164,11 +195,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             for step in boot.sequence:
                 s.press(step.button, step.hold, step.frames, render=False)
         s.tick(1, True)
-        for name, value in boot.check.items():
-            got = self.profile.ram[name].read(s.memory)
-            if got != value:
-                raise ConfigError(f"{self.profile.source}: boot did not reach control: {name} is {got}, expected {value}"
-                                  f" (ROM {rom_path})")
+        self._check_control(rom_path)
         return s.save_state()
 
     def _write(self, name: str, value: int) -> None:

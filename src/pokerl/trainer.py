@@ -142,8 +142,9 @@ class Trainer:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
         self.cfg["run_dir"] = str(self.run_dir)
 
-        env_fn = functools.partial(
-            make_env, game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=self.tc.rom
+        env_fn = functools.partial(  # envs share the start state made once per run (run_dir/cache)
+            make_env, game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=self.tc.rom,
+            boot_cache=str(self.run_dir / "cache"),
         )
         self.pool = make_pool(
             [env_fn] * self.tc.num_envs,
@@ -182,7 +183,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup helpers
     def _make_logger(self) -> TrainLogger:
-        env = make_env(game=self.cfg["game"], reward=self.cfg["reward"], env=self.cfg["env"], rom=self.tc.rom)
+        env = make_env(game=self.cfg["game"], reward=self.cfg["reward"], env=self.cfg["env"], rom=self.tc.rom,
+                       boot_cache=str(self.run_dir / "cache"))
         try:
             profile = env.unwrapped.profile
             milestones = env.unwrapped.rewards.milestone_names
