@@ -163,9 +163,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         path = Path(cache_dir) / f"{self.profile.name}-{key}.state"
         if path.is_file():
             try:
-                self.session.load_state(path.read_bytes(), source=f"cached start state {path}")
+                cached = path.read_bytes()
+                self.session.load_state(cached, source=f"cached start state {path}")
                 self._check_control(rom_path)
-                return path.read_bytes()
+                return cached
             except PokerlError:
                 pass  # fall through: boot again and rewrite it
         state = self._boot(rom_path)

@@ -38,8 +38,12 @@ class Agent:
 
     def env_kwargs(self, rom: str | None = None) -> dict[str, Any]:
         """Keyword arguments for :func:`pokerl.env.make_env` matching the training run."""
-        cfg = self.config
-        return {"game": cfg["game"], "reward": cfg["reward"], "env": cfg["env"], "rom": rom or cfg.get("rom")}
+        return env_kwargs(self.config, rom)
+
+
+def env_kwargs(config: Mapping[str, Any], rom: str | None = None) -> dict[str, Any]:
+    """The env a run trained on (game, reward, env settings), optionally with another ROM path."""
+    return {"game": config["game"], "reward": config["reward"], "env": config["env"], "rom": rom or config.get("rom")}
 
 
 def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapping[str, Any] | None = None,
@@ -53,7 +57,7 @@ def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapp
         raise CheckpointError(f"{ckpt_path} has no readable training config") from None
     if model is not None:
         config["model"] = dict(model)
-    env = make_env(**Agent(None, config, "", 0).env_kwargs(rom))  # type: ignore[arg-type]
+    env = make_env(**env_kwargs(config, rom))
     try:
         policy = Policy(env.observation_space, int(env.action_space.n), from_mapping(PolicyConfig, config["model"], "model"))
     finally:

@@ -165,7 +165,8 @@ class SerialPool:
         self.observation_space = envs[0].observation_space
         self.action_space = envs[0].action_space
         self.num_envs = len(envs)
-        self._arrays = _views(_alloc(_specs(self.observation_space, self.num_envs), bytearray), _specs(self.observation_space, self.num_envs))
+        specs = _specs(self.observation_space, self.num_envs)
+        self._arrays = _views(_alloc(specs, bytearray), specs)
         self._group = _EnvGroup(envs, 0, self._arrays)
 
     def _result(self, episodes: Episodes) -> StepResult:

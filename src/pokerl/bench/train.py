@@ -27,7 +27,7 @@ from pokerl.config import compose_train_config, from_mapping
 from pokerl.env import make_env
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
-from pokerl.trainer import Trainer
+from pokerl.trainer import Trainer, select_device
 
 
 def _raw_worker(cfg: dict[str, Any], envs: int, seconds: float, seed: int, out: Any) -> None:
@@ -70,7 +70,7 @@ def learner_samples_per_s(cfg: dict[str, Any], repeats: int) -> float:
     env.close()
     ppo = from_mapping(PPOConfig, cfg["ppo"], "ppo")
     model_cfg = from_mapping(PolicyConfig, cfg["model"], "model")
-    device = torch.device("cuda" if cfg["device"] in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    device = select_device(cfg["device"])
     policy = Policy(space, n_actions, model_cfg).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=ppo.learning_rate, eps=1e-5)
     n, T = cfg["num_envs"], ppo.num_steps
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = max(cfg["num_workers"], 1)
     rk = raw_sps(cfg, workers, cfg["num_envs"] // workers, args.seconds)
     learner = learner_samples_per_s(cfg, args.repeats)
-    on_gpu = torch.cuda.is_available() and cfg["device"] in ("auto", "cuda")
+    on_gpu = select_device(cfg["device"]).type == "cuda"
     ideal = min(rk, learner) if on_gpu else 1.0 / (1.0 / rk + 1.0 / learner)
     real = train_sps(cfg, args.updates)
     result = {
