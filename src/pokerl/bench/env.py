@@ -4,9 +4,10 @@ Both sides run the same ROM, booted the same way (the profile's boot script), wi
 and the same RNG seed, and take the same random button sequence, so they emulate exactly the same
 game. The bare side does per step what the env's emulator session does (``pyboy.button(b, hold)``,
 ``tick(step - 1, False)``, ``tick(1, True)``) and nothing else; the env side adds reading RAM,
-rewards and observations. Short rounds of each alternate and are timed in CPU seconds of this
-process (``time.process_time``), so other load on the machine counts for neither side; the
-figures are medians (steps per CPU second, i.e. per core).
+rewards and observations. The two sides alternate in chunks of 16 steps (tens of milliseconds),
+timed in CPU seconds of this process (``time.process_time``), so a slow spell of the shared
+machine lands on both alike; chunks are summed into rounds and the figures are medians over
+rounds (steps per CPU second, i.e. per core).
 
 Memory: N envs are created in one process; (RSS with N) - (RSS with 1), divided by N - 1, is the
 cost of each extra env (read from ``/proc/self/statm``).
@@ -112,11 +113,12 @@ def run_raw(raw: RawPyBoy, actions: Sequence[int]) -> float:
     return CLOCK() - t0
 
 
-def measure_speed(seconds: float, rounds: int, seed: int = 0) -> dict[str, Any]:
-    """Alternate rounds of env and bare PyBoy steps on the same action sequence.
+def measure_speed(seconds: float, rounds: int, seed: int = 0, chunk: int = 16) -> dict[str, Any]:
+    """Env and bare PyBoy steps on the same action sequence, alternating every ``chunk`` steps.
 
-    Returns the median steps/s of each side and ``env_over_raw``, the median of the per-round ratios
-    (each pair of rounds ran back to back, so slow drifts in machine load cancel).
+    Returns the median steps/s of each side over ``rounds`` rounds and ``env_over_raw``, the median
+    of the per-round ratios (within a round the sides interleave finely, so drifts in machine load
+    cancel).
     """
     env = GameBoyEnv()
     _, info = env.reset(seed=seed)
@@ -131,13 +133,17 @@ def measure_speed(seconds: float, rounds: int, seed: int = 0) -> dict[str, Any]:
         per_round = max(50, int(raw_rate * seconds / (2 * rounds)))
         env_rates, raw_rates = [], []
         for _ in range(rounds):
-            actions = [int(a) for a in rng.integers(0, env.action_space.n, per_round)]
-            if len(env_rates) % 2:  # alternate which side goes first, so order effects cancel
-                raw_spent = run_raw(raw, actions)
-                env_spent = run_env(env, actions)
-            else:
-                env_spent = run_env(env, actions)
-                raw_spent = run_raw(raw, actions)
+            # Within a round the two sides alternate in chunks of a few steps (tens of ms), so a
+            # slow spell of the shared machine lands on both sides alike.
+            env_spent = raw_spent = 0.0
+            for start in range(0, per_round, chunk):
+                actions = [int(a) for a in rng.integers(0, env.action_space.n, min(chunk, per_round - start))]
+                if (start // chunk) % 2:  # alternate which side goes first, so order effects cancel
+                    raw_spent += run_raw(raw, actions)
+                    env_spent += run_env(env, actions)
+                else:
+                    env_spent += run_env(env, actions)
+                    raw_spent += run_raw(raw, actions)
             env_rates.append(per_round / max(env_spent, 1e-6))
             raw_rates.append(per_round / max(raw_spent, 1e-6))
         ratios = [e / r for e, r in zip(env_rates, raw_rates, strict=True)]
@@ -148,6 +154,7 @@ def measure_speed(seconds: float, rounds: int, seed: int = 0) -> dict[str, Any]:
             "ratio_per_round": ratios,
             "rounds": rounds,
             "steps_per_round": per_round,
+            "steps_per_chunk": chunk,
             "ballast": int(env.writes.get("ballast", -1)),
         }
     finally:
