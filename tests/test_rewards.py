@@ -113,6 +113,32 @@ def test_heal_on_the_heal_pad(tq_env: GameBoyEnv) -> None:
     assert info["reward_terms"]["heal"] == pytest.approx(0.1 * (18 - 5) / 18)
 
 
+def test_gain_pays_new_highs_of_xp_and_event_flags() -> None:
+    env = make_tq(reward={"name": "gain-only", "gain": {"xp": 0.1, "events": 2.0}})
+    try:
+        env.reset(seed=3)
+        write_u16(env, TQ_HP, 5)
+        press(env, "right")
+        _, info = press(env, "up")  # the heal pad sets the ROM's "healed" event flag: one more flag
+        assert info["events"][4] == 1 and info["reward_terms"]["gain"] == pytest.approx(2.0)
+
+        env.reset(seed=3)
+        walk_town_to_route1(env)
+        walk_route1_to_grass(env)
+        flags0 = int(env.unwrapped._tracker.highs["events"])
+        infos = grind(env, lambda i: i["xp"] > 0)
+        xp, flags = infos[-1]["xp"], int(infos[-1]["events"].sum())
+        paid = sum(i["reward_terms"]["gain"] for i in infos)
+        assert xp > 0 and paid == pytest.approx(0.1 * xp + 2.0 * (flags - flags0))
+        write_u16(env, TQ_XP, 0)  # XP falls: the next win pays only what passes the old high
+        infos = grind(env, lambda i: i["xp"] > 0)
+        xp2, flags2 = infos[-1]["xp"], int(infos[-1]["events"].sum())
+        paid = sum(i["reward_terms"]["gain"] for i in infos)
+        assert paid == pytest.approx(0.1 * max(0, xp2 - xp) + 2.0 * (flags2 - flags))
+    finally:
+        env.close()
+
+
 def test_blackout_penalty(tq_env: GameBoyEnv) -> None:
     walk_town_to_route1(tq_env)
     walk_route1_to_grass(tq_env)
@@ -176,8 +202,8 @@ def test_milestone_from_a_mapping_and_one_term_only() -> None:
         env.reset(seed=3)
         r, info = press(env, "down")
         assert info["y"] == 10 and r == pytest.approx(2.0)
-        assert info["reward_terms"] == {"exploration": 0.0, "milestones": 2.0, "level": 0.0, "heal": 0.0,
-                                        "blackout": 0.0, "stuck": 0.0}
+        assert info["reward_terms"] == {"exploration": 0.0, "milestones": 2.0, "level": 0.0, "gain": 0.0,
+                                        "heal": 0.0, "blackout": 0.0, "stuck": 0.0}
     finally:
         env.close()
 
@@ -195,6 +221,6 @@ def test_predicate_whitelist() -> None:
 
 
 def test_shipped_reward_config_parses() -> None:
-    cfg = load_reward("tinyquest", ["map_id", "x", "y", "badges", "level", "hp", "max_hp", "in_battle",
+    cfg = load_reward("tinyquest", ["map_id", "x", "y", "badges", "level", "hp", "max_hp", "xp", "in_battle",
                                     "events", "blackouts", "complete"])
     assert "route1" in cfg.milestone_names and cfg.stuck_after == 64

@@ -250,6 +250,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "reached": list(t.reached),
             "reached_all": sorted(t._reached),
             "tiles_found": t.tiles_found,
+            "highs": dict(t.highs),
             "stuck_steps": t.stuck_steps,
             "totals": dict(t.totals),
             "np_random": repr(self.np_random.bit_generator.state),
@@ -270,6 +271,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         t = self._tracker
         t.reached, t._reached = list(state["reached"]), set(state["reached_all"])
         t.tiles_found, t.stuck_steps, t.totals = int(state["tiles_found"]), int(state["stuck_steps"]), dict(state["totals"])
+        t.highs = {str(f): int(v) for f, v in state.get("highs", {}).items()}
         ram = self.profile.read_ram(self.session.memory)
         t.prev = dict(ram)
         self.np_random.bit_generator.state = ast.literal_eval(state["np_random"])

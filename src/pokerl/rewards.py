@@ -8,6 +8,9 @@ bookkeeping) and reported separately in ``info["reward_terms"]``:
 - ``milestones``: named predicates over RAM fields (``badges & 1``, ``events[0]``,
   ``map_id == 5``), each paid ``reward`` once per episode when it first holds;
 - ``level``: ``weight`` per level gained (the sum of the ``fields`` listed);
+- ``gain``: for each field listed (``field: weight``), ``weight`` × each new high of the field this
+  episode: XP, money, Pokédex entries; for flag arrays (event flags) the count of set flags. Only
+  new highs pay, so a value that falls and rises again is not paid twice;
 - ``heal``: ``weight`` × the rise of the HP fraction outside battle, not caused by a level-up;
 - ``blackout``: ``weight`` (negative) each time the blackout counter rises;
 - ``stuck``: ``weight`` (negative) each step after ``after`` steps in the same tile outside
@@ -24,6 +27,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from pokerl.errors import ConfigError
 
@@ -74,6 +79,7 @@ class RewardConfig:
     milestones: tuple[Milestone, ...] = ()
     level_weight: float = 0.0
     level_fields: tuple[str, ...] = ()
+    gain: tuple[tuple[str, float], ...] = ()  # (field, weight)
     heal_weight: float = 0.0
     heal_hp: str | None = None
     heal_max_hp: str | None = None
@@ -85,7 +91,7 @@ class RewardConfig:
 
     @property
     def term_names(self) -> list[str]:
-        return ["exploration", "milestones", "level", "heal", "blackout", "stuck"]
+        return ["exploration", "milestones", "level", "gain", "heal", "blackout", "stuck"]
 
     @property
     def milestone_names(self) -> list[str]:
@@ -112,7 +118,7 @@ def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str], wher
     names = set(ram_fields)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping")
-    known = ("name", "exploration", "milestones", "level", "heal", "blackout", "stuck")
+    known = ("name", "exploration", "milestones", "level", "gain", "heal", "blackout", "stuck")
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(known)})")
@@ -140,12 +146,14 @@ def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str], wher
     level_fields = tuple(str(f) for f in level.get("fields", []))
     for f in level_fields:
         field(f, "level.fields")
+    gain = _section(data, "gain", dict.fromkeys(names, NUM), where)
     return RewardConfig(
         exploration_weight=float(exploration.get("weight", 0.0)),
         exploration_decay=float(exploration.get("decay", 1.0)),
         milestones=tuple(milestones),
         level_weight=float(level.get("weight", 0.0)),
         level_fields=level_fields,
+        gain=tuple((str(f), float(w)) for f, w in gain.items()),
         heal_weight=float(heal.get("weight", 0.0)),
         heal_hp=field(heal.get("hp"), "heal.hp"),
         heal_max_hp=field(heal.get("max_hp"), "heal.max_hp"),
@@ -167,6 +175,11 @@ def load_reward(reward: str | os.PathLike[str] | Mapping[str, Any], ram_fields: 
     return reward_from_mapping(data, ram_fields, source)
 
 
+def _amount(value: Any) -> int:
+    """A field's value as a number: the count of set flags for a flag array."""
+    return int(np.count_nonzero(value)) if isinstance(value, np.ndarray) else int(value)
+
+
 class RewardTracker:
     """Per-episode reward state: computes each term from consecutive RAM snapshots."""
 
@@ -181,6 +194,7 @@ class RewardTracker:
         self.tiles_found = 0
         self.stuck_steps = 0
         self.prev = dict(ram)
+        self.highs = {f: _amount(ram[f]) for f, _ in self.cfg.gain} if ram else {}
         self.totals = dict.fromkeys(self.cfg.term_names, 0.0)
         if ram:  # milestones already true at the start are not paid
             for m in self.cfg.milestones:
@@ -209,6 +223,12 @@ class RewardTracker:
             levelled = gained > 0
             if gained > 0:
                 terms["level"] = cfg.level_weight * gained
+        for f, weight in cfg.gain:
+            amount = _amount(ram[f])
+            high = self.highs.get(f, amount)
+            if amount > high:
+                terms["gain"] += weight * (amount - high)
+            self.highs[f] = max(high, amount)
         if cfg.heal_hp and cfg.heal_max_hp and not levelled:
             in_battle = bool(ram[cfg.heal_in_battle]) if cfg.heal_in_battle else False
             hp, max_hp, prev_hp = int(ram[cfg.heal_hp]), int(ram[cfg.heal_max_hp]), int(prev[cfg.heal_hp])
