@@ -76,7 +76,7 @@ def test_shipped_profile_loads_into_dataclasses() -> None:
 
 def test_read_ram_with_all_fields() -> None:
     profile = load_profile("tinyquest")
-    mem = dict.fromkeys(range(0xC000, 0xC020), 0)
+    mem = bytearray(0x10000)
     mem[0xC005], mem[0xC006] = 0x01, 0x02
     mem[0xC00C] = 0b0010_0001
     ram = profile.read_ram(mem)

@@ -373,24 +373,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return big[:OBS_H, :OBS_W, None].copy()
 
     def _vector(self, ram: Mapping[str, Any]) -> np.ndarray:
-        # Built as a Python list and converted once: cheaper than item-by-item numpy writes.
-        vals: list[float] = []
-        for f in self.profile.vector:
-            v = ram[f.field]
-            kind = f.kind
-            if kind == "scale":
-                vals.append(float(v) * f.scale)
-            elif kind == "fraction":
-                den = float(ram[f.over])  # type: ignore[index]
-                vals.append(float(v) / den if den > 0 else 0.0)
-            elif kind == "bits":
-                vals.extend(v[: f.size].tolist() if isinstance(v, np.ndarray) else [(int(v) >> b) & 1 for b in range(f.size)])
-            else:  # onehot
-                hot = [0.0] * f.size
-                if 0 <= int(v) < f.size:
-                    hot[int(v)] = 1.0
-                vals.extend(hot)
-        out = np.array(vals or [0.0], np.float32)
+        out = np.array(self.profile.vector_values(ram) or [0.0], np.float32)  # type: ignore[attr-defined]
         np.minimum(out, VECTOR_LIMIT, out=out)  # the ufuncs: np.clip's Python wrapper costs more
         np.maximum(out, -VECTOR_LIMIT, out=out)
         return out

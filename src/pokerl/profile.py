@@ -88,6 +88,54 @@ class RamField:
         return np.unpackbits(np.array(raw, dtype=np.uint8), bitorder="little")
 
 
+def compile_reader(fields: Mapping[str, RamField]) -> Any:
+    """A function ``memory -> {name: value}`` reading every field, generated for this RAM map.
+
+    The RAM is read every env step; one generated dict expression (``m[0xC000]``,
+    ``(m[0xC005] << 8) | m[0xC006]``, ...) costs a fraction of a loop over the fields. Only ints
+    from the validated profile enter the generated source; other encodings call ``RamField.read``.
+    """
+    items = list(fields.items())
+    exprs = []
+    for i, (name, f) in enumerate(items):
+        a = f.addr
+        if f.type == "u8":
+            expr = f"m[{a}]"
+        elif f.type == "u16be":
+            expr = f"(m[{a}] << 8) | m[{a + 1}]"
+        elif f.type == "u16le":
+            expr = f"m[{a}] | (m[{a + 1}] << 8)"
+        else:
+            expr = f"_fields[{i}].read(m)"
+        exprs.append(f"{name!r}: {expr}")
+    namespace: dict[str, Any] = {"_fields": [f for _, f in items]}
+    exec(f"def read_ram(m):\n    return {{{', '.join(exprs)}}}\n", namespace)  # noqa: S102 — ints and reprs only
+    return namespace["read_ram"]
+
+
+def compile_vector(features: tuple[VectorFeature, ...], fields: Mapping[str, RamField]) -> Any:
+    """A function ``ram dict -> list[float]`` building the ``vector`` observation, generated like
+    :func:`compile_reader` (it runs every env step)."""
+    exprs = []
+    for f in features:
+        v = f"r[{f.field!r}]"
+        if f.kind == "scale":
+            exprs.append(f"float({v}) * {float(f.scale)!r}")
+        elif f.kind == "fraction":
+            d = f"r[{f.over!r}]"
+            exprs.append(f"(float({v}) / {d} if {d} > 0 else 0.0)")
+        elif f.kind == "bits":
+            if fields[f.field].type == "flags":  # an array of flags: its first `size` entries
+                exprs.append(f"*{v}[:{f.size}].tolist()")
+            else:
+                exprs.extend(f"(({v} >> {b}) & 1)" for b in range(f.size))
+        else:  # onehot
+            exprs.extend(f"float({v} == {k})" for k in range(f.size))
+    namespace: dict[str, Any] = {}
+    exec(f"def vector(r):\n    return [{', '.join(exprs)}]\n", namespace)  # noqa: S102 — ints, floats and reprs only
+    return namespace["vector"]
+
+
 @dataclass(frozen=True)
 class BootStep:
     """Press ``button`` (or nothing) for ``hold`` frames, then run until ``frames`` have passed."""
@@ -169,10 +217,16 @@ class GameProfile:
     def vector_size(self) -> int:
         return sum(f.size for f in self.vector)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_read_ram", compile_reader(self.ram))
+        object.__setattr__(self, "vector_values", compile_vector(self.vector, self.ram))
+
     def read_ram(self, memory: Any) -> dict[str, Any]:
-        """All RAM fields decoded into a dict (name → int or bit array)."""
-        # u8 fields inline (the common case, read every env step); the others through RamField.read
-        return {name: memory[f.addr] if f.type == "u8" else f.read(memory) for name, f in self.ram.items()}
+        """All RAM fields decoded into a dict (name → int or bit array), in the profile's order.
+
+        ``memory``: PyBoy's memory view, or anything indexable by address.
+        """
+        return self._read_ram(memory)  # type: ignore[attr-defined]
 
     def rom_path(self, rom: str | os.PathLike[str] | None = None) -> Path | None:
         """The ROM to load: the argument, the profile's environment variable, or the bundled ROM."""
