@@ -23,8 +23,9 @@ and only a small whitelist of node types is evaluated: never arbitrary code.
 from __future__ import annotations
 
 import ast
+import copy
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,11 +57,35 @@ class Predicate:
                 raise ConfigError(f"{where}: unknown RAM field {node.id!r} in predicate {text!r}")
             if isinstance(node, ast.Constant) and not isinstance(node.value, int):
                 raise ConfigError(f"{where}: only integer constants are allowed in predicate {text!r}")
+        self._tree = tree
         self._code = compile(tree, "<predicate>", "eval")
         self._globals: dict[str, Any] = {"__builtins__": {}}  # made once: predicates run every step
 
     def __call__(self, ram: Mapping[str, Any]) -> bool:
         return bool(eval(self._code, self._globals, ram))  # noqa: S307 — whitelisted AST only
+
+    def source_over(self, var: str) -> str:
+        """The expression's source with each field name ``n`` read as ``var['n']`` (for generated code)."""
+
+        class Rename(ast.NodeTransformer):
+            def visit_Name(self, node: ast.Name) -> ast.AST:
+                return ast.Subscript(ast.Name(var, ast.Load()), ast.Constant(node.id), ast.Load())
+
+        return ast.unparse(Rename().visit(copy.deepcopy(self._tree)).body)
+
+
+def compile_milestone_check(milestones: tuple[Milestone, ...]) -> Callable[[Mapping[str, Any], set[str]], list[int]]:
+    """One generated function ``(ram, reached) -> indices of milestones newly reached``.
+
+    It runs every env step; one function testing every predicate inline costs a fraction of one
+    ``eval`` per milestone. The predicates' sources are the whitelisted ASTs of :class:`Predicate`.
+    """
+    lines = ["def check(r, reached):", "    new = []"]
+    for i, m in enumerate(milestones):
+        lines += [f"    if {m.name!r} not in reached and ({m.predicate.source_over('r')}):", f"        new.append({i})"]
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    exec("\n".join([*lines, "    return new", ""]), namespace)  # noqa: S102 — whitelisted ASTs only
+    return namespace["check"]
 
 
 @dataclass(frozen=True)
@@ -185,6 +210,7 @@ class RewardTracker:
 
     def __init__(self, cfg: RewardConfig) -> None:
         self.cfg = cfg
+        self._check = compile_milestone_check(cfg.milestones)
         self.reset({})
 
     def reset(self, ram: Mapping[str, Any]) -> None:
@@ -212,11 +238,11 @@ class RewardTracker:
             terms["exploration"] = cfg.exploration_weight * cfg.exploration_decay ** self.tiles_found
         if new_tile:
             self.tiles_found += 1
-        for m in cfg.milestones:
-            if m.name not in self._reached and m.predicate(ram):
-                self._reached.add(m.name)
-                self.reached.append(m.name)
-                terms["milestones"] += m.reward
+        for i in self._check(ram, self._reached):
+            m = cfg.milestones[i]
+            self._reached.add(m.name)
+            self.reached.append(m.name)
+            terms["milestones"] += m.reward
         levelled = False
         if cfg.level_fields:
             gained = self._level_sum(ram) - self._level_sum(prev)
