@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from conftest import TQ_PROFILE
 from pokerl.errors import ConfigError
-from pokerl.profile import RamField, load_profile, profile_from_mapping
+from pokerl.profile import Flags, RamField, load_profile, profile_from_mapping
 
 MEMORY = {0xC000: 0x12, 0xC001: 0x34, 0xC002: 0x56, 0xC003: 0b1000_0101, 0xC004: 0x01}
 
@@ -35,11 +34,14 @@ def test_bitfield_is_little_endian_int() -> None:
     assert RamField("b", 0xC003, "bitfield", 2).read(MEMORY) == 0x0185
 
 
-def test_flags_are_a_bit_array() -> None:
+def test_flags_index_like_a_bit_array() -> None:
     flags = RamField("events", 0xC003, "flags", 2).read(MEMORY)
-    assert isinstance(flags, np.ndarray) and flags.shape == (16,)
+    assert isinstance(flags, Flags)
     # flag i = byte i >> 3, bit i & 7
     assert [i for i in range(16) if flags[i]] == [0, 2, 7, 8]
+    assert flags.count() == 4 and flags[40] == 0
+    with pytest.raises(IndexError):
+        flags[-1]
 
 
 def test_works_on_a_bytearray_window() -> None:
@@ -55,7 +57,8 @@ def test_works_on_a_bytearray_window() -> None:
     mem = Window(bytes([0x00, 0x99, 0x99, 0xFF]))
     assert RamField("m", 0xC001, "bcd", 2).read(mem) == 9999
     assert RamField("m", 0xC001, "u16le", 2).read(mem) == 0x9999
-    assert RamField("f", 0xC003, "flags", 1).read(mem).tolist() == [1] * 8
+    flags = RamField("f", 0xC003, "flags", 1).read(mem)
+    assert [flags[i] for i in range(8)] == [1] * 8
 
 
 def _tq() -> dict:
@@ -81,7 +84,7 @@ def test_read_ram_with_all_fields() -> None:
     mem[0xC00C] = 0b0010_0001
     ram = profile.read_ram(mem)
     assert ram["hp"] == 0x0102 and ram["map_id"] == 0
-    assert ram["events"][0] == 1 and ram["events"][5] == 1 and ram["events"].sum() == 2
+    assert ram["events"][0] == 1 and ram["events"][5] == 1 and ram["events"].count() == 2
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from conftest import (
 )
 from pokerl.env import GameBoyEnv
 from pokerl.errors import ConfigError
+from pokerl.profile import Flags, load_profile
 from pokerl.rewards import Predicate, load_reward
 
 REWARD_YAML = ROOT / "configs" / "reward" / "tinyquest.yaml"
@@ -127,12 +128,12 @@ def test_gain_pays_new_highs_of_xp_and_event_flags() -> None:
         walk_route1_to_grass(env)
         flags0 = int(env.unwrapped._tracker.highs["events"])
         infos = grind(env, lambda i: i["xp"] > 0)
-        xp, flags = infos[-1]["xp"], int(infos[-1]["events"].sum())
+        xp, flags = infos[-1]["xp"], infos[-1]["events"].count()
         paid = sum(i["reward_terms"]["gain"] for i in infos)
         assert xp > 0 and paid == pytest.approx(0.1 * xp + 2.0 * (flags - flags0))
         write_u16(env, TQ_XP, 0)  # XP falls: the next win pays only what passes the old high
         infos = grind(env, lambda i: i["xp"] > 0)
-        xp2, flags2 = infos[-1]["xp"], int(infos[-1]["events"].sum())
+        xp2, flags2 = infos[-1]["xp"], infos[-1]["events"].count()
         paid = sum(i["reward_terms"]["gain"] for i in infos)
         assert paid == pytest.approx(0.1 * max(0, xp2 - xp) + 2.0 * (flags2 - flags))
     finally:
@@ -218,6 +219,16 @@ def test_predicate_whitelist() -> None:
         with pytest.raises(ConfigError) as err:
             Predicate(bad, names, "reward.yaml: milestones.x.when")
         assert "\n" not in str(err.value)
+
+
+def test_flag_numbers_are_checked_against_the_profile() -> None:
+    ram = load_profile("tinyquest").ram  # events: 4 bytes, flags 0..31
+    assert Predicate("events[31]", ram, "t")({"events": Flags(1 << 31)})
+    for bad in ("events[32]", "events[-1]", "events[map_id]"):
+        with pytest.raises(ConfigError, match=r"events\[\.\.\.\] needs a flag number 0\.\.31"):
+            Predicate(bad, ram, "reward.yaml: milestones.x.when")
+    with pytest.raises(ConfigError, match="flag number"):
+        load_reward({"milestones": {"x": {"when": "events[99]"}}}, ram)
 
 
 def test_shipped_reward_config_parses() -> None:

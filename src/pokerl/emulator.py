@@ -61,6 +61,9 @@ class EmulatorSession:
         self.pyboy = PyBoy(io.BytesIO(rom), window=window, scale=scale, sound_emulated=False, log_level="ERROR")
         self.pyboy.set_emulation_speed(speed)
         self.memory = self.pyboy.memory
+        # PyBoy renders into one buffer for the session's life (``screen.ndarray`` is always the same
+        # array), so the observation's view of it (green channel, every second pixel) is made once.
+        self._half = self.pyboy.screen.ndarray[::2, ::2, 1]
         self._screen = self.pyboy.screen
         self.frames = 0
 
@@ -89,10 +92,9 @@ class EmulatorSession:
 
     def gray_half(self, out: np.ndarray | None = None) -> np.ndarray:
         """The last rendered frame as 72x80 grayscale (green channel, every second pixel)."""
-        frame = self._screen.ndarray[::2, ::2, 1]
         if out is None:
-            return frame.copy()
-        out[...] = frame
+            return self._half.copy()
+        out[...] = self._half
         return out
 
     def rgb(self) -> np.ndarray:

@@ -26,11 +26,10 @@ import numpy as np
 from pokerl.config import from_mapping
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError, PokerlError
-from pokerl.profile import GameProfile, config_path, load_profile, load_yaml
+from pokerl.profile import VECTOR_LIMIT, GameProfile, config_path, load_profile, load_yaml
 from pokerl.rewards import Predicate, RewardConfig, RewardTracker, load_reward
 
 OBS_H, OBS_W = 72, 80
-VECTOR_LIMIT = 10.0
 
 
 @dataclass
@@ -136,6 +135,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._crop_tiles = (-(-OBS_H // cell), -(-OBS_W // cell))
         th, tw = self._crop_tiles
         self._crop = np.zeros((th * cell, tw * cell), np.uint8)  # scaled-up crop, reused every step
+        self._crop_obs = self._crop[:OBS_H, :OBS_W, None]  # the part that is observed (a view)
         # The crop only changes when the player moves or a tile is first visited: _visits_version
         # counts changes of the visited sets (first visits, reset, set_state); key = (pos, version).
         self._visits_version = 0
@@ -146,8 +146,12 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._map_field, self._x_field, self._y_field = profile.coords
         self._coord_fields = [profile.ram[n] for n in profile.coords]
         self._stack = np.zeros((OBS_H, OBS_W, self.config.frame_stack), np.uint8)
+        self._stack_flat = self._stack.reshape(-1)  # views made once: the step's frame shift and write
+        self._stack_last = self._stack[..., -1]
         self._tracker = RewardTracker(self.rewards)
-        self._visits: dict[int, np.ndarray] = {}
+        # Visit counts per map: a flat row-major list of Python ints (a list update per step is much
+        # cheaper than numpy scalar indexing); _grid() gives the numpy array for summaries and snapshots.
+        self._visits: dict[int, list[int]] = {}
         self._steps = 0
         self._return = 0.0
         self._pos: tuple[int, int, int] = (0, 0, 0)
@@ -243,7 +247,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return {
             "emulator": self.session.save_state(),
             "stack": self._stack.tobytes(),
-            "visits": {int(m): g.tobytes() for m, g in self._visits.items()},
+            "visits": {int(m): self._grid(m).tobytes() for m in self._visits},
             "steps": self._steps,
             "return": self._return,
             "pos": list(self._pos),
@@ -262,7 +266,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
         self.session.load_state(state["emulator"], source="env snapshot")
         self._stack[...] = np.frombuffer(state["stack"], np.uint8).reshape(self._stack.shape)
-        self._visits = {int(m): np.frombuffer(g, np.int32).reshape(self._map_shape).copy()
+        self._visits = {int(m): np.frombuffer(g, np.int32).reshape(self._map_shape).ravel().tolist()
                         for m, g in state["visits"].items()}
         self._visits_version += 1
         self._seen = {}
@@ -301,9 +305,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             # Shift the frames one channel left. On the channel-last buffer that is a shift of the flat
             # bytes by one (pixel p, channel c takes channel c + 1); the last channel is overwritten
             # below. A contiguous copy: ~40x cheaper than the strided overlapping `[..., :-1] = [..., 1:]`.
-            flat = self._stack.reshape(-1)
+            flat = self._stack_flat
             flat[:-1] = flat[1:]
-        self.session.gray_half(self._stack[..., -1])
+        self.session.gray_half(self._stack_last)
         terminated = bool(self._done(ram)) if self._done else False
         truncated = not terminated and self._steps >= self.config.max_steps
         info = self._info(ram, terms)
@@ -313,14 +317,15 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _visit(self, map_id: int, x: int, y: int) -> bool:
         """Count a visit to a tile; True when it is the first visit this episode."""
-        grid = self._visits.get(map_id)
-        if grid is None:
-            grid = self._visits[map_id] = np.zeros(self._map_shape, np.int32)
+        counts = self._visits.get(map_id)
         h, w = self._map_shape
+        if counts is None:
+            counts = self._visits[map_id] = [0] * (h * w)
         if not (0 <= y < h and 0 <= x < w):
             return False
-        grid[y, x] += 1
-        if grid[y, x] == 1:
+        i = y * w + x
+        counts[i] += 1
+        if counts[i] == 1:
             self._visits_version += 1
             mask = self._seen.get(map_id)
             if mask is not None:
@@ -329,13 +334,17 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             return True
         return False
 
+    def _grid(self, map_id: int) -> np.ndarray:
+        """A map's visit counts as an int32 (height, width) array (a new array)."""
+        return np.array(self._visits[map_id], np.int32).reshape(self._map_shape)
+
     def _seen_mask(self, map_id: int) -> np.ndarray | None:
         """A map's visited tiles as 0/255, padded by the crop size on every side (built on first use)."""
         mask = self._seen.get(map_id)
         if mask is None:
-            grid = self._visits.get(map_id)
-            if grid is None:
+            if map_id not in self._visits:
                 return None
+            grid = self._grid(map_id)
             th, tw = self._crop_tiles
             h, w = grid.shape
             mask = self._seen[map_id] = np.zeros((h + 2 * th, w + 2 * tw), np.uint8)
@@ -348,7 +357,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """The explored mask of the current map, centred on the player, scaled to 72x80."""
         key = (self._pos, self._visits_version)
         if key == self._crop_key:
-            return self._crop[:OBS_H, :OBS_W, None].copy()
+            return self._crop_obs.copy()
         self._crop_key = key
         th, tw = self._crop_tiles
         map_id, x, y = self._pos
@@ -357,7 +366,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if mask is not None:  # the usual case: a view of the padded mask, no bounds arithmetic
             y0, x0 = y - th // 2 + th, x - tw // 2 + tw
             tiles = mask[y0 : y0 + th, x0 : x0 + tw]
-        elif (grid := self._visits.get(map_id)) is not None:  # off the map grid: clip by hand
+        elif map_id in self._visits:  # off the map grid: clip by hand
+            grid = self._grid(map_id)
             tiles = np.zeros((th, tw), np.uint8)
             y0, x0 = y - th // 2, x - tw // 2
             h, w = grid.shape
@@ -370,13 +380,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         cell, big = self.profile.visited_cell, self._crop
         # each tile -> cell x cell pixels: repeat along x, then broadcast each row over cell rows
         big.reshape(th, cell, tw * cell)[...] = tiles.repeat(cell, 1)[:, None, :]
-        return big[:OBS_H, :OBS_W, None].copy()
+        return self._crop_obs.copy()
 
     def _vector(self, ram: Mapping[str, Any]) -> np.ndarray:
-        out = np.array(self.profile.vector_values(ram) or [0.0], np.float32)  # type: ignore[attr-defined]
-        np.minimum(out, VECTOR_LIMIT, out=out)  # the ufuncs: np.clip's Python wrapper costs more
-        np.maximum(out, -VECTOR_LIMIT, out=out)
-        return out
+        # already within [0, VECTOR_LIMIT]: the generated builder clips (see profile.compile_vector)
+        return np.array(self.profile.vector_values(ram) or [0.0], np.float32)  # type: ignore[attr-defined]
 
     def _obs(self, ram: Mapping[str, Any]) -> dict[str, np.ndarray]:
         return {"screen": self._stack.copy(), "visited": self._visited_crop(), "vector": self._vector(ram)}
@@ -390,7 +398,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def episode_summary(self) -> dict[str, Any]:
         """What the trainer logs for a finished episode (plain types, small)."""
         visits = {}
-        for map_id, grid in self._visits.items():
+        for map_id in self._visits:
+            grid = self._grid(map_id)
             ys, xs = np.nonzero(grid)
             visits[int(map_id)] = [[int(x), int(y), int(grid[y, x])] for y, x in zip(ys, xs, strict=True)]
         return {
@@ -398,7 +407,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "length": int(self._steps),
             "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
             "milestones": list(self._tracker.reached),
-            "maps_visited": sorted(int(m) for m, g in self._visits.items() if g.any()),
+            "maps_visited": sorted(int(m) for m, counts in self._visits.items() if any(counts)),
             "visits": visits,
         }
 

@@ -6,8 +6,8 @@ one-line :class:`~pokerl.errors.ConfigError` naming the file and the key.
 
 RAM fields have an encoding: ``u8``, ``u16be``, ``u16le``, ``bcd`` (``size`` bytes, big-endian
 packed decimal, e.g. Pokémon money), ``bitfield`` (``size`` bytes read as one little-endian
-integer, so ``badges & 1`` works) or ``flags`` (``size`` bytes read as an array of bits, flag i =
-byte i>>3, bit i&7, so ``events[3]`` works).
+integer, so ``badges & 1`` works) or ``flags`` (``size`` bytes of bit flags, flag i = byte i>>3,
+bit i&7, read as a :class:`Flags`, so ``events[3]`` works).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from pokerl.errors import ConfigError
@@ -58,6 +57,26 @@ def _take(data: Mapping[str, Any], allowed: Mapping[str, type | tuple[type, ...]
     return dict(data)
 
 
+class Flags(int):
+    """A ``flags`` field's value: the flag array as one int, flag i = bit i (byte i>>3, bit i&7).
+
+    ``flags[i]`` is 0 or 1, as for a list of bits, and :meth:`count` is the number of set flags.
+    An int rather than a numpy array because RAM is read every env step and an int is built in a
+    fraction of the time (and pickles, compares and prints as the number it is).
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, i: int) -> int:
+        if i < 0:
+            raise IndexError(f"flag index {i} is negative")
+        return (self >> i) & 1
+
+    def count(self) -> int:
+        """How many flags are set."""
+        return int(self).bit_count()
+
+
 @dataclass(frozen=True)
 class RamField:
     """One named value in the game's memory."""
@@ -84,8 +103,7 @@ class RamField:
             for b in raw:
                 value = value * 100 + (b >> 4) * 10 + (b & 0xF)
             return value
-        # flags: an array of bits, flag i = byte i>>3, bit i&7
-        return np.unpackbits(np.array(raw, dtype=np.uint8), bitorder="little")
+        return Flags(int.from_bytes(bytes(raw), "little"))  # flags: flag i = bit i of the little-endian bytes
 
 
 def compile_reader(fields: Mapping[str, RamField]) -> Any:
@@ -105,30 +123,35 @@ def compile_reader(fields: Mapping[str, RamField]) -> Any:
             expr = f"(m[{a}] << 8) | m[{a + 1}]"
         elif f.type == "u16le":
             expr = f"m[{a}] | (m[{a + 1}] << 8)"
+        elif f.type == "bitfield" and f.size == 1:
+            expr = f"m[{a}]"
+        elif f.type == "flags":
+            expr = f"_Flags(int.from_bytes(bytes(m[{a}:{a + f.size}]), 'little'))"
         else:
             expr = f"_fields[{i}].read(m)"
         exprs.append(f"{name!r}: {expr}")
-    namespace: dict[str, Any] = {"_fields": [f for _, f in items]}
+    namespace: dict[str, Any] = {"_fields": [f for _, f in items], "_Flags": Flags}
     exec(f"def read_ram(m):\n    return {{{', '.join(exprs)}}}\n", namespace)  # noqa: S102 — ints and reprs only
     return namespace["read_ram"]
 
 
-def compile_vector(features: tuple[VectorFeature, ...], fields: Mapping[str, RamField]) -> Any:
+VECTOR_LIMIT = 10.0  # the vector observation's bound: scaled and fraction features are clipped to it
+
+
+def compile_vector(features: tuple[VectorFeature, ...]) -> Any:
     """A function ``ram dict -> list[float]`` building the ``vector`` observation, generated like
-    :func:`compile_reader` (it runs every env step)."""
+    :func:`compile_reader` (it runs every env step). Fields are unsigned, so every feature is >= 0;
+    the unbounded kinds (scale, fraction) are clipped to :data:`VECTOR_LIMIT` in the expression."""
     exprs = []
     for f in features:
         v = f"r[{f.field!r}]"
         if f.kind == "scale":
-            exprs.append(f"float({v}) * {float(f.scale)!r}")
+            exprs.append(f"min(float({v}) * {float(f.scale)!r}, {VECTOR_LIMIT!r})")
         elif f.kind == "fraction":
             d = f"r[{f.over!r}]"
-            exprs.append(f"(float({v}) / {d} if {d} > 0 else 0.0)")
-        elif f.kind == "bits":
-            if fields[f.field].type == "flags":  # an array of flags: its first `size` entries
-                exprs.append(f"*{v}[:{f.size}].tolist()")
-            else:
-                exprs.extend(f"(({v} >> {b}) & 1)" for b in range(f.size))
+            exprs.append(f"(min(float({v}) / {d}, {VECTOR_LIMIT!r}) if {d} > 0 else 0.0)")
+        elif f.kind == "bits":  # the low `size` bits (of an int, a bitfield or a Flags)
+            exprs.extend(f"(({v} >> {b}) & 1)" for b in range(f.size))
         else:  # onehot
             exprs.extend(f"float({v} == {k})" for k in range(f.size))
     namespace: dict[str, Any] = {}
@@ -219,12 +242,12 @@ class GameProfile:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_read_ram", compile_reader(self.ram))
-        object.__setattr__(self, "vector_values", compile_vector(self.vector, self.ram))
+        object.__setattr__(self, "vector_values", compile_vector(self.vector))
 
     def read_ram(self, memory: Any) -> dict[str, Any]:
         """All RAM fields decoded into a dict (name → int or bit array), in the profile's order.
 
-        ``memory``: PyBoy's memory view, or anything indexable by address.
+        ``memory``: PyBoy's memory view, or anything indexable by address and address slices.
         """
         return self._read_ram(memory)  # type: ignore[attr-defined]
 
@@ -326,7 +349,10 @@ def _parse_vector(items: Any, source: str, ram: Mapping[str, RamField]) -> tuple
         elif "onehot" in item:
             out.append(VectorFeature(name, "onehot", int(item["onehot"])))
         else:
-            out.append(VectorFeature(name, "scale", 1, scale=float(item.get("scale", 1.0))))
+            scale = float(item.get("scale", 1.0))
+            if not scale > 0:
+                raise ConfigError(f"{_where(source, path + '.scale')}: must be > 0, got {scale!r}")
+            out.append(VectorFeature(name, "scale", 1, scale=scale))
     return tuple(out)
 
 
@@ -376,7 +402,7 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
     if done_when is not None:
         from pokerl.rewards import Predicate
 
-        Predicate(done_when, set(ram), f"{_where(source, 'done_when')}")
+        Predicate(done_when, ram, f"{_where(source, 'done_when')}")
     helpers = {}
     for hname, spec in (data.get("helpers") or {}).items():
         spec = _take(spec, {"when": str, "press": str, "max_presses": int}, source, f"helpers.{hname}",
@@ -385,7 +411,7 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
             raise ConfigError(f"{_where(source, f'helpers.{hname}.press')}: unknown button {spec['press']!r}")
         from pokerl.rewards import Predicate
 
-        Predicate(spec["when"], set(ram), _where(source, f"helpers.{hname}.when"))
+        Predicate(spec["when"], ram, _where(source, f"helpers.{hname}.when"))
         helpers[str(hname)] = Helper(spec["when"], spec["press"], int(spec.get("max_presses", 16)))
     return GameProfile(
         name=data["name"], source=source, rom_file=rom.get("bundled"), sha1=sha1, title=rom.get("title"),

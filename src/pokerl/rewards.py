@@ -29,9 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from pokerl.errors import ConfigError
+from pokerl.profile import Flags, RamField
 
 _ALLOWED = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.BinOp, ast.BitAnd,
@@ -43,13 +42,17 @@ _ALLOWED = (
 class Predicate:
     """A boolean expression over RAM field names, e.g. ``badges & 1`` or ``events[2] and map_id == 6``."""
 
-    def __init__(self, text: str, names: Iterable[str], where: str) -> None:
+    def __init__(self, text: str, names: Iterable[str] | Mapping[str, RamField], where: str) -> None:
+        """``names``: the RAM field names, or the profile's fields (then a flag index such as
+        ``events[40]`` is also checked against the flag array's size)."""
         self.text = text
         try:
             tree = ast.parse(text, mode="eval")
         except SyntaxError:
             raise ConfigError(f"{where}: cannot parse predicate {text!r}") from None
         known = set(names)
+        flag_count = {n: f.size * 8 for n, f in names.items() if isinstance(f, RamField) and f.type == "flags"} \
+            if isinstance(names, Mapping) else {}
         for node in ast.walk(tree):
             if not isinstance(node, _ALLOWED):
                 raise ConfigError(f"{where}: {type(node).__name__} is not allowed in predicate {text!r}")
@@ -57,6 +60,11 @@ class Predicate:
                 raise ConfigError(f"{where}: unknown RAM field {node.id!r} in predicate {text!r}")
             if isinstance(node, ast.Constant) and not isinstance(node.value, int):
                 raise ConfigError(f"{where}: only integer constants are allowed in predicate {text!r}")
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in flag_count:
+                n, i = flag_count[node.value.id], getattr(node.slice, "value", None)
+                if not (isinstance(node.slice, ast.Constant) and type(i) is int and 0 <= i < n):
+                    raise ConfigError(f"{where}: {node.value.id}[...] needs a flag number 0..{n - 1}, "
+                                      f"got {ast.unparse(node.slice)!r} in predicate {text!r}")
         self._tree = tree
         self._code = compile(tree, "<predicate>", "eval")
         self._globals: dict[str, Any] = {"__builtins__": {}}  # made once: predicates run every step
@@ -139,7 +147,8 @@ NUM = (int, float)
 
 
 def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str], where: str) -> RewardConfig:
-    """Check and parse a reward mapping against the profile's RAM field names."""
+    """Check and parse a reward mapping against the profile's RAM field names (or its fields, a
+    mapping name -> :class:`RamField`: then flag numbers in milestones are checked too)."""
     names = set(ram_fields)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping")
@@ -166,7 +175,8 @@ def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str], wher
         spec = _section({"m": spec}, "m", {"when": (str,), "reward": NUM}, f"{where}: milestones.{name}")
         if "when" not in spec:
             raise ConfigError(f"{where}: milestones.{name}.when: required key is missing")
-        pred = Predicate(spec["when"], names, f"{where}: milestones.{name}.when")
+        pred = Predicate(spec["when"], ram_fields if isinstance(ram_fields, Mapping) else names,
+                         f"{where}: milestones.{name}.when")
         milestones.append(Milestone(str(name), pred, float(spec.get("reward", 1.0))))
     level_fields = tuple(str(f) for f in level.get("fields", []))
     for f in level_fields:
@@ -202,7 +212,7 @@ def load_reward(reward: str | os.PathLike[str] | Mapping[str, Any], ram_fields: 
 
 def _amount(value: Any) -> int:
     """A field's value as a number: the count of set flags for a flag array."""
-    return int(np.count_nonzero(value)) if isinstance(value, np.ndarray) else int(value)
+    return value.count() if isinstance(value, Flags) else int(value)
 
 
 class RewardTracker:
@@ -247,7 +257,7 @@ class RewardTracker:
         if cfg.level_fields:
             gained = self._level_sum(ram) - self._level_sum(prev)
             levelled = gained > 0
-            if gained > 0:
+            if levelled:
                 terms["level"] = cfg.level_weight * gained
         for f, weight in cfg.gain:
             amount = _amount(ram[f])
@@ -267,7 +277,9 @@ class RewardTracker:
         self.stuck_steps = 0 if (moved or busy) else self.stuck_steps + 1
         if cfg.stuck_weight and self.stuck_steps > cfg.stuck_after:
             terms["stuck"] = cfg.stuck_weight
+        totals = self.totals
         for k, v in terms.items():
-            self.totals[k] += v
-        self.prev = dict(ram)
+            if v:
+                totals[k] += v
+        self.prev = ram  # not copied: the caller hands over a fresh snapshot each step and keeps it unchanged
         return terms
