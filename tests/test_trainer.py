@@ -115,3 +115,19 @@ def test_async_rollout_keeps_each_env_column_consistent(tmp_path: Path) -> None:
         assert torch.nonzero(starts[:, env]).flatten().tolist() == [0, 24]
     assert trainer.global_step == 128
     assert trainer.buffer.rewards.abs().sum() > 0  # exploration rewards reached the buffer
+
+
+def test_bench_train_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """The benchmark runs end to end with probes between updates (figures are not asserted: timing)."""
+    import json
+
+    from pokerl.bench.train import main
+
+    tiny = ["num_envs=2", "num_workers=1", "ppo.num_steps=16", "ppo.bptt=8", "ppo.num_minibatches=2",
+            "ppo.update_epochs=1", "game.boot.writes.ballast=0", "torch_threads=1"]
+    assert main(["--rounds", "2", "--raw-seconds", "0.3", "--json", *tiny]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("train_sps", "raw_sps", "learner_samples_per_s", "ideal_sps", "train_over_ideal", "train_over_raw"):
+        assert isinstance(result[key], float) and result[key] > 0, key
+    assert result["rounds"] == 2 and len(result["ratio_per_round"]) == 2
+    assert result["ideal_sps"] < min(result["raw_sps"], result["learner_samples_per_s"])  # CPU: 1/(1/R + 1/L)

@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,11 +249,13 @@ class Trainer:
         per_update = self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size
         return max(1, -(-self.tc.total_steps // per_update))
 
-    def run(self, stop_at_update: int | None = None, time_limit_s: float | None = None) -> dict[str, float]:
+    def run(self, stop_at_update: int | None = None, time_limit_s: float | None = None,
+            after_update: Callable[[Trainer], None] | None = None) -> dict[str, float]:
         """Train until ``total_steps``; returns the last logged scalars.
 
         ``stop_at_update`` / ``time_limit_s`` end the run earlier (after that update, or after the
-        first update that ends past the time limit), with a final checkpoint.
+        first update that ends past the time limit), with a final checkpoint. ``after_update`` is
+        called with the trainer at the end of every update (benchmarks measure between updates).
         """
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
@@ -329,6 +332,8 @@ class Trainer:
                     mean_ret = float(np.mean(self.returns_window)) if self.returns_window else float("nan")
                     bar.update(T * n * self.dist.world_size)
                     bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{mean_ret:.2f}", upd=self.update, refresh=False)
+                if after_update is not None:
+                    after_update(self)
         finally:
             if bar is not None:
                 bar.close()
