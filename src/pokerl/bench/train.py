@@ -132,6 +132,8 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
     steady drift of the machine's speed cancels; medians and per-round ratios are returned."""
     workers = max(cfg["num_workers"], 1)
     on_gpu = select_device(cfg["device"]).type == "cuda"
+    if cfg["torch_threads"] > 0:  # as the trainer will: the learner probe runs with the same threads
+        torch.set_num_threads(cfg["torch_threads"])
     raw = RawEnvs(cfg, workers, cfg["num_envs"] // workers)
     learner = Learner(cfg)
     learner.samples_per_s()  # warm-up
