@@ -104,6 +104,7 @@ def test_read_ram_with_all_fields() -> None:
         (lambda d: d["vector"].append({"field": "gold", "scale": 1}), ["vector[8].field", "gold"]),
         (lambda d: d["rom"].__setitem__("sha1", ["abc"]), ["rom.sha1"]),
         (lambda d: d.__setitem__("done_when", "import os"), ["done_when"]),
+        (lambda d: d.__setitem__("busy_when", "in_battle or nosuch"), ["busy_when", "nosuch"]),
         (lambda d: d.__setitem__("visited_cell", True), ["visited_cell"]),
         (lambda d: d.pop("ram"), ["ram", "missing"]),
     ],

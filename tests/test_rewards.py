@@ -16,6 +16,7 @@ import yaml
 from conftest import (
     ROOT,
     TQ_HP,
+    TQ_PROFILE,
     TQ_STATE,
     TQ_XP,
     battle_button,
@@ -163,6 +164,19 @@ def test_stuck_penalty_after_standing_still(tq_env: GameBoyEnv) -> None:
     _, info = press(tq_env, "right")  # moving resets the counter
     assert info["reward_terms"]["stuck"] == 0.0
     assert press(tq_env, "b")[1]["reward_terms"]["stuck"] == 0.0
+
+
+def test_no_stuck_penalty_while_the_profile_says_busy() -> None:
+    game = yaml.safe_load(TQ_PROFILE.read_text())
+    assert game["busy_when"] == "in_battle or text"
+    game["busy_when"] = "map_id == 0"  # the whole start town counts as busy
+    env = make_tq(game=game)
+    try:
+        env.reset(seed=7)
+        terms = [press(env, "b")[1]["reward_terms"]["stuck"] for _ in range(env.rewards.stuck_after + 3)]
+        assert terms == [0.0] * len(terms)
+    finally:
+        env.close()
 
 
 def test_terms_sum_to_reward_and_episode_totals(tq_env: GameBoyEnv) -> None:

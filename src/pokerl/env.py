@@ -110,6 +110,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 raise ConfigError(f"writes: no such RAM field {name!r} in {profile.source}")
             self.writes[name] = int(value)
         self._done = Predicate(profile.done_when, profile.ram, profile.source) if profile.done_when else None
+        self._busy = Predicate(profile.busy_when, profile.ram, profile.source) if profile.busy_when else None
         self._helpers = []
         for name in self.config.helpers:
             if name not in profile.helpers:
@@ -296,7 +297,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         new_tile = self._visit(*pos)
         moved = pos != self._pos
         self._pos = pos
-        busy = bool(ram.get("in_battle", 0)) or bool(ram.get("text", 0))
+        busy = self._busy(ram) if self._busy else False
         terms = self._tracker.step(ram, new_tile, moved, busy)
         reward = float(sum(terms.values()))
         self._steps += 1

@@ -234,6 +234,7 @@ class GameProfile:
     visited_cell: int  # pixels of the 72x80 observation per map tile, for the visited crop
     world_map: WorldMap
     done_when: str | None  # a predicate over RAM fields that ends the episode (game complete)
+    busy_when: str | None = None  # a predicate: the player is in a battle or text (no stuck penalty)
     helpers: Mapping[str, Helper] = field(default_factory=dict)  # optional scripted helpers (env.helpers)
 
     @property
@@ -373,7 +374,8 @@ def _parse_world(data: Mapping[str, Any], source: str) -> WorldMap:
 
 PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str, "rom": dict, "actions": list, "boot": dict, "ram": dict, "coords": dict,
-    "vector": list, "visited_cell": int, "world_map": dict, "done_when": (str, type(None)), "helpers": dict,
+    "vector": list, "visited_cell": int, "world_map": dict, "done_when": (str, type(None)),
+    "busy_when": (str, type(None)), "helpers": dict,
 }
 
 
@@ -398,19 +400,18 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
         if name not in ram:
             raise ConfigError(f"{_where(source, 'coords.' + key)}: no such RAM field {name!r}")
     world = data.get("world_map", {"offsets": {}, "size": [256, 256], "map_size": [256, 256]})
-    done_when = data.get("done_when")
-    if done_when is not None:
-        from pokerl.rewards import Predicate
+    from pokerl.rewards import Predicate
 
-        Predicate(done_when, ram, f"{_where(source, 'done_when')}")
+    done_when, busy_when = data.get("done_when"), data.get("busy_when")
+    for key, text in (("done_when", done_when), ("busy_when", busy_when)):
+        if text is not None:
+            Predicate(text, ram, _where(source, key))
     helpers = {}
     for hname, spec in (data.get("helpers") or {}).items():
         spec = _take(spec, {"when": str, "press": str, "max_presses": int}, source, f"helpers.{hname}",
                      required=("when", "press"))
         if spec["press"] not in BUTTONS:
             raise ConfigError(f"{_where(source, f'helpers.{hname}.press')}: unknown button {spec['press']!r}")
-        from pokerl.rewards import Predicate
-
         Predicate(spec["when"], ram, _where(source, f"helpers.{hname}.when"))
         helpers[str(hname)] = Helper(spec["when"], spec["press"], int(spec.get("max_presses", 16)))
     return GameProfile(
@@ -418,7 +419,7 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
         env_var=rom.get("env"), actions=actions, boot=_parse_boot(data.get("boot", {}), source, ram), ram=ram,
         coords=(coords["map"], coords["x"], coords["y"]), vector=_parse_vector(data.get("vector", []), source, ram),
         visited_cell=int(data.get("visited_cell", 8)), world_map=_parse_world(world, source), done_when=done_when,
-        helpers=helpers,
+        busy_when=busy_when, helpers=helpers,
     )
 
 
