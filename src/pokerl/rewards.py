@@ -27,7 +27,7 @@ import copy
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pokerl.errors import ConfigError
 from pokerl.profile import Flags, RamField
@@ -122,9 +122,7 @@ class RewardConfig:
     stuck_weight: float = 0.0
     stuck_after: int = 100
 
-    @property
-    def term_names(self) -> list[str]:
-        return ["exploration", "milestones", "level", "gain", "heal", "blackout", "stuck"]
+    term_names: ClassVar[tuple[str, ...]] = ("exploration", "milestones", "level", "gain", "heal", "blackout", "stuck")
 
     @property
     def milestone_names(self) -> list[str]:
