@@ -145,7 +145,6 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         wm = profile.world_map
         self._map_shape = (wm.map_height, wm.map_width)
         self._map_field, self._x_field, self._y_field = profile.coords
-        self._coord_fields = [profile.ram[n] for n in profile.coords]
         self._stack = np.zeros((OBS_H, OBS_W, self.config.frame_stack), np.uint8)
         self._stack_flat = self._stack.reshape(-1)  # views made once: the step's frame shift and write
         self._stack_last = self._stack[..., -1]

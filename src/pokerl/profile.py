@@ -246,7 +246,7 @@ class GameProfile:
         object.__setattr__(self, "vector_values", compile_vector(self.vector))
 
     def read_ram(self, memory: Any) -> dict[str, Any]:
-        """All RAM fields decoded into a dict (name → int or bit array), in the profile's order.
+        """All RAM fields decoded into a dict (name → int, or :class:`Flags` for flag arrays), in the profile's order.
 
         ``memory``: PyBoy's memory view, or anything indexable by address and address slices.
         """

@@ -33,6 +33,7 @@ import torch
 
 from pokerl.config import compose_train_config, from_mapping
 from pokerl.env import make_env
+from pokerl.evaluate import env_kwargs
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
 from pokerl.trainer import Trainer, select_device
@@ -41,7 +42,7 @@ from pokerl.trainer import Trainer, select_device
 def _raw_worker(cfg: dict[str, Any], envs: int, seed: int, commands: Any, out: Any) -> None:
     """Own ``envs`` envs; for each number of seconds received, step them round-robin with random
     actions for that long and report steps/s (``None`` ends the worker)."""
-    made = [make_env(game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=cfg.get("rom")) for _ in range(envs)]
+    made = [make_env(**env_kwargs(cfg)) for _ in range(envs)]
     rng = np.random.default_rng(seed)
     for i, env in enumerate(made):
         env.reset(seed=seed + i)
@@ -91,7 +92,7 @@ class Learner:
     """L: rollout inference + PPO update on random observations, one rollout of ``num_envs`` envs."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        env = make_env(game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=cfg.get("rom"))
+        env = make_env(**env_kwargs(cfg))
         space, n_actions = env.observation_space, int(env.action_space.n)
         env.close()
         self.ppo = from_mapping(PPOConfig, cfg["ppo"], "ppo")
