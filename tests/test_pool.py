@@ -16,9 +16,10 @@ from pokerl.pool import SharedPool, make_pool
 ENV_FN = functools.partial(make_env, game="tinyquest", max_steps=20, writes={"ballast": 0})
 
 
-def rollout(backend: str, actions: np.ndarray, seed: int = 3) -> tuple[list[tuple[np.ndarray, ...]], list]:
+def rollout(backend: str, actions: np.ndarray, seed: int = 3,
+            inline: bool = False) -> tuple[list[tuple[np.ndarray, ...]], list]:
     steps, episodes = [], []
-    with make_pool([ENV_FN] * 4, backend=backend, num_workers=2) as pool:
+    with make_pool([ENV_FN] * 4, backend=backend, num_workers=2, inline=inline) as pool:
         obs = pool.reset(seed=seed)
         steps.append((obs["screen"].copy(), obs["visited"].copy(), obs["vector"].copy()))
         for a in actions:
@@ -29,10 +30,11 @@ def rollout(backend: str, actions: np.ndarray, seed: int = 3) -> tuple[list[tupl
     return steps, episodes
 
 
-def test_shared_and_serial_give_identical_trajectories() -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
+def test_shared_and_serial_give_identical_trajectories(inline: bool) -> None:
     actions = np.random.default_rng(0).integers(0, 6, size=(45, 4))
     serial, serial_eps = rollout("serial", actions)
-    shared, shared_eps = rollout("shared", actions)
+    shared, shared_eps = rollout("shared", actions, inline=inline)
     assert len(serial) == len(shared) == 46
     for a, b in zip(serial, shared, strict=True):
         for x, y in zip(a, b, strict=True):
@@ -77,9 +79,10 @@ def test_async_send_recv_covers_every_env() -> None:
         assert env_ids.tolist() == [2, 3]
 
 
-def test_snapshots_restore_envs_exactly() -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
+def test_snapshots_restore_envs_exactly(inline: bool) -> None:
     actions = np.random.default_rng(2).integers(0, 6, size=(12, 4))
-    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2) as pool:
+    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=inline) as pool:
         pool.reset(seed=5)
         for a in actions[:6]:
             pool.step(a)
@@ -91,17 +94,30 @@ def test_snapshots_restore_envs_exactly() -> None:
         np.testing.assert_array_equal(x, y)
 
 
-def test_bad_rom_in_worker_is_a_clear_error_and_no_process_is_left(tmp_path) -> None:
+def test_inline_pool_steps_worker_0_in_this_process() -> None:
+    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=True) as pool:
+        assert isinstance(pool, SharedPool)
+        assert len(pool._procs) == 1 and pool._local is not None and len(pool._local.envs) == 2
+        pool.reset(seed=0)
+        # the group-wise asynchronous API needs every group in a process of its own
+        with pytest.raises(PokerlError, match="inline=False"):
+            pool.send(np.zeros(4, dtype=np.int64), np.arange(4))
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
+def test_bad_rom_in_worker_is_a_clear_error_and_no_process_is_left(tmp_path, inline: bool) -> None:
     bad = functools.partial(make_env, game="tinyquest", rom=str(tmp_path / "missing.gb"))
     before = set(mp.active_children())
     with pytest.raises(PokerlError, match="ROM not found"):
-        SharedPool([bad] * 2, num_workers=2)
+        SharedPool([bad] * 2, num_workers=2, inline=inline)
     assert set(mp.active_children()) <= before
 
 
-def test_close_stops_workers() -> None:
-    pool = make_pool([ENV_FN] * 2, backend="shared", num_workers=2)
+@pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
+def test_close_stops_workers(inline: bool) -> None:
+    pool = make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=inline)
     procs = list(pool._procs)
+    assert len(procs) == (1 if inline else 2)
     assert all(p.is_alive() for p in procs)
     pool.close()
     assert not any(p.is_alive() for p in procs)

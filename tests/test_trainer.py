@@ -123,7 +123,7 @@ def test_bench_train_json(capsys: pytest.CaptureFixture[str]) -> None:
 
     from pokerl.bench.train import main
 
-    tiny = ["num_envs=2", "num_workers=1", "ppo.num_steps=16", "ppo.bptt=8", "ppo.num_minibatches=2",
+    tiny = ["num_envs=2", "num_workers=2", "ppo.num_steps=16", "ppo.bptt=8", "ppo.num_minibatches=2",
             "ppo.update_epochs=1", "game.boot.writes.ballast=0", "torch_threads=1"]
     assert main(["--rounds", "2", "--raw-seconds", "0.3", "--json", *tiny]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -50,6 +50,7 @@ class TrainConfig:
     num_workers: int = 2
     backend: str = "shared"
     async_envs: bool = False
+    inline_worker: bool = True
     total_steps: int = 2_000_000
     seed: int = 1
     device: str = "auto"

@@ -28,7 +28,7 @@ from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError
 from pokerl.logger import TrainLogger
 from pokerl.policy import LSTMState, Policy, PolicyConfig
-from pokerl.pool import SharedPool, make_pool
+from pokerl.pool import make_pool
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
 
 
@@ -147,13 +147,13 @@ class Trainer:
             make_env, game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=self.tc.rom,
             boot_cache=str(self.run_dir / "cache"),
         )
+        backend = self.tc.backend if self.tc.num_workers > 0 else "serial"
+        self.async_envs = self.tc.async_envs and backend == "shared" and self.tc.num_workers >= 2
         self.pool = make_pool(
-            [env_fn] * self.tc.num_envs,
-            backend=self.tc.backend if self.tc.num_workers > 0 else "serial",
-            num_workers=max(self.tc.num_workers, 1),
+            [env_fn] * self.tc.num_envs, backend=backend, num_workers=max(self.tc.num_workers, 1),
+            inline=self.tc.inline_worker and not self.async_envs,
         )
         self.num_envs = self.pool.num_envs
-        self.async_envs = self.tc.async_envs and isinstance(self.pool, SharedPool) and self.pool.num_workers >= 2
         obs_space = self.pool.observation_space
         self.policy = Policy(obs_space, int(self.pool.action_space.n), self.model_cfg).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5)
