@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +133,26 @@ def test_bench_train_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["rounds"] == 2 and len(result["ratio_per_round"]) == 2
     assert result["ideal_sps"] < min(result["raw_sps"], result["learner_samples_per_s"])  # CPU: 1/(1/R + 1/L)
+
+
+def test_ctrl_c_finishes_the_update_checkpoints_and_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops after the update in
+    progress with a checkpoint to resume from; the workers ignore it and are closed by the trainer."""
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "num_workers=2", "backend=shared", "log.checkpoint_every=1000", "total_steps=10_000_000",
+            f"run_dir={run_dir}"]
+    proc = subprocess.Popen([sys.executable, "-m", "pokerl.cli.train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert "parameters" in proc.stdout.readline()  # printed once the Ctrl-C handler is in place
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "stopping after this update" in err and f"resume={run_dir}" in err
+    assert "Traceback" not in err
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert ckpt["update"] >= 1 and ckpt["global_step"] == 32 * ckpt["update"]
+    assert len(ckpt["carry"]["envs"]) == 2  # the envs' states were saved too: the workers were alive

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing as mp
+import signal
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
@@ -122,6 +123,9 @@ def _one_line(err: BaseException) -> str:
 
 def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, Any], specs: Specs) -> None:
     """Worker process main loop: build envs, then serve reset/step/close commands."""
+    # Ctrl-C reaches every process of the terminal's group: the trainer decides what it means
+    # (finish the update, checkpoint, then close the workers), so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     group = None
     try:
         group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs))

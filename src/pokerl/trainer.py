@@ -11,6 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import random
+import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -108,6 +111,32 @@ def average_gradients(model: torch.nn.Module, world_size: int) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= world_size
+
+
+class StopOnInterrupt:
+    """While active, the first Ctrl-C (SIGINT) only asks the loop to stop after the update in
+    progress, which then checkpoints; a second Ctrl-C aborts at once. Does nothing outside the
+    main thread (signal handlers live there)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\npokerl: stopping after this update and saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def default_run_dir(cfg: dict[str, Any]) -> Path:
@@ -259,6 +288,12 @@ class Trainer:
         """
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
+        # Ctrl-C stops cleanly after the current update; under torchrun ranks could stop at
+        # different updates and hang in a collective, so there it keeps its usual meaning.
+        stop = StopOnInterrupt()
+        self.interrupted = False  # set when Ctrl-C ended the run early (after a checkpoint)
+        if self.dist.world_size == 1:
+            stop.__enter__()
         if self.dist.is_main:
             print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
                   f"run dir {self.run_dir}", flush=True)
@@ -316,6 +351,8 @@ class Trainer:
                     "perf/learner_ms": 1000.0 * (learn_time + rollout_time - env_time),
                     "ppo/learning_rate": lr,
                 }
+                if stop.requested:  # this update is the last: it checkpoints below
+                    last_update, self.interrupted = self.update, True
                 if self.logger is not None:
                     if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
                         self.logger.scalars(scalars, self.global_step)
@@ -335,6 +372,7 @@ class Trainer:
                 if after_update is not None:
                     after_update(self)
         finally:
+            stop.__exit__()
             if bar is not None:
                 bar.close()
             self.close()

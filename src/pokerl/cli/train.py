@@ -40,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
-    from pokerl.trainer import train
+    from pokerl.trainer import Trainer
 
-    train(cfg)
+    trainer = Trainer(cfg)
+    trainer.run()
+    if trainer.interrupted:
+        print(f"pokerl: stopped at step {trainer.global_step:,}; continue with: pokerl-train resume={trainer.run_dir}",
+              file=sys.stderr)
+        return 130  # the shell's code for "ended by Ctrl-C"
     return 0
 
 
