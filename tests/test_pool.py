@@ -116,7 +116,7 @@ def test_bad_rom_in_worker_is_a_clear_error_and_no_process_is_left(tmp_path, inl
 @pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
 def test_close_stops_workers(inline: bool) -> None:
     pool = make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=inline)
-    procs = list(pool._procs)
+    procs = list(pool._procs.values())
     assert len(procs) == (1 if inline else 2)
     assert all(p.is_alive() for p in procs)
     pool.close()

@@ -228,7 +228,7 @@ class SharedPool:
         self._remote = range(1 if inline else 0, num_workers)  # workers that are processes
         self._local: _EnvGroup | None = None  # worker 0's envs when it is this process
         self._conns: dict[int, Connection] = {}
-        self._procs: list[Any] = []
+        self._procs: dict[int, Any] = {}
         self._busy = [False] * num_workers
         self._closed = False
         try:
@@ -242,7 +242,7 @@ class SharedPool:
                 proc.start()
                 child.close()
                 self._conns[w] = parent
-                self._procs.append(proc)
+                self._procs[w] = proc
             if inline:  # built while the worker processes boot theirs
                 self._local = _EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays)
             for w in self._remote:
@@ -257,7 +257,7 @@ class SharedPool:
         try:
             status, payload = self._conns[w].recv()
         except EOFError:
-            code = self._procs[w - self._remote.start].exitcode
+            code = self._procs[w].exitcode
             raise WorkerError(f"worker {w} died (exit code {code})") from None
         if status == "pokerl_error":
             raise PokerlError(payload)
@@ -358,7 +358,7 @@ class SharedPool:
         for conn in self._conns.values():
             with contextlib.suppress(Exception):
                 conn.send(("close", None))
-        for proc in self._procs:
+        for proc in self._procs.values():
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()

@@ -118,12 +118,13 @@ class StopOnInterrupt:
     progress, which then checkpoints; a second Ctrl-C aborts at once. Does nothing outside the
     main thread (signal handlers live there)."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.requested = False
         self._previous: Any = None
 
     def __enter__(self) -> StopOnInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -193,6 +194,7 @@ class Trainer:
 
         self.global_step = 0
         self.update = 0
+        self.interrupted = False  # set when a Ctrl-C ended run() early (after a checkpoint)
         self.progress: list[tuple[int, float]] = []  # (global_step, perf_counter) after each update
         self.milestones_ever: set[str] = set()  # milestones reached in any finished episode
         # The rollout's carried state: observations, LSTM state and episode-start flags.
@@ -285,15 +287,19 @@ class Trainer:
         ``stop_at_update`` / ``time_limit_s`` end the run earlier (after that update, or after the
         first update that ends past the time limit), with a final checkpoint. ``after_update`` is
         called with the trainer at the end of every update (benchmarks measure between updates).
+        A first Ctrl-C ends the run after the update in progress, with a checkpoint, and sets
+        ``interrupted``.
         """
+        self.interrupted = False
+        # Under torchrun ranks could stop at different updates and hang in a collective, so there
+        # Ctrl-C keeps its usual meaning.
+        with StopOnInterrupt(enabled=self.dist.world_size == 1) as stop:
+            return self._run(stop, stop_at_update, time_limit_s, after_update)
+
+    def _run(self, stop: StopOnInterrupt, stop_at_update: int | None, time_limit_s: float | None,
+             after_update: Callable[[Trainer], None] | None) -> dict[str, float]:
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
-        # Ctrl-C stops cleanly after the current update; under torchrun ranks could stop at
-        # different updates and hang in a collective, so there it keeps its usual meaning.
-        stop = StopOnInterrupt()
-        self.interrupted = False  # set when Ctrl-C ended the run early (after a checkpoint)
-        if self.dist.world_size == 1:
-            stop.__enter__()
         if self.dist.is_main:
             print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
                   f"run dir {self.run_dir}", flush=True)
@@ -372,7 +378,6 @@ class Trainer:
                 if after_update is not None:
                     after_update(self)
         finally:
-            stop.__exit__()
             if bar is not None:
                 bar.close()
             self.close()
