@@ -1,0 +1,59 @@
+"""A pinned 4,096-step training run: refactors must keep its actions, rewards and losses.
+
+``tests/data/golden_run.json`` was recorded before the architecture redesign (issue 13) by running
+this file with ``POKERL_RECORD_GOLDEN=1``. The run has truncations and several PPO updates, so it
+covers env stepping and autoreset, the rollout, GAE and the update. Actions and rewards must match
+exactly; losses within a relative 1e-6 (float sums may be ordered differently by a refactor).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pokerl.config import compose_train_config
+from pokerl.logger import read_scalar_tags
+from pokerl.trainer import Trainer
+
+GOLDEN = Path(__file__).parent / "data" / "golden_run.json"
+
+# 4 envs x 64 steps = 256 env steps per update, 16 updates = 4,096 steps; 300-step episodes.
+OVERRIDES = [
+    "model=small", "num_envs=4", "ppo.num_steps=64", "ppo.bptt=16", "ppo.num_minibatches=4",
+    "ppo.update_epochs=2", "env.max_steps=300", "game.boot.writes.ballast=0", "total_steps=4096",
+    "log.progress=false", "log.checkpoint_every=1000", "log.heatmap_every=0", "log.video_every=0",
+    "torch_threads=1", "seed=11",
+]
+LAYOUT = ["backend=serial", "num_workers=0"]
+LOSSES = ("loss/policy", "loss/value", "loss/entropy")
+
+
+def record_run(run_dir: Path) -> dict[str, list]:
+    """Train the pinned run; return every action and reward (update-major) and the losses per update."""
+    actions: list[list[list[int]]] = []
+    rewards: list[list[list[float]]] = []
+
+    def keep(trainer: Trainer) -> None:
+        actions.append(trainer.buffer.actions.tolist())
+        rewards.append(trainer.buffer.rewards.tolist())
+
+    trainer = Trainer(compose_train_config([*OVERRIDES, *LAYOUT, f"run_dir={run_dir}"]))
+    trainer.run(after_update=keep)
+    tags = read_scalar_tags(run_dir / "tb")
+    return {"actions": actions, "rewards": rewards, **{k: [v for _, v in tags[k]] for k in LOSSES}}
+
+
+def test_pinned_run_is_unchanged(tmp_path: Path) -> None:
+    got = record_run(tmp_path)
+    if os.environ.get("POKERL_RECORD_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(got))
+    want = json.loads(GOLDEN.read_text())
+    assert len(got["actions"]) == 16
+    assert got["actions"] == want["actions"]
+    assert got["rewards"] == want["rewards"]
+    for key in LOSSES:
+        assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
