@@ -27,7 +27,7 @@ OVERRIDES = [
     "log.progress=false", "log.checkpoint_every=1000", "log.heatmap_every=0", "log.video_every=0",
     "torch_threads=1", "seed=11",
 ]
-LAYOUT = ["backend=serial", "num_workers=0"]
+LAYOUT = ["pool.mode=serial", "pool.workers=1"]
 LOSSES = ("loss/policy", "loss/value", "loss/entropy")
 
 

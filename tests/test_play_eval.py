@@ -20,7 +20,7 @@ from pokerl.trainer import train
 # few thousand steps of real PPO training change the milestone rate. Ballast 0: fast ROM.
 TINY = [
     "model=small", "model.channels=[16,32]", "model.kernels=[8,4]", "model.strides=[4,2]", "model.cnn_out=64",
-    "model.hidden=64", "model.vector_hidden=32", "num_envs=8", "num_workers=0", "backend=serial",
+    "model.hidden=64", "model.vector_hidden=32", "num_envs=8", "pool.mode=serial", "pool.workers=1",
     "ppo.num_steps=32", "ppo.bptt=8", "ppo.learning_rate=1e-3", "ppo.gamma=0.95", "env.max_steps=16",
     "game.boot.writes.ballast=0", "log.progress=false", "log.video_every=0", "log.checkpoint_every=1000",
     "torch_threads=1",
@@ -76,7 +76,8 @@ def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_pat
     from PIL import Image
 
     mp4, gif, actions = tmp_path / "play.mp4", tmp_path / "play.gif", tmp_path / "actions.json"
-    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--record", str(mp4), "--steps", "25", "--episodes", "3",
+    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--record", str(mp4), "--steps", "25",
+              "--episodes", "3",
               "--save-actions", str(actions))
     assert out.returncode == 0, out.stderr
     reader = imageio.get_reader(str(mp4))
@@ -85,7 +86,8 @@ def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_pat
     saved = json.loads(actions.read_text())["actions"]
     assert len(saved) == 25
     # replaying the saved actions reproduces the same frames, into a GIF this time
-    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--record", str(gif), "--actions", str(actions), "--episodes", "3",
+    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--record", str(gif), "--actions", str(actions),
+              "--episodes", "3",
               "--fps", "10")
     assert out.returncode == 0, out.stderr
     im = Image.open(gif)
@@ -150,7 +152,8 @@ def test_bad_inputs_are_one_line_errors(runs: dict[str, Path], tmp_path: Path) -
     cases = [
         (["pokerl.cli.eval", str(tmp_path / "missing")], "checkpoint not found"),
         (["pokerl.cli.eval", str(corrupt)], "corrupt or unreadable checkpoint"),
-        (["pokerl.cli.eval", str(runs["untrained"]), "--model", "default"], "checkpoint does not match the model config"),
+        (["pokerl.cli.eval", str(runs["untrained"]), "--model", "default"],
+         "checkpoint does not match the model config"),
         (["pokerl.cli.play", str(runs["untrained"]), "--steps", "1"], "no display"),
         (["pokerl.cli.play", str(corrupt), "--headless", "--steps", "1"], "corrupt or unreadable checkpoint"),
     ]

@@ -78,7 +78,8 @@ def test_train_with_wrong_rom_is_one_line_error(tmp_path: Path) -> None:
     fake = tmp_path / "red.gb"
     fake.write_bytes(TINYQUEST.read_bytes())
     out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", "game=pokemon_red", "reward=pokemon",
-                          "env=pokemon", f"rom={fake}", "num_workers=0", "backend=serial", f"run_dir={tmp_path / 'r'}"],
+                          "env=pokemon", f"rom={fake}", "pool.mode=serial", "pool.workers=1",
+                          f"run_dir={tmp_path / 'r'}"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.startswith("pokerl: error:") and RED_SHA1 in out.stderr
@@ -135,7 +136,7 @@ def test_train_logs_milestones_on_red(tmp_path: Path) -> None:
 
     train(compose_train_config([
         "game=pokemon_red", "reward=pokemon", "env=pokemon", f"rom={RED_ROM}", "model=small", "num_envs=2",
-        "num_workers=0", "backend=serial", "total_steps=64", "ppo.num_steps=16", "ppo.bptt=8", "env.max_steps=16",
+        "pool.mode=serial", "pool.workers=1", "total_steps=64", "ppo.num_steps=16", "ppo.bptt=8", "env.max_steps=16",
         "log.progress=false", f"run_dir={tmp_path}",
     ]))
     tags = read_scalar_tags(tmp_path / "tb")

@@ -1,4 +1,4 @@
-"""The vector pool on the real tinyquest ROM: shared and serial backends agree step for step."""
+"""The vector pool on the real tinyquest ROM: serial, inline and worker layouts agree step for step."""
 
 from __future__ import annotations
 
@@ -10,31 +10,37 @@ import pytest
 
 from pokerl.env import make_env
 from pokerl.errors import PokerlError
-from pokerl.pool import SharedPool, make_pool
+from pokerl.pool import VectorPool
+from pokerl.spec import load_spec
 
 # Fast ROM (no ballast) and short episodes so autoreset happens inside the test.
-ENV_FN = functools.partial(make_env, game="tinyquest", max_steps=20, writes={"ballast": 0})
+SPEC = load_spec("tinyquest", max_steps=20)
+ENV_FN = functools.partial(make_env, spec=SPEC, writes={"ballast": 0})
 
 
-def rollout(backend: str, actions: np.ndarray, seed: int = 3,
-            inline: bool = False) -> tuple[list[tuple[np.ndarray, ...]], list]:
+def make_pool(n: int, workers: int = 1, inline: bool = True) -> VectorPool:
+    return VectorPool([ENV_FN] * n, SPEC, workers, inline=inline)
+
+
+def rollout(workers: int, actions: np.ndarray, seed: int = 3,
+            inline: bool = True) -> tuple[list[tuple[np.ndarray, ...]], list]:
     steps, episodes = [], []
-    with make_pool([ENV_FN] * 4, backend=backend, num_workers=2, inline=inline) as pool:
-        obs = pool.reset(seed=seed)
+    with make_pool(4, workers, inline) as pool:
+        obs, _ = pool.reset(seed=seed)
         steps.append((obs["screen"].copy(), obs["visited"].copy(), obs["vector"].copy()))
         for a in actions:
-            obs, rew, term, trunc, eps = pool.step(a)
+            obs, rew, term, trunc, infos = pool.step(a)
             steps.append((obs["screen"].copy(), obs["visited"].copy(), obs["vector"].copy(), rew.copy(),
                           term.copy(), trunc.copy()))
-            episodes.extend(eps)
+            episodes.extend(infos["episodes"])
     return steps, episodes
 
 
 @pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
 def test_shared_and_serial_give_identical_trajectories(inline: bool) -> None:
     actions = np.random.default_rng(0).integers(0, 6, size=(45, 4))
-    serial, serial_eps = rollout("serial", actions)
-    shared, shared_eps = rollout("shared", actions, inline=inline)
+    serial, serial_eps = rollout(1, actions)
+    shared, shared_eps = rollout(2, actions, inline=inline)
     assert len(serial) == len(shared) == 46
     for a, b in zip(serial, shared, strict=True):
         for x, y in zip(a, b, strict=True):
@@ -52,24 +58,24 @@ def test_shared_and_serial_give_identical_trajectories(inline: bool) -> None:
 
 def test_different_seeds_give_different_games() -> None:
     actions = np.random.default_rng(1).integers(0, 6, size=(1, 4))
-    a, _ = rollout("serial", actions, seed=3)
+    a, _ = rollout(1, actions, seed=3)
     # env i is seeded seed+i: the RNG field written into the game differs between envs
     vec = a[0][2]
     assert vec.shape == (4, 25)
-    with make_pool([ENV_FN] * 2, backend="serial") as pool:
+    with make_pool(2) as pool:
+        assert not pool._procs  # serial: one inline group, no process
         pool.reset(seed=11)
-        rngs = [env.unwrapped.profile.ram["rng"].read(env.unwrapped.session.memory) for env in pool._group.envs]
+        rngs = [env.unwrapped.profile.ram["rng"].read(env.unwrapped.session.memory) for env in pool._local.envs]
     assert rngs[0] != rngs[1]
 
 
 def test_async_send_recv_covers_every_env() -> None:
-    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2) as pool:
-        assert isinstance(pool, SharedPool)
+    with make_pool(4, 2, inline=False) as pool:
         pool.reset(seed=0)
         pool.send(np.zeros(4, dtype=np.int64), np.arange(4))
         seen: list[int] = []
         while len(seen) < 4:
-            env_ids, obs, rew, term, trunc, _ = pool.recv(min_workers=1)
+            env_ids, obs, rew, term, trunc, _infos = pool.recv(min_workers=1)
             assert obs["screen"].shape[0] == len(env_ids) == len(rew)
             seen.extend(env_ids.tolist())
         assert sorted(seen) == [0, 1, 2, 3]
@@ -82,7 +88,7 @@ def test_async_send_recv_covers_every_env() -> None:
 @pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
 def test_snapshots_restore_envs_exactly(inline: bool) -> None:
     actions = np.random.default_rng(2).integers(0, 6, size=(12, 4))
-    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=inline) as pool:
+    with make_pool(4, 2, inline) as pool:
         pool.reset(seed=5)
         for a in actions[:6]:
             pool.step(a)
@@ -95,8 +101,7 @@ def test_snapshots_restore_envs_exactly(inline: bool) -> None:
 
 
 def test_inline_pool_steps_worker_0_in_this_process() -> None:
-    with make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=True) as pool:
-        assert isinstance(pool, SharedPool)
+    with make_pool(4, 2, inline=True) as pool:
         assert len(pool._procs) == 1 and pool._local is not None and len(pool._local.envs) == 2
         pool.reset(seed=0)
         # the group-wise asynchronous API needs every group in a process of its own
@@ -106,18 +111,39 @@ def test_inline_pool_steps_worker_0_in_this_process() -> None:
 
 @pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
 def test_bad_rom_in_worker_is_a_clear_error_and_no_process_is_left(tmp_path, inline: bool) -> None:
-    bad = functools.partial(make_env, game="tinyquest", rom=str(tmp_path / "missing.gb"))
+    bad = functools.partial(make_env, spec=SPEC, rom=str(tmp_path / "missing.gb"))
     before = set(mp.active_children())
     with pytest.raises(PokerlError, match="ROM not found"):
-        SharedPool([bad] * 2, num_workers=2, inline=inline)
+        VectorPool([bad] * 2, SPEC, 2, inline=inline)
     assert set(mp.active_children()) <= before
 
 
 @pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
 def test_close_stops_workers(inline: bool) -> None:
-    pool = make_pool([ENV_FN] * 4, backend="shared", num_workers=2, inline=inline)
+    pool = make_pool(4, 2, inline)
     procs = list(pool._procs.values())
     assert len(procs) == (1 if inline else 2)
     assert all(p.is_alive() for p in procs)
     pool.close()
     assert not any(p.is_alive() for p in procs)
+
+
+@pytest.mark.parametrize(("workers", "inline"), [(1, True), (2, True), (2, False)], ids=["serial", "inline", "workers"])
+def test_final_obs_is_the_last_frame_of_the_ended_episode(workers: int, inline: bool) -> None:
+    """At a truncation the pool returns the next episode's first observation and, in infos, the ended
+    episode's last one: the same frame a lone env shows after the same actions."""
+    actions = np.random.default_rng(4).integers(0, 6, size=(20, 4))
+    solo = ENV_FN()
+    solo.reset(seed=3)
+    for a in actions[:, 0]:
+        last, *_ = solo.step(a)
+    solo.close()
+    with make_pool(4, workers, inline) as pool:
+        pool.reset(seed=3)
+        for a in actions:
+            obs, _, _, trunc, infos = pool.step(a)
+        assert trunc.all() and infos["_final_obs"].all()
+        np.testing.assert_array_equal(infos["final_obs"]["screen"][0], last["screen"])
+        np.testing.assert_array_equal(infos["final_obs"]["visited"][0], last["visited"])
+        assert (obs["visited"][0] > 0).sum() == 16  # the new episode: one visited tile
+        assert not np.array_equal(obs["visited"][0], infos["final_obs"]["visited"][0])

@@ -123,7 +123,7 @@ def test_segment_forward_equals_per_step_loop() -> None:
 def test_preset_parameter_counts() -> None:
     import yaml
 
-    from pokerl.profile import config_path
+    from pokerl.schema import config_path
 
     space = gym.spaces.Dict({
         "screen": gym.spaces.Box(0, 255, (72, 80, 3), np.uint8),

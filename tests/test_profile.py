@@ -10,7 +10,8 @@ import yaml
 
 from conftest import TQ_PROFILE
 from pokerl.errors import ConfigError
-from pokerl.profile import Flags, RamField, load_profile, profile_from_mapping
+from pokerl.profile import load_profile, profile_from_mapping
+from pokerl.ram import Flags, RamField
 
 MEMORY = {0xC000: 0x12, 0xC001: 0x34, 0xC002: 0x56, 0xC003: 0b1000_0101, 0xC004: 0x01}
 

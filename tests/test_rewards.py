@@ -29,8 +29,10 @@ from conftest import (
 )
 from pokerl.env import GameBoyEnv
 from pokerl.errors import ConfigError
-from pokerl.profile import Flags, load_profile
-from pokerl.rewards import Predicate, load_reward
+from pokerl.predicate import Predicate
+from pokerl.profile import load_profile
+from pokerl.ram import Flags
+from pokerl.rewards import load_reward
 
 REWARD_YAML = ROOT / "configs" / "reward" / "tinyquest.yaml"
 

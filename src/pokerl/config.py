@@ -1,24 +1,26 @@
 """The run configuration: Hydra composes ``configs/train.yaml`` with its groups, we check it.
 
 ``compose_train_config(overrides)`` returns a plain nested dict (what a run dir's ``config.yaml``
-holds) after checking every top-level and ``log`` key against :class:`TrainConfig` / :class:`LogConfig`.
-Group contents (game, reward, env, model, ppo) are checked by the modules that own them when
-they are turned into objects. Any mistake becomes a one-line :class:`~pokerl.errors.ConfigError`.
+holds) after checking every top-level, ``pool`` and ``log`` key against :class:`TrainConfig`
+through the one typed loader (:mod:`pokerl.schema`). Group contents (game, reward, env, model,
+ppo) are checked by the same loader against their modules' dataclasses when they are turned into
+objects. Any mistake becomes a one-line :class:`~pokerl.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any
 
 import yaml
 
 from pokerl.errors import ConfigError
+from pokerl.pool import PoolConfig
+from pokerl.schema import from_mapping
 
 GROUPS = ("game", "reward", "env", "model", "ppo")
 
@@ -47,10 +49,7 @@ class TrainConfig:
     ppo: dict[str, Any]
     rom: str | None = None
     num_envs: int = 8
-    num_workers: int = 2
-    backend: str = "shared"
-    async_envs: bool = False
-    inline_worker: bool = True
+    pool: PoolConfig = field(default_factory=PoolConfig)
     total_steps: int = 2_000_000
     seed: int = 1
     device: str = "auto"
@@ -61,58 +60,11 @@ class TrainConfig:
     resume: str | None = None
     log: LogConfig = field(default_factory=LogConfig)
 
-
-T = TypeVar("T")
-
-
-def _check_type(value: Any, hint: Any) -> bool:
-    """A small runtime check for the simple types used in these dataclasses."""
-    if hint is Any:
-        return True
-    origin = getattr(hint, "__origin__", None)
-    args = getattr(hint, "__args__", ())
-    if origin is dict:
-        return isinstance(value, Mapping)
-    if origin is list:
-        return isinstance(value, list) and all(_check_type(v, args[0]) for v in value) if args else isinstance(value, list)
-    if args and type(None) in args:  # Optional[X] / X | None
-        return value is None or any(_check_type(value, a) for a in args if a is not type(None))
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True
-
-
-def from_mapping(cls: type[T], data: Mapping[str, Any], where: str) -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are one-line errors.
-
-    ``where`` names the source (a file or config group) in the message, e.g. ``"ppo"``.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(known))})")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = from_mapping(hint, value, f"{where}.{name}")  # type: ignore[arg-type]
-            continue
-        if not _check_type(value, hint):
-            raise ConfigError(f"{where}.{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-        if hint is float and isinstance(value, int):
-            value = float(value)
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as err:  # a required key is missing
-        raise ConfigError(f"{where}: {err}") from None
+    def __post_init__(self) -> None:
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs: must be >= 1, got {self.num_envs}")
+        if self.num_envs % self.pool.workers:
+            raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of pool.workers ({self.pool.workers})")
 
 
 def compose_train_config(
@@ -183,17 +135,8 @@ def resume_config(path: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def check_train_config(data: Mapping[str, Any], where: str) -> TrainConfig:
-    """Check the top-level and ``log`` keys of a composed config; return them typed."""
-    cfg = from_mapping(TrainConfig, data, where)
-    if cfg.num_envs < 1:
-        raise ConfigError(f"{where}.num_envs: must be >= 1, got {cfg.num_envs}")
-    if cfg.backend not in ("shared", "serial"):
-        raise ConfigError(f"{where}.backend: expected 'shared' or 'serial', got {cfg.backend!r}")
-    if cfg.backend == "shared" and cfg.num_workers > 0 and cfg.num_envs % cfg.num_workers:
-        raise ConfigError(
-            f"{where}: num_envs ({cfg.num_envs}) must be a multiple of num_workers ({cfg.num_workers})"
-        )
-    return cfg
+    """Check the top-level, ``pool`` and ``log`` keys of a composed config; return them typed."""
+    return from_mapping(TrainConfig, data, where)
 
 
 def load_run_config(path: str | os.PathLike[str]) -> dict[str, Any]:

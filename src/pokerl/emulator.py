@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pokerl.errors import CheckpointError, RomError
+from pokerl.errors import CheckpointError, RomError, one_line
 
 # Game Boy cartridge header (pandocs): title at 0x134..0x143, header checksum at 0x14D.
 TITLE_SLICE = slice(0x134, 0x144)
@@ -116,7 +116,7 @@ class EmulatorSession:
         try:
             self.pyboy.load_state(io.BytesIO(raw))
         except Exception as err:  # PyBoy raises various errors on garbage
-            raise CheckpointError(f"corrupt or incompatible {source}: {' '.join(str(err).split()) or type(err).__name__}") from None
+            raise CheckpointError(f"corrupt or incompatible {source}: {one_line(err)}") from None
 
     def close(self) -> None:
         """Stop PyBoy without writing any save file."""

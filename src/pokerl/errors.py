@@ -31,6 +31,11 @@ class CheckpointError(PokerlError):
     """A missing, corrupt or mismatched checkpoint or savestate."""
 
 
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (white space folded), or its type's name when it has none."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def exit_on_error(main: Callable[..., T]) -> Callable[..., T]:
     """Decorate a CLI entry point so a :class:`PokerlError` prints one line and exits with 2."""
 
@@ -39,8 +44,7 @@ def exit_on_error(main: Callable[..., T]) -> Callable[..., T]:
         try:
             return main(*args, **kwargs)
         except PokerlError as err:
-            message = " ".join(str(err).split())  # one line, whatever the message held
-            print(f"pokerl: error: {message}", file=sys.stderr)
+            print(f"pokerl: error: {one_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
 
     return wrapper

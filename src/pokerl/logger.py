@@ -24,6 +24,8 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import Summary
 
+from pokerl.spec import GameSpec
+
 # Heat-map colour ramp (black → purple → orange → yellow), 4 stops, interpolated per channel.
 _RAMP = np.array([[0, 0, 0], [90, 20, 140], [240, 110, 30], [255, 240, 80]], dtype=np.float32)
 
@@ -89,40 +91,23 @@ def gif_bytes(frames: Sequence[np.ndarray], fps: int = 15) -> bytes:
 class TrainLogger:
     """Aggregates episode summaries between flushes and writes everything to one TensorBoard run."""
 
-    def __init__(
-        self,
-        logdir: str | Path,
-        milestone_names: Sequence[str],
-        reward_terms: Sequence[str] = (),
-        map_shape: tuple[int, int] = (32, 32),
-        world_offsets: Mapping[int, Sequence[int]] | None = None,
-        world_size: Sequence[int] | None = None,
-        heatmap_scale: int = 4,
-    ) -> None:
+    def __init__(self, logdir: str | Path, spec: GameSpec, heatmap_scale: int = 4) -> None:
         self.writer = SummaryWriter(log_dir=str(logdir))
-        self.milestone_names = list(milestone_names)
-        self.reward_terms = list(reward_terms)
-        self.visits = VisitMap(map_shape)
-        self.world_offsets = dict(world_offsets or {})
-        self.world_size = world_size
+        self.milestone_names = list(spec.milestone_names)
+        self.reward_terms = list(spec.term_names)
+        world = spec.world_map
+        self.visits = VisitMap((world.map_height, world.map_width))
+        self.world_offsets = dict(world.offsets)
+        self.world_size = (world.width, world.height)
         self.heatmap_scale = heatmap_scale
         self._episodes: list[Mapping[str, Any]] = []
-        self.total_episodes = 0
-        self.milestones_ever: set[str] = set()
 
     def add_episode(self, summary: Mapping[str, Any]) -> None:
         """Record one finished episode's summary (``info["episode"]``)."""
         self._episodes.append(summary)
-        self.total_episodes += 1
-        self.milestones_ever.update(summary.get("milestones", ()))
         visits = summary.get("visits")
         if visits:
             self.visits.add(visits)
-
-    @property
-    def pending_episodes(self) -> int:
-        """Episodes recorded since the last flush."""
-        return len(self._episodes)
 
     def episode_means(self) -> dict[str, float]:
         """Means over the episodes recorded since the last flush (empty dict when none)."""
@@ -162,7 +147,7 @@ class TrainLogger:
         for map_id, grid in sorted(self.visits.counts.items()):
             image = upscale(heat_to_rgb(grid), self.heatmap_scale)
             self.writer.add_image(f"exploration/map_{map_id}", image, step, dataformats="HWC")
-        if self.world_offsets and self.world_size and self.visits.counts:
+        if self.world_offsets and self.visits.counts:
             world = self.visits.world(self.world_offsets, self.world_size)
             self.writer.add_image("exploration/world", upscale(heat_to_rgb(world), 2), step, dataformats="HWC")
 

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from pokerl.errors import ConfigError
+
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, hidden)
 
 
@@ -33,6 +35,12 @@ class PolicyConfig:
     vector_hidden: int = 64  # MLP width for the RAM features
     hidden: int = 512  # fused width = LSTM input and hidden size
     recurrent: bool = True
+
+    def __post_init__(self) -> None:
+        if not (len(self.channels) == len(self.kernels) == len(self.strides)):
+            raise ValueError("channels, kernels and strides must have the same length")
+        if min([*self.channels, *self.kernels, *self.strides, self.cnn_out, self.vector_hidden, self.hidden]) < 1:
+            raise ValueError("every size must be >= 1")
 
 
 def layer_init(layer: nn.Module, gain: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
@@ -51,15 +59,17 @@ class Policy(nn.Module):
         self.image_keys = [k for k in ("screen", "visited") if k in obs_space.spaces]
         h, w = obs_space[self.image_keys[0]].shape[:2]
         in_ch = sum(obs_space[k].shape[2] for k in self.image_keys)
-        if not (len(cfg.channels) == len(cfg.kernels) == len(cfg.strides)):
-            raise ValueError("model: channels, kernels and strides must have the same length")
         convs: list[nn.Module] = []
         for out_ch, k, s in zip(cfg.channels, cfg.kernels, cfg.strides, strict=True):
             convs += [layer_init(nn.Conv2d(in_ch, out_ch, k, s)), nn.ReLU()]
             in_ch = out_ch
         self.cnn = nn.Sequential(*convs, nn.Flatten())
-        with torch.no_grad():
-            flat = self.cnn(torch.zeros(1, sum(obs_space[k].shape[2] for k in self.image_keys), h, w)).shape[1]
+        try:
+            with torch.no_grad():
+                flat = self.cnn(torch.zeros(1, sum(obs_space[k].shape[2] for k in self.image_keys), h, w)).shape[1]
+        except RuntimeError:  # a kernel larger than what is left of the image
+            raise ConfigError(f"model: the convolutions (kernels {cfg.kernels}, strides {cfg.strides}) "
+                              f"do not fit a {h}x{w} observation") from None
         self.cnn_fc = nn.Sequential(layer_init(nn.Linear(flat, cfg.cnn_out)), nn.ReLU())
         vec = obs_space["vector"].shape[0]
         self.vector_mlp = nn.Sequential(layer_init(nn.Linear(vec, cfg.vector_hidden)), nn.ReLU())

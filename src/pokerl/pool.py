@@ -1,23 +1,27 @@
-"""The vector pool: many envs stepped by worker processes through shared memory.
+"""The vector pool: many envs stepped in groups, by worker processes and this one, through shared memory.
 
-Each worker process owns ``num_envs / num_workers`` envs. Observations, rewards and done flags
-live in shared memory that workers write and the trainer reads as NumPy views; actions go the
-other way. A step is one small message per worker over a pipe (blocking, so an idle process
-sleeps instead of spinning: this matters on 2-core machines). Only episode summaries, at the end
-of an episode, travel as pickled messages. Envs reset themselves when an episode ends
-(autoreset): the observation returned for that env is the first of its next episode.
+Envs are split into ``num_workers`` equal groups. With ``inline=True`` group 0 is stepped by this
+process and the others by worker processes; with ``inline=False`` every group has a process of its
+own; one group, inline, is the serial pool (no process at all, for debugging and evaluation).
+Observations, rewards, done flags and final observations live in shared memory that workers write
+and the trainer reads as NumPy views; actions go the other way. A step is one small message per
+worker over a pipe (blocking, so an idle process sleeps instead of spinning: this matters on
+2-core machines). Only episode summaries, at the end of an episode, travel as pickled messages.
 
-With ``inline=True`` worker 0 is this process: after sending a step to the other workers it steps
-its own share of envs, then waits for theirs. On a small machine that saves one process, its
-wake-ups and a core left idle while this process would only wait (measured here with 8 envs on 2
-cores: ~7% more env steps/s than two worker processes in lockstep).
+The vocabulary is Gymnasium's vector API: ``single_observation_space``, ``single_action_space``,
+``reset() -> (obs, infos)``, ``step(actions) -> (obs, rewards, terminated, truncated, infos)``.
+Envs reset themselves when an episode ends, in the same step (Gymnasium's same-step autoreset):
+the observation returned for that env is the first of its next episode, and ``infos["final_obs"]``
+holds the last one, valid where ``infos["_final_obs"]`` is set. ``infos["episodes"]`` lists
+``(env index, summary)`` for each finished episode.
 
-``backend="serial"`` steps the same envs in this process with the same interface, for debugging.
-:meth:`SharedPool.send` / :meth:`SharedPool.recv` step worker groups independently so the trainer
-can work with whichever half of the workers is ready (needs every group in a worker process).
+Inline stepping saves a process, its wake-ups and a core left idle while this process would only
+wait (measured with 8 envs on 2 cores: ~7% more env steps/s than two worker processes in
+lockstep). :meth:`VectorPool.send` / :meth:`VectorPool.recv` step worker groups independently so
+the trainer can act for whichever half is ready (every group in a process of its own).
 
-Arrays returned by ``reset``/``step``/``recv`` are views of buffers that the next call overwrites:
-copy what you keep.
+Arrays returned by ``reset``/``step`` are views of buffers that the next call overwrites: copy what
+you keep.
 """
 
 from __future__ import annotations
@@ -28,29 +32,63 @@ import multiprocessing as mp
 import signal
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from pokerl.errors import PokerlError
+from pokerl.errors import PokerlError, one_line
+from pokerl.spec import GameSpec
 
 EnvFn = Callable[[], gym.Env]
 Episodes = list[tuple[int, dict[str, Any]]]
-StepResult = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, Episodes]
+Obs = dict[str, np.ndarray]
+StepResult = tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
+Specs = dict[str, tuple[tuple[int, ...], str]]
+
+MODES = ("serial", "inline", "workers", "async")
+
+
+@dataclass
+class PoolConfig:
+    """``pool:`` in ``configs/train.yaml``: where envs are stepped (see the module docstring).
+
+    ``serial``: every env in the trainer process (``workers: 1``); ``inline``: ``workers`` groups,
+    group 0 in the trainer process; ``workers``: one process per group, the trainer only waits;
+    ``async``: one process per group, the policy acts for the half that is ready (``workers >= 2``).
+    """
+
+    mode: str = "inline"
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers: must be >= 1, got {self.workers}")
+        if self.mode == "serial" and self.workers != 1:
+            raise ValueError(f"mode=serial steps every env in the trainer process: it takes workers=1, "
+                             f"got {self.workers}")
+        if self.mode == "async" and self.workers < 2:
+            raise ValueError(f"mode=async steps half of the worker groups at a time: it needs workers >= 2, "
+                             f"got {self.workers}")
+
+    @property
+    def inline(self) -> bool:
+        return self.mode in ("serial", "inline")
 
 
 class WorkerError(RuntimeError):
     """A worker process failed with an unexpected error (its traceback is in the message)."""
 
 
-Specs = dict[str, tuple[tuple[int, ...], str]]
-
-
 def _specs(obs_space: gym.spaces.Dict, n: int) -> Specs:
-    """Shape and dtype of every shared array: obs entries, rewards, terminated, truncated, actions."""
-    specs: Specs = {f"obs/{k}": ((n, *sp.shape), np.dtype(sp.dtype).str) for k, sp in obs_space.spaces.items()}
+    """Shape and dtype of every shared array: observations, final observations, rewards, flags, actions."""
+    specs: Specs = {}
+    for prefix in ("obs/", "final/"):
+        specs.update({prefix + k: ((n, *sp.shape), np.dtype(sp.dtype).str) for k, sp in obs_space.spaces.items()})
     specs.update({
         "rewards": ((n,), np.dtype(np.float32).str),
         "terminated": ((n,), np.dtype(np.bool_).str),
@@ -69,24 +107,33 @@ def _alloc(specs: Specs, alloc: Callable[[int], Any]) -> dict[str, Any]:
     return {name: alloc(max(int(np.prod(shape)) * np.dtype(dt).itemsize, 1)) for name, (shape, dt) in specs.items()}
 
 
+def _prefixed(arrays: dict[str, np.ndarray], prefix: str, index: Any = slice(None)) -> Obs:
+    return {k[len(prefix):]: v[index] for k, v in arrays.items() if k.startswith(prefix)}
+
+
 class _EnvGroup:
-    """Envs [start, start + len(envs)) writing into a set of (shared) arrays; used by both backends."""
+    """Envs [start, start + len(envs)) writing into a set of (shared) arrays."""
 
-    def __init__(self, envs: list[gym.Env], start: int, arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, envs: list[gym.Env], start: int, arrays: dict[str, np.ndarray],
+                 space: gym.spaces.Dict) -> None:
+        for env in envs:
+            if env.observation_space != space:
+                raise RuntimeError(f"an env's observation space {env.observation_space} is not the pool's {space}")
         self.envs, self.start = envs, start
-        stop = start + len(envs)
-        self.obs = {k[4:]: v[start:stop] for k, v in arrays.items() if k.startswith("obs/")}
-        self.rewards, self.actions = arrays["rewards"][start:stop], arrays["actions"][start:stop]
-        self.terminated, self.truncated = arrays["terminated"][start:stop], arrays["truncated"][start:stop]
+        rows = slice(start, start + len(envs))
+        self.obs, self.final = _prefixed(arrays, "obs/", rows), _prefixed(arrays, "final/", rows)
+        self.rewards, self.actions = arrays["rewards"][rows], arrays["actions"][rows]
+        self.terminated, self.truncated = arrays["terminated"][rows], arrays["truncated"][rows]
 
-    def _write_obs(self, i: int, obs: dict[str, np.ndarray]) -> None:
+    @staticmethod
+    def _write(dst: Obs, i: int, obs: Obs) -> None:
         for k, v in obs.items():
-            self.obs[k][i] = v
+            dst[k][i] = v
 
     def reset(self, seed: int | None) -> None:
         for i, env in enumerate(self.envs):
             obs, _ = env.reset(seed=None if seed is None else seed + self.start + i)
-            self._write_obs(i, obs)
+            self._write(self.obs, i, obs)
         self.rewards[:] = 0
         self.terminated[:] = False
         self.truncated[:] = False
@@ -97,8 +144,9 @@ class _EnvGroup:
             obs, reward, terminated, truncated, info = env.step(self.actions[i])
             if terminated or truncated:
                 episodes.append((self.start + i, info.get("episode", {})))
+                self._write(self.final, i, obs)
                 obs, _ = env.reset()
-            self._write_obs(i, obs)
+            self._write(self.obs, i, obs)
             self.rewards[i] = reward
             self.terminated[i] = terminated
             self.truncated[i] = truncated
@@ -109,7 +157,7 @@ class _EnvGroup:
 
     def set_states(self, states: list[dict[str, Any]]) -> None:
         for i, (env, state) in enumerate(zip(self.envs, states, strict=True)):
-            self._write_obs(i, env.unwrapped.set_state(state))  # type: ignore[attr-defined]
+            self._write(self.obs, i, env.unwrapped.set_state(state))  # type: ignore[attr-defined]
 
     def close(self) -> None:
         for env in self.envs:
@@ -117,116 +165,58 @@ class _EnvGroup:
                 env.close()
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
-def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, Any], specs: Specs) -> None:
-    """Worker process main loop: build envs, then serve reset/step/close commands."""
+def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, Any], specs: Specs,
+            space: gym.spaces.Dict) -> None:
+    """Worker process main loop: build envs, then serve reset/step/snapshot/close commands."""
     # Ctrl-C reaches every process of the terminal's group: the trainer decides what it means
     # (finish the update, checkpoint, then close the workers), so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     group = None
     try:
-        group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs))
+        group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs), space)
         conn.send(("ok", None))
+        commands = {"step": lambda _: group.step(), "reset": group.reset, "get_states": lambda _: group.get_states(),
+                    "set_states": group.set_states}
         while True:
             cmd, arg = conn.recv()
-            if cmd == "step":
-                conn.send(("ok", group.step()))
-            elif cmd == "reset":
-                group.reset(arg)
-                conn.send(("ok", None))
-            elif cmd == "get_states":
-                conn.send(("ok", group.get_states()))
-            elif cmd == "set_states":
-                group.set_states(arg)
-                conn.send(("ok", None))
-            elif cmd == "close":
+            if cmd == "close":
                 break
+            conn.send(("ok", commands[cmd](arg)))
     except KeyboardInterrupt:
         pass
     except PokerlError as err:
         with contextlib.suppress(Exception):
-            conn.send(("pokerl_error", _one_line(err)))
+            conn.send(("pokerl_error", one_line(err)))
     except Exception as err:  # report anything else with its traceback
         with contextlib.suppress(Exception):
-            conn.send(("error", f"{_one_line(err)}\n{traceback.format_exc()}"))
+            conn.send(("error", f"{one_line(err)}\n{traceback.format_exc()}"))
     finally:
         if group is not None:
             group.close()
         conn.close()
 
 
-def _probe_spaces(env_fn: EnvFn) -> tuple[gym.spaces.Dict, gym.spaces.Space]:
-    env = env_fn()
-    try:
-        return env.observation_space, env.action_space  # type: ignore[return-value]
-    finally:
-        env.close()
+class VectorPool:
+    """``num_envs`` envs in ``num_workers`` groups; see the module docstring."""
 
-
-class SerialPool:
-    """All envs in this process; same interface as :class:`SharedPool`."""
-
-    def __init__(self, env_fns: Sequence[EnvFn]) -> None:
-        envs = [fn() for fn in env_fns]
-        self.observation_space = envs[0].observation_space
-        self.action_space = envs[0].action_space
-        self.num_envs = len(envs)
-        specs = _specs(self.observation_space, self.num_envs)
-        self._arrays = _views(_alloc(specs, bytearray), specs)
-        self._group = _EnvGroup(envs, 0, self._arrays)
-
-    def _result(self, episodes: Episodes) -> StepResult:
-        a = self._arrays
-        obs = {k[4:]: v for k, v in a.items() if k.startswith("obs/")}
-        return obs, a["rewards"], a["terminated"], a["truncated"], episodes
-
-    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
-        self._group.reset(seed)
-        return self._result([])[0]
-
-    def step(self, actions: np.ndarray) -> StepResult:
-        self._arrays["actions"][:] = actions
-        return self._result(self._group.step())
-
-    def get_states(self) -> list[dict[str, Any]]:
-        """Snapshots of every env (for exact resume from a checkpoint)."""
-        return self._group.get_states()
-
-    def set_states(self, states: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        """Restore snapshots from :meth:`get_states`; returns the observations."""
-        self._group.set_states(list(states))
-        return self._result([])[0]
-
-    def close(self) -> None:
-        self._group.close()
-
-    def __enter__(self) -> SerialPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class SharedPool:
-    """Worker processes stepping envs through shared memory; see the module docstring."""
-
-    def __init__(self, env_fns: Sequence[EnvFn], num_workers: int, context: str = "spawn",
-                 inline: bool = False) -> None:
+    def __init__(self, env_fns: Sequence[EnvFn], spec: GameSpec, num_workers: int = 1, inline: bool = True,
+                 context: str = "spawn") -> None:
+        """``env_fns`` build the envs (each must have ``spec``'s spaces); ``inline``: group 0 in this process."""
         n = len(env_fns)
         if num_workers < 1 or n % num_workers:
-            raise PokerlError(f"num_envs ({n}) must be a positive multiple of num_workers ({num_workers})")
+            raise PokerlError(f"num_envs ({n}) must be a positive multiple of the pool's workers ({num_workers})")
         self.num_envs, self.num_workers = n, num_workers
         self.per_worker = per = n // num_workers
-        self.observation_space, self.action_space = _probe_spaces(env_fns[0])
+        self.single_observation_space: gym.spaces.Dict = spec.observation_space
+        self.single_action_space: gym.spaces.Discrete = spec.action_space
         ctx = mp.get_context(context)
-        specs = _specs(self.observation_space, n)
-        self._raw = _alloc(specs, lambda size: ctx.RawArray(ctypes.c_uint8, size))
+        specs = _specs(self.single_observation_space, n)
+        remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
+        alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
+        self._raw = _alloc(specs, alloc)
         self._arrays = _views(self._raw, specs)
-        self._remote = range(1 if inline else 0, num_workers)  # workers that are processes
-        self._local: _EnvGroup | None = None  # worker 0's envs when it is this process
+        self._remote = remote
+        self._local: _EnvGroup | None = None  # group 0 when this process steps it
         self._conns: dict[int, Connection] = {}
         self._procs: dict[int, Any] = {}
         self._busy = [False] * num_workers
@@ -235,16 +225,16 @@ class SharedPool:
             for w in self._remote:
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
-                    target=_worker,
-                    args=(child, list(env_fns[w * per : (w + 1) * per]), w * per, self._raw, specs),
-                    daemon=True, name=f"pokerl-worker-{w}",
+                    target=_worker, daemon=True, name=f"pokerl-worker-{w}",
+                    args=(child, list(env_fns[w * per : (w + 1) * per]), w * per, self._raw, specs,
+                          self.single_observation_space),
                 )
                 proc.start()
                 child.close()
                 self._conns[w] = parent
                 self._procs[w] = proc
             if inline:  # built while the worker processes boot theirs
-                self._local = _EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays)
+                self._local = _EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays, self.single_observation_space)
             for w in self._remote:
                 self._reply(w)
         except BaseException:
@@ -265,12 +255,6 @@ class SharedPool:
             raise WorkerError(f"worker {w}: {payload}")
         return payload
 
-    def _result(self, lo: int, hi: int, episodes: Episodes) -> StepResult:
-        a = self._arrays
-        obs = {k[4:]: v[lo:hi] for k, v in a.items() if k.startswith("obs/")}
-        return obs, a["rewards"][lo:hi], a["terminated"][lo:hi], a["truncated"][lo:hi], episodes
-
-    # ---------------------------------------------------------------- synchronous API
     def _command(self, cmd: str, args: Sequence[Any] | None = None) -> None:
         """Send ``cmd`` to every worker process (``args[w]`` to worker ``w`` when given)."""
         for w in self._remote:
@@ -279,23 +263,32 @@ class SharedPool:
     def _replies(self) -> list[Any]:
         return [self._reply(w) for w in self._remote]
 
-    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
-        """Reset every env (env i with ``seed + i``); returns the observations (views)."""
+    def _infos(self, episodes: Episodes, index: Any = slice(None)) -> dict[str, Any]:
+        a = self._arrays
+        done = a["terminated"][index] | a["truncated"][index]
+        # views for the whole pool; for a group (fancy index: a copy) only when one of its envs ended
+        final = _prefixed(a, "final/", index) if isinstance(index, slice) or done.any() else {}
+        return {"episodes": episodes, "final_obs": final, "_final_obs": done}
+
+    # ---------------------------------------------------------------- synchronous API
+    def reset(self, seed: int | None = None) -> tuple[Obs, dict[str, Any]]:
+        """Reset every env (env i with ``seed + i``); returns the observations (views) and infos."""
         self._command("reset", [seed] * self.num_workers)
         if self._local is not None:
             self._local.reset(seed)
         self._replies()
         self._busy = [False] * self.num_workers
-        return self._result(0, self.num_envs, [])[0]
+        return _prefixed(self._arrays, "obs/"), {}
 
     def step(self, actions: np.ndarray) -> StepResult:
-        """Step every env with ``actions`` (num_envs,); autoreset; returns views + finished episodes."""
+        """Step every env with ``actions`` (num_envs,); autoreset; returns views and infos."""
         self._arrays["actions"][:] = actions
         self._command("step")
         episodes: Episodes = self._local.step() if self._local is not None else []
         for finished in self._replies():
             episodes.extend(finished)
-        return self._result(0, self.num_envs, episodes)
+        a = self._arrays
+        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], self._infos(episodes)
 
     def get_states(self) -> list[dict[str, Any]]:
         """Snapshots of every env (for exact resume from a checkpoint)."""
@@ -303,7 +296,7 @@ class SharedPool:
         local = self._local.get_states() if self._local is not None else []
         return local + [state for states in self._replies() for state in states]
 
-    def set_states(self, states: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    def set_states(self, states: Sequence[dict[str, Any]]) -> Obs:
         """Restore snapshots from :meth:`get_states`; returns the observations (views)."""
         states, per = list(states), self.per_worker
         if len(states) != self.num_envs:
@@ -312,13 +305,13 @@ class SharedPool:
         if self._local is not None:
             self._local.set_states(states[:per])
         self._replies()
-        return self._result(0, self.num_envs, [])[0]
+        return _prefixed(self._arrays, "obs/")
 
     # ---------------------------------------------------------------- asynchronous API
     def send(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
         """Start stepping the workers that own ``env_ids`` (whole worker groups) with ``actions``."""
         if self._local is not None:
-            raise PokerlError("asynchronous stepping needs every worker in its own process (inline=False)")
+            raise PokerlError("asynchronous stepping needs every worker group in its own process (inline=False)")
         env_ids = np.asarray(env_ids)
         self._arrays["actions"][env_ids] = actions
         for w in sorted({int(i) // self.per_worker for i in env_ids}):
@@ -327,10 +320,10 @@ class SharedPool:
             self._busy[w] = True
             self._conns[w].send(("step", None))
 
-    def recv(self, min_workers: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, Episodes]:
+    def recv(self, min_workers: int = 1) -> tuple[np.ndarray, Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Wait until at least ``min_workers`` busy workers are done; returns their envs' results.
 
-        Returns (env_ids, obs, rewards, terminated, truncated, episodes) for those envs (copies).
+        Returns (env_ids, obs, rewards, terminated, truncated, infos) for those envs (copies).
         """
         pending = {self._conns[w]: w for w in range(self.num_workers) if self._busy[w]}
         if not pending:
@@ -346,8 +339,8 @@ class SharedPool:
         done.sort()
         env_ids = np.concatenate([np.arange(w * self.per_worker, (w + 1) * self.per_worker) for w in done])
         a = self._arrays
-        obs = {k[4:]: v[env_ids] for k, v in a.items() if k.startswith("obs/")}
-        return env_ids, obs, a["rewards"][env_ids], a["terminated"][env_ids], a["truncated"][env_ids], episodes
+        return (env_ids, _prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
+                a["truncated"][env_ids], self._infos(episodes, env_ids))
 
     # ---------------------------------------------------------------- shutdown
     def close(self) -> None:
@@ -368,7 +361,7 @@ class SharedPool:
         if self._local is not None:
             self._local.close()
 
-    def __enter__(self) -> SharedPool:
+    def __enter__(self) -> VectorPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -379,12 +372,6 @@ class SharedPool:
             self.close()
 
 
-def make_pool(env_fns: Sequence[EnvFn], backend: str = "shared", num_workers: int = 1,
-              inline: bool = False) -> SerialPool | SharedPool:
-    """A pool over ``env_fns``: ``shared`` (worker processes; with ``inline`` worker 0 is this
-    process) or ``serial`` (all in this process)."""
-    if backend == "serial":
-        return SerialPool(env_fns)
-    if backend == "shared":
-        return SharedPool(env_fns, num_workers, inline=inline)
-    raise PokerlError(f"unknown pool backend {backend!r} (use 'shared' or 'serial')")
+def make_pool(env_fns: Sequence[EnvFn], spec: GameSpec, cfg: PoolConfig) -> VectorPool:
+    """The pool a :class:`PoolConfig` describes."""
+    return VectorPool(env_fns, spec, cfg.workers, inline=cfg.inline)

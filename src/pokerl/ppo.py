@@ -41,14 +41,18 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     target_kl: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.bptt < 1 or self.num_steps % self.bptt:
+            raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of bptt ({self.bptt})")
+        if self.num_minibatches < 1 or self.update_epochs < 1:
+            raise ValueError("num_minibatches and update_epochs must be >= 1")
+
 
 class RolloutBuffer:
     """Preallocated (T, N, ...) storage for one rollout, plus the LSTM state at each segment start."""
 
     def __init__(self, num_steps: int, num_envs: int, obs_space: gym.spaces.Dict, bptt: int, hidden: int,
                  device: torch.device | str) -> None:
-        if num_steps % bptt:
-            raise ValueError(f"ppo.num_steps ({num_steps}) must be a multiple of ppo.bptt ({bptt})")
         T, N = num_steps, num_envs
         self.T, self.N, self.bptt, self.device = T, N, bptt, torch.device(device)
         torch_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
@@ -106,13 +110,15 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, episode_starts: tor
     return advantages, advantages + values
 
 
-def policy_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
+def policy_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor,
+                clip: float) -> torch.Tensor:
     """The clipped surrogate objective, as a loss: mean of max(-A·r, -A·clip(r, 1±ε))."""
     ratio = (new_logprob - old_logprob).exp()
     return torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
 
 
-def value_loss(new_value: torch.Tensor, old_value: torch.Tensor, returns: torch.Tensor, clip: float | None) -> torch.Tensor:
+def value_loss(new_value: torch.Tensor, old_value: torch.Tensor, returns: torch.Tensor,
+               clip: float | None) -> torch.Tensor:
     """0.5 · mean squared error, with the PPO2 clipped variant when ``clip`` is given."""
     unclipped = (new_value - returns) ** 2
     if clip is None:
@@ -156,7 +162,8 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
         order = torch.randperm(num_seq, device=buffer.device)
         for first in range(0, num_seq, per_batch):
             idx = order[first : first + per_batch]  # sequences in this minibatch
-            logits, new_values, _ = policy({k: v[:, idx] for k, v in obs.items()}, (h0[:, idx], c0[:, idx]), starts[:, idx])
+            mb_obs = {k: v[:, idx] for k, v in obs.items()}
+            logits, new_values, _ = policy(mb_obs, (h0[:, idx], c0[:, idx]), starts[:, idx])
             dist = Categorical(logits=logits.float())
             new_logprobs = dist.log_prob(actions[:, idx])
             entropy = dist.entropy().mean()

@@ -1,164 +1,118 @@
 """Game profiles: what a game is, where its state lives in RAM and how to reach control, as data.
 
-A profile is a YAML file in ``configs/game/<name>.yaml`` (or any path, or a mapping from Hydra).
-It is loaded into typed dataclasses; an unknown key, a wrong type or an address out of range is a
-one-line :class:`~pokerl.errors.ConfigError` naming the file and the key.
-
-RAM fields have an encoding: ``u8``, ``u16be``, ``u16le``, ``bcd`` (``size`` bytes, big-endian
-packed decimal, e.g. Pokémon money), ``bitfield`` (``size`` bytes read as one little-endian
-integer, so ``badges & 1`` works) or ``flags`` (``size`` bytes of bit flags, flag i = byte i>>3,
-bit i&7, read as a :class:`Flags`, so ``events[3]`` works).
+A profile is a YAML file in ``configs/game/<name>.yaml`` (or any path, or a mapping from Hydra);
+``base: other`` starts from another profile. It is read through the one typed loader
+(:mod:`pokerl.schema`) into the ``*Yaml`` dataclasses below, then checked against itself (field
+names, addresses, predicates) and turned into a :class:`GameProfile`. Every mistake is a one-line
+:class:`~pokerl.errors.ConfigError` naming the file and the key.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pokerl import codegen
 from pokerl.errors import ConfigError
+from pokerl.predicate import Predicate
+from pokerl.ram import CODECS, RamField
+from pokerl.schema import from_mapping, load_yaml, resolve_base
 
 BUTTONS = ("a", "b", "start", "select", "up", "down", "left", "right")
-ENCODINGS = {"u8": 1, "u16be": 2, "u16le": 2, "bcd": None, "bitfield": None, "flags": None}
-VECTOR_KINDS = ("scale", "fraction", "bits", "onehot")
 
 
-def _where(source: str, key: str) -> str:
-    return f"{source}: {key}" if source else key
+# ---------------------------------------------------------------------- the YAML's shape
+@dataclass
+class RomYaml:
+    bundled: str | None = None  # a ROM file inside the pokerl.games package
+    sha1: list[str] = field(default_factory=list)  # accepted SHA-1s (empty: any ROM)
+    env: str | None = None  # an environment variable that may name the ROM path
 
 
-def _take(data: Mapping[str, Any], allowed: Mapping[str, type | tuple[type, ...]], source: str, prefix: str,
-          required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Check ``data`` has only ``allowed`` keys of the allowed types; return it as a dict."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{_where(source, prefix)}: expected a mapping, got {type(data).__name__}")
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in allowed:
-            raise ConfigError(f"{_where(source, path)}: unknown key (known: {', '.join(sorted(allowed))})")
-        types = allowed[key]
-        ok = value is None and (types is type(None) or (isinstance(types, tuple) and type(None) in types))
-        if not ok and (isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
-            ok = False
-        elif not ok:
-            ok = isinstance(value, types)
-        if not ok:
-            names = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
-            raise ConfigError(f"{_where(source, path)}: expected {names}, got {value!r}")
-    for key in required:
-        if key not in data:
-            path = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(f"{_where(source, path)}: required key is missing")
-    return dict(data)
-
-
-class Flags(int):
-    """A ``flags`` field's value: the flag array as one int, flag i = bit i (byte i>>3, bit i&7).
-
-    ``flags[i]`` is 0 or 1, as for a list of bits, and :meth:`count` is the number of set flags.
-    An int rather than a numpy array because RAM is read every env step and an int is built in a
-    fraction of the time (and pickles, compares and prints as the number it is).
-    """
-
-    __slots__ = ()
-
-    def __getitem__(self, i: int) -> int:
-        if i < 0:
-            raise IndexError(f"flag index {i} is negative")
-        return (self >> i) & 1
-
-    def count(self) -> int:
-        """How many flags are set."""
-        return int(self).bit_count()
-
-
-@dataclass(frozen=True)
-class RamField:
-    """One named value in the game's memory."""
-
-    name: str
-    addr: int
+@dataclass
+class RamFieldYaml:
+    addr: int | str  # an int, or a string such as "0xD35E"
     type: str = "u8"
-    size: int = 1
-
-    def read(self, memory: Any) -> Any:
-        """Decode this field from a PyBoy ``memory`` object (or anything indexable by address)."""
-        t, a = self.type, self.addr
-        if t == "u8":
-            return memory[a]
-        if t == "u16be":
-            return (memory[a] << 8) | memory[a + 1]
-        if t == "u16le":
-            return memory[a] | (memory[a + 1] << 8)
-        raw = [memory[a + i] for i in range(self.size)]
-        if t == "bitfield":
-            return int.from_bytes(bytes(raw), "little")
-        if t == "bcd":
-            value = 0
-            for b in raw:
-                value = value * 100 + (b >> 4) * 10 + (b & 0xF)
-            return value
-        return Flags(int.from_bytes(bytes(raw), "little"))  # flags: flag i = bit i of the little-endian bytes
+    size: int | None = None
 
 
-def compile_reader(fields: Mapping[str, RamField]) -> Any:
-    """A function ``memory -> {name: value}`` reading every field, generated for this RAM map.
-
-    The RAM is read every env step; one generated dict expression (``m[0xC000]``,
-    ``(m[0xC005] << 8) | m[0xC006]``, ...) costs a fraction of a loop over the fields. Only ints
-    from the validated profile enter the generated source; other encodings call ``RamField.read``.
-    """
-    items = list(fields.items())
-    exprs = []
-    for i, (name, f) in enumerate(items):
-        a = f.addr
-        if f.type == "u8":
-            expr = f"m[{a}]"
-        elif f.type == "u16be":
-            expr = f"(m[{a}] << 8) | m[{a + 1}]"
-        elif f.type == "u16le":
-            expr = f"m[{a}] | (m[{a + 1}] << 8)"
-        elif f.type == "bitfield" and f.size == 1:
-            expr = f"m[{a}]"
-        elif f.type == "flags":
-            expr = f"_Flags(int.from_bytes(bytes(m[{a}:{a + f.size}]), 'little'))"
-        else:
-            expr = f"_fields[{i}].read(m)"
-        exprs.append(f"{name!r}: {expr}")
-    namespace: dict[str, Any] = {"_fields": [f for _, f in items], "_Flags": Flags}
-    exec(f"def read_ram(m):\n    return {{{', '.join(exprs)}}}\n", namespace)  # noqa: S102 — ints and reprs only
-    return namespace["read_ram"]
+@dataclass
+class BootStepYaml:
+    frames: int
+    press: str | None = None
+    hold: int | None = None
+    repeat: int = 1
 
 
-VECTOR_LIMIT = 10.0  # the vector observation's bound: scaled and fraction features are clipped to it
+@dataclass
+class BootYaml:
+    ticks: int = 0
+    sequence: list[BootStepYaml] = field(default_factory=list)
+    state: str | None = None
+    check: dict[str, int] = field(default_factory=dict)
+    seed_field: str | None = None
+    writes: dict[str, int] = field(default_factory=dict)
 
 
-def compile_vector(features: tuple[VectorFeature, ...]) -> Any:
-    """A function ``ram dict -> list[float]`` building the ``vector`` observation, generated like
-    :func:`compile_reader` (it runs every env step). Fields are unsigned, so every feature is >= 0;
-    the unbounded kinds (scale, fraction) are clipped to :data:`VECTOR_LIMIT` in the expression."""
-    exprs = []
-    for f in features:
-        v = f"r[{f.field!r}]"
-        if f.kind == "scale":
-            exprs.append(f"min(float({v}) * {float(f.scale)!r}, {VECTOR_LIMIT!r})")
-        elif f.kind == "fraction":
-            d = f"r[{f.over!r}]"
-            exprs.append(f"(min(float({v}) / {d}, {VECTOR_LIMIT!r}) if {d} > 0 else 0.0)")
-        elif f.kind == "bits":  # the low `size` bits (of an int, a bitfield or a Flags)
-            exprs.extend(f"(({v} >> {b}) & 1)" for b in range(f.size))
-        else:  # onehot
-            exprs.extend(f"float({v} == {k})" for k in range(f.size))
-    namespace: dict[str, Any] = {}
-    exec(f"def vector(r):\n    return [{', '.join(exprs)}]\n", namespace)  # noqa: S102 — ints, floats and reprs only
-    return namespace["vector"]
+@dataclass
+class CoordsYaml:
+    map: str
+    x: str
+    y: str
 
 
+@dataclass
+class VectorYaml:
+    field: str
+    scale: float | None = None
+    over: str | None = None
+    bits: int | None = None
+    onehot: int | None = None
+
+
+@dataclass
+class WorldMapYaml:
+    offsets: dict[int | str, list[int]]
+    size: list[int]
+    map_size: list[int]
+
+
+@dataclass
+class HelperYaml:
+    when: str
+    press: str
+    max_presses: int = 16
+
+
+@dataclass
+class ScreenYaml:
+    scrolls: bool = True  # false: the screen shows a whole map from its origin (tinyquest), so a
+    #                       screenshot of it can be a heat map's background
+
+
+@dataclass
+class ProfileYaml:
+    name: str
+    rom: RomYaml
+    actions: list[str]
+    ram: dict[str, RamFieldYaml]
+    coords: CoordsYaml
+    boot: BootYaml = field(default_factory=BootYaml)
+    vector: list[VectorYaml] = field(default_factory=list)
+    visited_cell: int = 8
+    world_map: WorldMapYaml | None = None
+    done_when: str | None = None
+    busy_when: str | None = None
+    helpers: dict[str, HelperYaml] = field(default_factory=dict)
+    screen: ScreenYaml = field(default_factory=ScreenYaml)
+
+
+# ---------------------------------------------------------------------- the checked profile
 @dataclass(frozen=True)
 class BootStep:
     """Press ``button`` (or nothing) for ``hold`` frames, then run until ``frames`` have passed."""
@@ -216,6 +170,9 @@ class Helper:
     max_presses: int = 16
 
 
+_GENERATED = ("read_ram", "vector_values")  # made on first use, dropped when pickled
+
+
 @dataclass(frozen=True)
 class GameProfile:
     """Everything game-specific the environment needs."""
@@ -224,7 +181,6 @@ class GameProfile:
     source: str
     rom_file: str | None  # bundled ROM file name inside pokerl/games, or None (user supplies)
     sha1: tuple[str, ...]
-    title: str | None
     env_var: str | None  # environment variable that may name the ROM path
     actions: tuple[str, ...]
     boot: BootSpec
@@ -236,21 +192,29 @@ class GameProfile:
     done_when: str | None  # a predicate over RAM fields that ends the episode (game complete)
     busy_when: str | None = None  # a predicate: the player is in a battle or text (no stuck penalty)
     helpers: Mapping[str, Helper] = field(default_factory=dict)  # optional scripted helpers (env.helpers)
+    screen_scrolls: bool = True  # see ScreenYaml
 
     @property
     def vector_size(self) -> int:
         return sum(f.size for f in self.vector)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_read_ram", compile_reader(self.ram))
-        object.__setattr__(self, "vector_values", compile_vector(self.vector))
+    @cached_property
+    def read_ram(self) -> Callable[[Any], dict[str, Any]]:
+        """``read_ram(memory)``: every RAM field decoded into a dict (name → int, or
+        :class:`~pokerl.ram.Flags` for flag arrays), in the profile's order (generated code)."""
+        return codegen.ram_reader(self.ram)
 
-    def read_ram(self, memory: Any) -> dict[str, Any]:
-        """All RAM fields decoded into a dict (name → int, or :class:`Flags` for flag arrays), in the profile's order.
+    @cached_property
+    def vector_values(self) -> Callable[[Mapping[str, Any]], list[float]]:
+        """``vector_values(ram)``: the ``vector`` observation as a list (generated code)."""
+        return codegen.vector_builder(self.vector)
 
-        ``memory``: PyBoy's memory view, or anything indexable by address and address slices.
-        """
-        return self._read_ram(memory)  # type: ignore[attr-defined]
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in _GENERATED}
+
+    def predicate(self, text: str, key: str) -> Predicate:
+        """A predicate over this profile's RAM fields; ``key`` names where it came from."""
+        return Predicate(text, self.ram, f"{self.source}: {key}")
 
     def rom_path(self, rom: str | os.PathLike[str] | None = None) -> Path | None:
         """The ROM to load: the argument, the profile's environment variable, or the bundled ROM."""
@@ -264,188 +228,139 @@ class GameProfile:
         return None
 
 
-def _parse_int(value: Any, source: str, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"{_where(source, path)}: expected an integer address, got {value!r}")
+# ---------------------------------------------------------------------- checks
+def _address(value: int | str, where: str) -> int:
     try:
         return int(value, 0) if isinstance(value, str) else value
     except ValueError:
-        raise ConfigError(f"{_where(source, path)}: expected an integer address, got {value!r}") from None
+        raise ConfigError(f"{where}: expected an integer address, got {value!r}") from None
 
 
-def _parse_ram(data: Mapping[str, Any], source: str) -> dict[str, RamField]:
-    if not isinstance(data, Mapping) or not data:
-        raise ConfigError(f"{_where(source, 'ram')}: expected a non-empty mapping of fields")
-    fields: dict[str, RamField] = {}
+def _ram(data: Mapping[str, RamFieldYaml], source: str) -> dict[str, RamField]:
+    if not data:
+        raise ConfigError(f"{source}: ram: expected a non-empty mapping of fields")
+    fields = {}
     for name, spec in data.items():
-        path = f"ram.{name}"
-        spec = _take(spec, {"addr": (int, str), "type": str, "size": int}, source, path, required=("addr",))
-        addr = _parse_int(spec["addr"], source, f"{path}.addr")
-        kind = spec.get("type", "u8")
-        if kind not in ENCODINGS:
-            raise ConfigError(f"{_where(source, path + '.type')}: unknown encoding {kind!r} "
-                              f"(known: {', '.join(ENCODINGS)})")
-        size = ENCODINGS[kind] or int(spec.get("size", 1))
-        if "size" in spec and ENCODINGS[kind] and spec["size"] != ENCODINGS[kind]:
-            raise ConfigError(f"{_where(source, path + '.size')}: {kind} is {ENCODINGS[kind]} byte(s), got {spec['size']}")
+        where = f"{source}: ram.{name}"
+        addr = _address(spec.addr, f"{where}.addr")
+        if spec.type not in CODECS:
+            raise ConfigError(f"{where}.type: unknown encoding {spec.type!r} (known: {', '.join(CODECS)})")
+        fixed = CODECS[spec.type].fixed
+        if fixed and spec.size is not None and spec.size != fixed:
+            raise ConfigError(f"{where}.size: {spec.type} is {fixed} byte(s), got {spec.size}")
+        size = fixed or (spec.size if spec.size is not None else 1)
         if size < 1:
-            raise ConfigError(f"{_where(source, path + '.size')}: must be >= 1, got {size}")
+            raise ConfigError(f"{where}.size: must be >= 1, got {size}")
         # Game state lives in work RAM (0xC000-0xDFFF), cartridge RAM (0xA000-0xBFFF) or HRAM.
         in_range = (addr >= 0xA000 and addr + size - 1 <= 0xDFFF) or (addr >= 0xFF80 and addr + size - 1 <= 0xFFFE)
         if not in_range:
-            raise ConfigError(f"{_where(source, path + '.addr')}: address {addr:#06x}+{size} is out of range "
+            raise ConfigError(f"{where}.addr: address {addr:#06x}+{size} is out of range "
                               "(RAM fields must lie in 0xA000-0xDFFF or 0xFF80-0xFFFE)")
-        fields[name] = RamField(name=str(name), addr=addr, type=kind, size=size)
+        fields[name] = RamField(name=name, addr=addr, type=spec.type, size=size)
     return fields
 
 
-def _parse_boot(data: Mapping[str, Any], source: str, ram: Mapping[str, RamField]) -> BootSpec:
-    data = _take(data, {"ticks": int, "sequence": list, "state": (str, type(None)), "check": dict,
-                        "seed_field": (str, type(None)), "writes": dict}, source, "boot")
+def _field(name: str, ram: Mapping[str, RamField], where: str) -> str:
+    if name not in ram:
+        raise ConfigError(f"{where}: no such RAM field {name!r}")
+    return name
+
+
+def _boot(data: BootYaml, source: str, ram: Mapping[str, RamField]) -> BootSpec:
     steps = []
-    for i, item in enumerate(data.get("sequence", [])):
-        path = f"boot.sequence[{i}]"
-        item = _take(item, {"press": (str, type(None)), "hold": int, "frames": int, "repeat": int},
-                     source, path, required=("frames",))
-        button = item.get("press")
-        if button is not None and button not in BUTTONS:
-            raise ConfigError(f"{_where(source, path + '.press')}: unknown button {button!r} (known: {', '.join(BUTTONS)})")
-        hold = int(item.get("hold", 8 if button else 0))
-        if item["frames"] < max(hold, 1):
-            raise ConfigError(f"{_where(source, path + '.frames')}: must be >= hold and >= 1")
-        steps.extend([BootStep(button, hold, int(item["frames"]))] * int(item.get("repeat", 1)))
+    for i, item in enumerate(data.sequence):
+        where = f"{source}: boot.sequence[{i}]"
+        if item.press is not None and item.press not in BUTTONS:
+            raise ConfigError(f"{where}.press: unknown button {item.press!r} (known: {', '.join(BUTTONS)})")
+        hold = item.hold if item.hold is not None else (8 if item.press else 0)
+        if item.frames < max(hold, 1):
+            raise ConfigError(f"{where}.frames: must be >= hold and >= 1")
+        steps.extend([BootStep(item.press, hold, item.frames)] * item.repeat)
     for key in ("check", "writes"):
-        for name, value in data.get(key, {}).items():
-            if name not in ram:
-                raise ConfigError(f"{_where(source, f'boot.{key}.{name}')}: no such RAM field")
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{_where(source, f'boot.{key}.{name}')}: expected int, got {value!r}")
-    seed_field = data.get("seed_field")
-    if seed_field is not None and seed_field not in ram:
-        raise ConfigError(f"{_where(source, 'boot.seed_field')}: no such RAM field {seed_field!r}")
-    return BootSpec(ticks=int(data.get("ticks", 0)), sequence=tuple(steps), state=data.get("state"),
-                    check=dict(data.get("check", {})), seed_field=seed_field, writes=dict(data.get("writes", {})))
+        for name, value in getattr(data, key).items():
+            where = f"{source}: boot.{key}.{name}"
+            try:
+                ram[_field(name, ram, where)].encode(value)
+            except ValueError as err:
+                raise ConfigError(f"{where}: {err}") from None
+    if data.seed_field is not None:
+        _field(data.seed_field, ram, f"{source}: boot.seed_field")
+    return BootSpec(data.ticks, tuple(steps), data.state, dict(data.check), data.seed_field, dict(data.writes))
 
 
-def _parse_vector(items: Any, source: str, ram: Mapping[str, RamField]) -> tuple[VectorFeature, ...]:
-    if not isinstance(items, list):
-        raise ConfigError(f"{_where(source, 'vector')}: expected a list of features")
+def _vector(items: list[VectorYaml], source: str, ram: Mapping[str, RamField]) -> tuple[VectorFeature, ...]:
     out = []
     for i, item in enumerate(items):
-        path = f"vector[{i}]"
-        item = _take(item, {"field": str, "scale": (int, float), "over": str, "bits": int, "onehot": int},
-                     source, path, required=("field",))
-        name = item["field"]
-        if name not in ram:
-            raise ConfigError(f"{_where(source, path + '.field')}: no such RAM field {name!r}")
-        kinds = [k for k in ("over", "bits", "onehot") if k in item]
+        where = f"{source}: vector[{i}]"
+        _field(item.field, ram, f"{where}.field")
+        kinds = [k for k in ("over", "bits", "onehot") if getattr(item, k) is not None]
         if len(kinds) > 1:
-            raise ConfigError(f"{_where(source, path)}: use one of over/bits/onehot, not {kinds}")
-        if "over" in item:
-            if item["over"] not in ram:
-                raise ConfigError(f"{_where(source, path + '.over')}: no such RAM field {item['over']!r}")
-            out.append(VectorFeature(name, "fraction", 1, over=item["over"]))
-        elif "bits" in item:
-            out.append(VectorFeature(name, "bits", int(item["bits"])))
-        elif "onehot" in item:
-            out.append(VectorFeature(name, "onehot", int(item["onehot"])))
+            raise ConfigError(f"{where}: use one of over/bits/onehot, not {kinds}")
+        if item.over is not None:
+            out.append(VectorFeature(item.field, "fraction", 1, over=_field(item.over, ram, f"{where}.over")))
+        elif item.bits is not None:
+            out.append(VectorFeature(item.field, "bits", item.bits))
+        elif item.onehot is not None:
+            out.append(VectorFeature(item.field, "onehot", item.onehot))
         else:
-            scale = float(item.get("scale", 1.0))
+            scale = 1.0 if item.scale is None else item.scale
             if not scale > 0:
-                raise ConfigError(f"{_where(source, path + '.scale')}: must be > 0, got {scale!r}")
-            out.append(VectorFeature(name, "scale", 1, scale=scale))
+                raise ConfigError(f"{where}.scale: must be > 0, got {scale!r}")
+            out.append(VectorFeature(item.field, "scale", 1, scale=scale))
     return tuple(out)
 
 
-def _parse_world(data: Mapping[str, Any], source: str) -> WorldMap:
-    data = _take(data, {"offsets": dict, "size": list, "map_size": list}, source, "world_map",
-                 required=("offsets", "size", "map_size"))
+def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
+    if data is None:
+        return WorldMap({}, 256, 256, 256, 256)
     offsets = {}
-    for key, value in data["offsets"].items():
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
-            raise ConfigError(f"{_where(source, f'world_map.offsets.{key}')}: expected [x, y], got {value!r}")
-        offsets[_parse_int(key, source, f"world_map.offsets.{key}")] = (value[0], value[1])
+    for key, value in data.offsets.items():
+        where = f"{source}: world_map.offsets.{key}"
+        if len(value) != 2:
+            raise ConfigError(f"{where}: expected [x, y], got {value!r}")
+        offsets[_address(key, where)] = (value[0], value[1])
     for key in ("size", "map_size"):
-        v = data[key]
-        if not (len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v)):
-            raise ConfigError(f"{_where(source, 'world_map.' + key)}: expected [width, height], got {v!r}")
-    return WorldMap(offsets, data["size"][0], data["size"][1], data["map_size"][0], data["map_size"][1])
-
-
-PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "name": str, "rom": dict, "actions": list, "boot": dict, "ram": dict, "coords": dict,
-    "vector": list, "visited_cell": int, "world_map": dict, "done_when": (str, type(None)),
-    "busy_when": (str, type(None)), "helpers": dict,
-}
+        v = getattr(data, key)
+        if not (len(v) == 2 and all(x > 0 for x in v)):
+            raise ConfigError(f"{source}: world_map.{key}: expected [width, height], got {v!r}")
+    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1])
 
 
 def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfile:
     """Build and check a :class:`GameProfile` from a mapping (YAML or Hydra)."""
-    data = _take(data, PROFILE_KEYS, source, "", required=("name", "rom", "actions", "ram", "coords"))
-    source = source or f"game profile {data['name']}"
-    rom = _take(data["rom"], {"bundled": (str, type(None)), "sha1": list, "title": (str, type(None)),
-                              "env": (str, type(None))}, source, "rom")
-    sha1 = tuple(str(s).lower() for s in rom.get("sha1", []))
-    if any(len(s) != 40 for s in sha1):
-        raise ConfigError(f"{_where(source, 'rom.sha1')}: each SHA-1 must be 40 hex digits")
-    actions = tuple(data["actions"])
-    for a in actions:
+    source = source or f"game profile {data.get('name', '?')}"
+    y = from_mapping(ProfileYaml, resolve_base("game", data, source), source)
+    if any(len(s) != 40 for s in y.rom.sha1):
+        raise ConfigError(f"{source}: rom.sha1: each SHA-1 must be 40 hex digits")
+    if not y.actions:
+        raise ConfigError(f"{source}: actions: needs at least one action")
+    for a in y.actions:
         if a not in (*BUTTONS, "noop"):
-            raise ConfigError(f"{_where(source, 'actions')}: unknown action {a!r} (known: noop, {', '.join(BUTTONS)})")
-    if not actions:
-        raise ConfigError(f"{_where(source, 'actions')}: needs at least one action")
-    ram = _parse_ram(data["ram"], source)
-    coords = _take(data["coords"], {"map": str, "x": str, "y": str}, source, "coords", required=("map", "x", "y"))
-    for key, name in coords.items():
-        if name not in ram:
-            raise ConfigError(f"{_where(source, 'coords.' + key)}: no such RAM field {name!r}")
-    world = data.get("world_map", {"offsets": {}, "size": [256, 256], "map_size": [256, 256]})
-    from pokerl.rewards import Predicate
-
-    done_when, busy_when = data.get("done_when"), data.get("busy_when")
-    for key, text in (("done_when", done_when), ("busy_when", busy_when)):
+            raise ConfigError(f"{source}: actions: unknown action {a!r} (known: noop, {', '.join(BUTTONS)})")
+    ram = _ram(y.ram, source)
+    coords = tuple(_field(getattr(y.coords, k), ram, f"{source}: coords.{k}") for k in ("map", "x", "y"))
+    for key in ("done_when", "busy_when"):
+        text = getattr(y, key)
         if text is not None:
-            Predicate(text, ram, _where(source, key))
+            Predicate(text, ram, f"{source}: {key}")
     helpers = {}
-    for hname, spec in (data.get("helpers") or {}).items():
-        spec = _take(spec, {"when": str, "press": str, "max_presses": int}, source, f"helpers.{hname}",
-                     required=("when", "press"))
-        if spec["press"] not in BUTTONS:
-            raise ConfigError(f"{_where(source, f'helpers.{hname}.press')}: unknown button {spec['press']!r}")
-        Predicate(spec["when"], ram, _where(source, f"helpers.{hname}.when"))
-        helpers[str(hname)] = Helper(spec["when"], spec["press"], int(spec.get("max_presses", 16)))
+    for hname, h in y.helpers.items():
+        if h.press not in BUTTONS:
+            raise ConfigError(f"{source}: helpers.{hname}.press: unknown button {h.press!r}")
+        Predicate(h.when, ram, f"{source}: helpers.{hname}.when")
+        helpers[hname] = Helper(h.when, h.press, h.max_presses)
     return GameProfile(
-        name=data["name"], source=source, rom_file=rom.get("bundled"), sha1=sha1, title=rom.get("title"),
-        env_var=rom.get("env"), actions=actions, boot=_parse_boot(data.get("boot", {}), source, ram), ram=ram,
-        coords=(coords["map"], coords["x"], coords["y"]), vector=_parse_vector(data.get("vector", []), source, ram),
-        visited_cell=int(data.get("visited_cell", 8)), world_map=_parse_world(world, source), done_when=done_when,
-        busy_when=busy_when, helpers=helpers,
+        name=y.name, source=source, rom_file=y.rom.bundled, sha1=tuple(s.lower() for s in y.rom.sha1),
+        env_var=y.rom.env, actions=tuple(y.actions), boot=_boot(y.boot, source, ram), ram=ram,
+        coords=coords, vector=_vector(y.vector, source, ram), visited_cell=y.visited_cell,  # type: ignore[arg-type]
+        world_map=_world(y.world_map, source), done_when=y.done_when, busy_when=y.busy_when, helpers=helpers,
+        screen_scrolls=y.screen.scrolls,
     )
-
-
-def config_path(group: str, name: str) -> Path:
-    """The shipped config file ``configs/<group>/<name>.yaml``."""
-    return Path(str(importlib.resources.files("pokerl.configs") / group / f"{name}.yaml"))
-
-
-def load_yaml(group: str, name_or_path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
-    """Load a config by name (``configs/<group>/<name>.yaml``) or path; returns (data, source)."""
-    text = str(name_or_path)
-    path = Path(text).expanduser() if text.endswith((".yaml", ".yml")) or os.sep in text else config_path(group, text)
-    if not path.is_file():
-        raise ConfigError(f"no {group} config {text!r} (looked for {path})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data, str(path)
 
 
 def load_profile(profile: str | os.PathLike[str] | Mapping[str, Any]) -> GameProfile:
     """A game profile from a name in ``configs/game/``, a YAML path or a mapping."""
     if isinstance(profile, Mapping):
-        return profile_from_mapping(profile, f"game profile {profile.get('name', '?')}")
+        return profile_from_mapping(profile)
     data, source = load_yaml("game", profile)
     return profile_from_mapping(data, source)

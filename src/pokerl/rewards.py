@@ -16,86 +16,77 @@ bookkeeping) and reported separately in ``info["reward_terms"]``:
 - ``stuck``: ``weight`` (negative) each step after ``after`` steps in the same tile outside
   battle and text.
 
-Adding a milestone or changing a weight is a YAML edit. Predicates are parsed with :mod:`ast`
-and only a small whitelist of node types is evaluated: never arbitrary code.
+Adding a milestone or changing a weight is a YAML edit; predicates are :class:`~pokerl.predicate.Predicate`.
+The config is read through the one typed loader (:mod:`pokerl.schema`); :class:`RewardTracker` keeps
+one episode's reward state and saves it with :meth:`~RewardTracker.state_dict`.
 """
 
 from __future__ import annotations
 
-import ast
-import copy
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pokerl import codegen
 from pokerl.errors import ConfigError
-from pokerl.profile import Flags, RamField
-
-_ALLOWED = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.BinOp, ast.BitAnd,
-    ast.BitOr, ast.RShift, ast.LShift, ast.Add, ast.Sub, ast.Mult, ast.Mod, ast.Compare, ast.Eq, ast.NotEq,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Name, ast.Load, ast.Constant, ast.Subscript,
-)
+from pokerl.predicate import Predicate
+from pokerl.ram import Flags, RamField
+from pokerl.schema import from_mapping, load_yaml
 
 
-class Predicate:
-    """A boolean expression over RAM field names, e.g. ``badges & 1`` or ``events[2] and map_id == 6``."""
-
-    def __init__(self, text: str, names: Iterable[str] | Mapping[str, RamField], where: str) -> None:
-        """``names``: the RAM field names, or the profile's fields (then a flag index such as
-        ``events[40]`` is also checked against the flag array's size)."""
-        self.text = text
-        try:
-            tree = ast.parse(text, mode="eval")
-        except SyntaxError:
-            raise ConfigError(f"{where}: cannot parse predicate {text!r}") from None
-        known = set(names)
-        flag_count = {n: f.size * 8 for n, f in names.items() if isinstance(f, RamField) and f.type == "flags"} \
-            if isinstance(names, Mapping) else {}
-        for node in ast.walk(tree):
-            if not isinstance(node, _ALLOWED):
-                raise ConfigError(f"{where}: {type(node).__name__} is not allowed in predicate {text!r}")
-            if isinstance(node, ast.Name) and node.id not in known:
-                raise ConfigError(f"{where}: unknown RAM field {node.id!r} in predicate {text!r}")
-            if isinstance(node, ast.Constant) and not isinstance(node.value, int):
-                raise ConfigError(f"{where}: only integer constants are allowed in predicate {text!r}")
-            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in flag_count:
-                n, i = flag_count[node.value.id], getattr(node.slice, "value", None)
-                if not (isinstance(node.slice, ast.Constant) and type(i) is int and 0 <= i < n):
-                    raise ConfigError(f"{where}: {node.value.id}[...] needs a flag number 0..{n - 1}, "
-                                      f"got {ast.unparse(node.slice)!r} in predicate {text!r}")
-        self._tree = tree
-        self._code = compile(tree, "<predicate>", "eval")
-        self._globals: dict[str, Any] = {"__builtins__": {}}  # made once: predicates run every step
-
-    def __call__(self, ram: Mapping[str, Any]) -> bool:
-        return bool(eval(self._code, self._globals, ram))  # noqa: S307 — whitelisted AST only
-
-    def source_over(self, var: str) -> str:
-        """The expression's source with each field name ``n`` read as ``var['n']`` (for generated code)."""
-
-        class Rename(ast.NodeTransformer):
-            def visit_Name(self, node: ast.Name) -> ast.AST:
-                return ast.Subscript(ast.Name(var, ast.Load()), ast.Constant(node.id), ast.Load())
-
-        return ast.unparse(Rename().visit(copy.deepcopy(self._tree)).body)
+# ---------------------------------------------------------------------- the YAML's shape
+@dataclass
+class ExplorationYaml:
+    weight: float = 0.0
+    decay: float = 1.0
 
 
-def compile_milestone_check(milestones: tuple[Milestone, ...]) -> Callable[[Mapping[str, Any], set[str]], list[int]]:
-    """One generated function ``(ram, reached) -> indices of milestones newly reached``.
-
-    It runs every env step; one function testing every predicate inline costs a fraction of one
-    ``eval`` per milestone. The predicates' sources are the whitelisted ASTs of :class:`Predicate`.
-    """
-    lines = ["def check(r, reached):", "    new = []"]
-    for i, m in enumerate(milestones):
-        lines += [f"    if {m.name!r} not in reached and ({m.predicate.source_over('r')}):", f"        new.append({i})"]
-    namespace: dict[str, Any] = {"__builtins__": {}}
-    exec("\n".join([*lines, "    return new", ""]), namespace)  # noqa: S102 — whitelisted ASTs only
-    return namespace["check"]
+@dataclass
+class MilestoneYaml:
+    when: str
+    reward: float = 1.0
 
 
+@dataclass
+class LevelYaml:
+    weight: float = 0.0
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HealYaml:
+    weight: float = 0.0
+    hp: str | None = None
+    max_hp: str | None = None
+    in_battle: str | None = None
+
+
+@dataclass
+class BlackoutYaml:
+    weight: float = 0.0
+    field: str | None = None
+
+
+@dataclass
+class StuckYaml:
+    weight: float = 0.0
+    after: int = 100
+
+
+@dataclass
+class RewardYaml:
+    name: str | None = None
+    exploration: ExplorationYaml = field(default_factory=ExplorationYaml)
+    milestones: dict[str, MilestoneYaml] = field(default_factory=dict)
+    level: LevelYaml = field(default_factory=LevelYaml)
+    gain: dict[str, float] = field(default_factory=dict)  # field -> weight per new high
+    heal: HealYaml = field(default_factory=HealYaml)
+    blackout: BlackoutYaml = field(default_factory=BlackoutYaml)
+    stuck: StuckYaml = field(default_factory=StuckYaml)
+
+
+# ---------------------------------------------------------------------- the checked config
 @dataclass(frozen=True)
 class Milestone:
     name: str
@@ -129,79 +120,36 @@ class RewardConfig:
         return [m.name for m in self.milestones]
 
 
-def _section(data: Mapping[str, Any], key: str, allowed: Mapping[str, tuple[type, ...]], where: str) -> dict[str, Any]:
-    value = data.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: {key}: expected a mapping")
-    for k, v in value.items():
-        if k not in allowed:
-            raise ConfigError(f"{where}: {key}.{k}: unknown key (known: {', '.join(allowed)})")
-        if isinstance(v, bool) or not isinstance(v, allowed[k]):
-            raise ConfigError(f"{where}: {key}.{k}: expected {'/'.join(t.__name__ for t in allowed[k])}, got {v!r}")
-    return dict(value)
-
-
-NUM = (int, float)
-
-
-def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str], where: str) -> RewardConfig:
+def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str] | Mapping[str, RamField],
+                        where: str) -> RewardConfig:
     """Check and parse a reward mapping against the profile's RAM field names (or its fields, a
     mapping name -> :class:`RamField`: then flag numbers in milestones are checked too)."""
-    names = set(ram_fields)
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping")
-    known = ("name", "exploration", "milestones", "level", "gain", "heal", "blackout", "stuck")
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{where}: {key}: unknown key (known: {', '.join(known)})")
+    y = from_mapping(RewardYaml, data, where)
+    names = ram_fields if isinstance(ram_fields, Mapping) else set(ram_fields)
 
-    def field(value: str | None, key: str) -> str | None:
+    def known(value: str | None, key: str) -> str | None:
         if value is not None and value not in names:
             raise ConfigError(f"{where}: {key}: no such RAM field {value!r} in the game profile")
         return value
 
-    exploration = _section(data, "exploration", {"weight": NUM, "decay": NUM}, where)
-    level = _section(data, "level", {"weight": NUM, "fields": (list,)}, where)
-    heal = _section(data, "heal", {"weight": NUM, "hp": (str,), "max_hp": (str,), "in_battle": (str,)}, where)
-    blackout = _section(data, "blackout", {"weight": NUM, "field": (str,)}, where)
-    stuck = _section(data, "stuck", {"weight": NUM, "after": (int,)}, where)
-    milestones = []
-    raw = data.get("milestones") or {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: milestones: expected a mapping name -> {{when, reward}}")
-    for name, spec in raw.items():
-        spec = _section({"m": spec}, "m", {"when": (str,), "reward": NUM}, f"{where}: milestones.{name}")
-        if "when" not in spec:
-            raise ConfigError(f"{where}: milestones.{name}.when: required key is missing")
-        pred = Predicate(spec["when"], ram_fields if isinstance(ram_fields, Mapping) else names,
-                         f"{where}: milestones.{name}.when")
-        milestones.append(Milestone(str(name), pred, float(spec.get("reward", 1.0))))
-    level_fields = tuple(str(f) for f in level.get("fields", []))
-    for f in level_fields:
-        field(f, "level.fields")
-    gain = _section(data, "gain", dict.fromkeys(names, NUM), where)
+    milestones = tuple(Milestone(name, Predicate(m.when, names, f"{where}: milestones.{name}.when"), m.reward)
+                       for name, m in y.milestones.items())
+    for f in (*y.level.fields, *y.gain):
+        known(f, "level.fields" if f in y.level.fields else f"gain.{f}")
     return RewardConfig(
-        exploration_weight=float(exploration.get("weight", 0.0)),
-        exploration_decay=float(exploration.get("decay", 1.0)),
-        milestones=tuple(milestones),
-        level_weight=float(level.get("weight", 0.0)),
-        level_fields=level_fields,
-        gain=tuple((str(f), float(w)) for f, w in gain.items()),
-        heal_weight=float(heal.get("weight", 0.0)),
-        heal_hp=field(heal.get("hp"), "heal.hp"),
-        heal_max_hp=field(heal.get("max_hp"), "heal.max_hp"),
-        heal_in_battle=field(heal.get("in_battle"), "heal.in_battle"),
-        blackout_weight=float(blackout.get("weight", 0.0)),
-        blackout_field=field(blackout.get("field"), "blackout.field"),
-        stuck_weight=float(stuck.get("weight", 0.0)),
-        stuck_after=int(stuck.get("after", 100)),
+        exploration_weight=y.exploration.weight, exploration_decay=y.exploration.decay,
+        milestones=milestones, level_weight=y.level.weight, level_fields=tuple(y.level.fields),
+        gain=tuple(y.gain.items()),
+        heal_weight=y.heal.weight, heal_hp=known(y.heal.hp, "heal.hp"), heal_max_hp=known(y.heal.max_hp, "heal.max_hp"),
+        heal_in_battle=known(y.heal.in_battle, "heal.in_battle"),
+        blackout_weight=y.blackout.weight, blackout_field=known(y.blackout.field, "blackout.field"),
+        stuck_weight=y.stuck.weight, stuck_after=y.stuck.after,
     )
 
 
-def load_reward(reward: str | os.PathLike[str] | Mapping[str, Any], ram_fields: Iterable[str]) -> RewardConfig:
+def load_reward(reward: str | os.PathLike[str] | Mapping[str, Any],
+                ram_fields: Iterable[str] | Mapping[str, RamField]) -> RewardConfig:
     """A reward config from a name in ``configs/reward/``, a YAML path or a mapping."""
-    from pokerl.profile import load_yaml
-
     if isinstance(reward, Mapping):
         return reward_from_mapping(reward, ram_fields, f"reward config {reward.get('name', '?')}")
     data, source = load_yaml("reward", reward)
@@ -218,7 +166,7 @@ class RewardTracker:
 
     def __init__(self, cfg: RewardConfig) -> None:
         self.cfg = cfg
-        self._check = compile_milestone_check(cfg.milestones)
+        self._check = codegen.milestone_check(cfg.milestones)
         self.reset({})
 
     def reset(self, ram: Mapping[str, Any]) -> None:
@@ -281,3 +229,22 @@ class RewardTracker:
                 totals[k] += v
         self.prev = ram  # not copied: the caller hands over a fresh snapshot each step and keeps it unchanged
         return terms
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episode's reward state in plain types (for snapshots and checkpoints)."""
+        return {
+            "reached": list(self.reached),
+            "reached_all": sorted(self._reached),
+            "tiles_found": self.tiles_found,
+            "stuck_steps": self.stuck_steps,
+            "highs": dict(self.highs),
+            "totals": dict(self.totals),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], ram: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; ``ram``: the RAM at the restored step."""
+        self.reached, self._reached = list(state["reached"]), set(state["reached_all"])
+        self.tiles_found, self.stuck_steps = int(state["tiles_found"]), int(state["stuck_steps"])
+        self.highs = {str(f): int(v) for f, v in state["highs"].items()}
+        self.totals = {str(k): float(v) for k, v in state["totals"].items()}
+        self.prev = dict(ram)

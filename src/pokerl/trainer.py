@@ -10,29 +10,34 @@ from __future__ import annotations
 
 import functools
 import os
-import random
-import signal
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from pokerl.checkpoint import LATEST, load_checkpoint, resolve_checkpoint, save_checkpoint
-from pokerl.config import check_train_config, dump_config, from_mapping
+from pokerl.checkpoint import (
+    load_checkpoint,
+    resolve_checkpoint,
+    rng_state,
+    save_numbered,
+    seed_everything,
+    set_rng_state,
+)
+from pokerl.config import check_train_config, dump_config
+from pokerl.distributed import average_gradients, broadcast_parameters, init_distributed
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError
+from pokerl.interrupt import StopOnInterrupt
 from pokerl.logger import TrainLogger
 from pokerl.policy import LSTMState, Policy, PolicyConfig
 from pokerl.pool import make_pool
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.schema import from_mapping
+from pokerl.spec import load_spec
 
 
 def select_device(name: str) -> torch.device:
@@ -45,99 +50,6 @@ def select_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=auto or cpu)")
     return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """The RNG states a checkpoint needs to continue exactly (weights_only-safe types)."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": repr(random.getstate()),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    random.setstate(_literal_tuple(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _literal_tuple(text: str) -> Any:
-    import ast
-
-    return ast.literal_eval(text)
-
-
-@dataclass
-class Dist:
-    """This process's place under torchrun (world_size 1 when run directly)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPU, Gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), world_size=dist.get_world_size())
-
-
-def average_gradients(model: torch.nn.Module, world_size: int) -> None:
-    """All-reduce and average gradients across ranks (called between backward and step)."""
-    for p in model.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= world_size
-
-
-class StopOnInterrupt:
-    """While active, the first Ctrl-C (SIGINT) only asks the loop to stop after the update in
-    progress, which then checkpoints; a second Ctrl-C aborts at once. Does nothing outside the
-    main thread (signal handlers live there)."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> StopOnInterrupt:
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\npokerl: stopping after this update and saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def default_run_dir(cfg: dict[str, Any]) -> Path:
@@ -173,64 +85,40 @@ class Trainer:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
         self.cfg["run_dir"] = str(self.run_dir)
 
-        env_fn = functools.partial(  # envs share the start state made once per run (run_dir/cache)
-            make_env, game=cfg["game"], reward=cfg["reward"], env=cfg["env"], rom=self.tc.rom,
-            boot_cache=str(self.run_dir / "cache"),
-        )
-        backend = self.tc.backend if self.tc.num_workers > 0 else "serial"
-        self.async_envs = self.tc.async_envs and backend == "shared" and self.tc.num_workers >= 2
-        self.pool = make_pool(
-            [env_fn] * self.tc.num_envs, backend=backend, num_workers=max(self.tc.num_workers, 1),
-            inline=self.tc.inline_worker and not self.async_envs,
-        )
-        self.num_envs = self.pool.num_envs
-        obs_space = self.pool.observation_space
-        self.policy = Policy(obs_space, int(self.pool.action_space.n), self.model_cfg).to(self.device)
+        self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
+        # envs share the start state made once per run (run_dir/cache)
+        env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"))
+        self.async_envs = self.tc.pool.mode == "async"
+        self.num_envs = self.tc.num_envs
+        obs_space = self.spec.observation_space
+        self.policy = Policy(obs_space, int(self.spec.action_space.n), self.model_cfg).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5)
         self.forward_policy = torch.compile(self.policy) if self.tc.compile else self.policy
         self.buffer = RolloutBuffer(
             self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
         )
+        self.pool = make_pool([env_fn] * self.num_envs, self.spec, self.tc.pool)  # last: it starts processes
 
         self.global_step = 0
         self.update = 0
         self.interrupted = False  # set when a Ctrl-C ended run() early (after a checkpoint)
-        self.progress: list[tuple[int, float]] = []  # (global_step, perf_counter) after each update
         self.milestones_ever: set[str] = set()  # milestones reached in any finished episode
         # The rollout's carried state: observations, LSTM state and episode-start flags.
-        self.obs = self.pool.reset(seed=self.seed)
+        self.obs, _ = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
         self.starts = torch.ones(self.num_envs, device=self.device)
         if checkpoint is not None:
             self._restore(checkpoint)
         if self.dist.world_size > 1:  # every rank starts from rank 0's weights
-            for param in self.policy.parameters():
-                dist.broadcast(param.data, src=0)
+            broadcast_parameters(self.policy)
 
         self.logger: TrainLogger | None = None
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
-            self.logger = self._make_logger()
+            self.logger = TrainLogger(self.run_dir / "tb", self.spec)
 
-    # ------------------------------------------------------------------ setup helpers
-    def _make_logger(self) -> TrainLogger:
-        env = make_env(game=self.cfg["game"], reward=self.cfg["reward"], env=self.cfg["env"], rom=self.tc.rom,
-                       boot_cache=str(self.run_dir / "cache"))
-        try:
-            profile = env.unwrapped.profile
-            milestones = env.unwrapped.rewards.milestone_names
-            terms = env.unwrapped.rewards.term_names
-            world = profile.world_map
-            map_shape = (world.map_height, world.map_width)
-            offsets = world.offsets
-            size = (world.width, world.height)
-        finally:
-            env.close()
-        return TrainLogger(
-            self.run_dir / "tb", milestones, terms, map_shape=map_shape, world_offsets=offsets, world_size=size
-        )
-
+    # ------------------------------------------------------------------ checkpoints
     def _restore(self, ckpt: dict[str, Any]) -> None:
         try:
             self.policy.load_state_dict(ckpt["model"])
@@ -265,14 +153,9 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        ckpt_dir = self.run_dir / "checkpoints"
-        payload = self.checkpoint_payload()
-        numbered = save_checkpoint(ckpt_dir / f"ckpt_{self.update:06d}.pt", payload)
-        save_checkpoint(ckpt_dir / LATEST, payload)
-        old = sorted(ckpt_dir.glob("ckpt_*.pt"))[: -max(self.tc.log.keep_checkpoints, 1)]
-        for path in old:
-            path.unlink(missing_ok=True)
-        return numbered
+        """A numbered checkpoint and ``latest.pt`` (the last ``log.keep_checkpoints`` numbered ones kept)."""
+        return save_numbered(self.run_dir / "checkpoints", self.update, self.checkpoint_payload(),
+                             self.tc.log.keep_checkpoints)
 
     # ------------------------------------------------------------------ the loop
     @property
@@ -315,10 +198,13 @@ class Trainer:
                 if time_limit_s is not None and time.perf_counter() - start_time > time_limit_s:
                     last_update = self.update + 1  # one more update, then checkpoint and stop
                 self.update += 1
-                lr = ppo.learning_rate * (1.0 - (self.update - 1) / self.total_updates) if ppo.anneal_lr else ppo.learning_rate
+                lr = ppo.learning_rate
+                if ppo.anneal_lr:
+                    lr *= 1.0 - (self.update - 1) / self.total_updates
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                record_video = self.logger is not None and tc.log.video_every > 0 and self.update % tc.log.video_every == 0
+                record_video = (self.logger is not None and tc.log.video_every > 0
+                                and self.update % tc.log.video_every == 0)
 
                 # ---- rollout: T steps of every env with the recurrent policy
                 t_rollout = time.perf_counter()
@@ -336,16 +222,16 @@ class Trainer:
                 with torch.no_grad(), self._autocast():
                     _, _, next_value, _ = self.policy.act(obs_t, self.state, self.starts)
                 self.buffer.advantages, self.buffer.returns = compute_gae(
-                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value.float(), self.starts,
+                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value.float(),
+                    self.starts,
                     ppo.gamma, ppo.gae_lambda,
                 )
                 self.policy.train()
-                grad_hook = functools.partial(average_gradients, self.policy, self.dist.world_size) if self.dist.world_size > 1 else None
+                grad_hook = (functools.partial(average_gradients, self.policy, self.dist.world_size)
+                             if self.dist.world_size > 1 else None)
                 with self._autocast():
                     stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook)
                 learn_time = time.perf_counter() - t_learn
-
-                self.progress.append((self.global_step, time.perf_counter()))
 
                 # ---- logs, checkpoints, progress
                 elapsed = time.perf_counter() - start_time
@@ -354,7 +240,10 @@ class Trainer:
                     **stats,
                     "perf/sps": sps,
                     "perf/env_sps": T * n / max(env_time, 1e-9),
-                    "perf/learner_ms": 1000.0 * (learn_time + rollout_time - env_time),
+                    # per update: the rollout's time outside the pool (policy inference, buffer
+                    # writes), and GAE plus the PPO epochs
+                    "perf/inference_ms": 1000.0 * (rollout_time - env_time),
+                    "perf/update_ms": 1000.0 * learn_time,
                     "ppo/learning_rate": lr,
                 }
                 if stop.requested:  # this update is the last: it checkpoints below
@@ -406,12 +295,12 @@ class Trainer:
             if video is not None and len(video) < self.tc.log.video_steps:
                 video.append(self.obs["screen"][0, :, :, -1].copy())
             t_env = time.perf_counter()
-            self.obs, reward, terminated, truncated, episodes = self.pool.step(action.cpu().numpy())
+            self.obs, reward, terminated, truncated, infos = self.pool.step(action.cpu().numpy())
             env_time += time.perf_counter() - t_env
             self.buffer.rewards[t] = torch.as_tensor(reward, device=self.device)
             self.starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
             self.state = state
-            self._finished(episodes)
+            self._finished(infos["episodes"])
         return env_time
 
     def _rollout_async(self) -> float:
@@ -428,7 +317,8 @@ class Trainer:
         def act_and_send(w: int) -> None:
             envs = slice(w * per, (w + 1) * per)
             state = (h[:, envs], c[:, envs])
-            obs_t, action, logprob, value, (h_new, c_new) = self._act({k: v[envs] for k, v in obs.items()}, state, starts[envs])
+            group_obs = {k: v[envs] for k, v in obs.items()}
+            obs_t, action, logprob, value, (h_new, c_new) = self._act(group_obs, state, starts[envs])
             self.buffer.add(t_of[w], obs_t, action, logprob, value, starts[envs], state, envs=envs)
             h[:, envs], c[:, envs] = h_new, c_new
             pool.send(action.cpu().numpy(), np.arange(envs.start, envs.stop))
@@ -437,15 +327,16 @@ class Trainer:
             act_and_send(w)
         while min(t_of) < T:
             t_env = time.perf_counter()
-            env_ids, new_obs, reward, terminated, truncated, episodes = pool.recv(min_workers=max(1, workers // 2))
+            env_ids, new_obs, reward, terminated, truncated, infos = pool.recv(min_workers=max(1, workers // 2))
             env_time += time.perf_counter() - t_env
-            self._finished(episodes)
+            self._finished(infos["episodes"])
             for k, v in new_obs.items():
                 obs[k][env_ids] = v
             starts[env_ids] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
             for w in sorted({int(i) // per for i in env_ids}):
                 envs = slice(w * per, (w + 1) * per)
-                self.buffer.rewards[t_of[w], envs] = torch.as_tensor(reward[(env_ids >= envs.start) & (env_ids < envs.stop)], device=device)
+                mine = (env_ids >= envs.start) & (env_ids < envs.stop)
+                self.buffer.rewards[t_of[w], envs] = torch.as_tensor(reward[mine], device=device)
                 t_of[w] += 1
                 if t_of[w] < T:
                     act_and_send(w)

@@ -32,7 +32,6 @@ import numpy as np
 
 from pokerl.emulator import read_rom
 from pokerl.env import GameBoyEnv
-from pokerl.profile import RamField
 
 
 def rss_mb() -> float:
@@ -64,16 +63,11 @@ class RawPyBoy:
             self.pyboy.tick(step.frames, False)
         self.pyboy.tick(1, True)
         for name, value in env.writes.items():
-            self._write(profile.ram[name], value)
+            profile.ram[name].write(self.pyboy.memory, value)
         self.pyboy.tick(1, True)  # the env ticks once after its reset writes too
         if boot.seed_field:  # then both sides hold the same RNG state on the same frame
-            self._write(profile.ram[boot.seed_field], seed_value)
+            profile.ram[boot.seed_field].write(self.pyboy.memory, seed_value)
         self.buttons = [None if a == "noop" else a for a in profile.actions]
-
-    def _write(self, field: RamField, value: int) -> None:
-        data = value.to_bytes(field.size, "big" if field.type == "u16be" else "little")
-        for i, byte in enumerate(data):
-            self.pyboy.memory[field.addr + i] = byte
 
     def run(self, actions: Sequence[int]) -> None:
         """One step per action: press for ``hold`` frames, run to the step's end, render the last frame."""
@@ -130,6 +124,8 @@ def measure_speed(seconds: float, rounds: int, seed: int = 0, chunk: int = 16) -
         warm = [int(a) for a in rng.integers(0, env.action_space.n, 100)]
         raw_rate = len(warm) / max(run_raw(raw, warm), 1e-6)
         run_env(env, warm)
+        # the premise of the comparison: both sides emulate the same game, frame for frame
+        same_frames = bool(np.array_equal(env.session.rgb(), raw.pyboy.screen.ndarray[:, :, :3]))
         per_round = max(50, int(raw_rate * seconds / (2 * rounds)))
         env_rates, raw_rates = [], []
         for _ in range(rounds):
@@ -156,6 +152,7 @@ def measure_speed(seconds: float, rounds: int, seed: int = 0, chunk: int = 16) -
             "steps_per_round": per_round,
             "steps_per_chunk": chunk,
             "ballast": int(env.writes.get("ballast", -1)),
+            "same_frames": same_frames,
         }
     finally:
         env.close()
@@ -212,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         ("env / raw per round", " ".join(f"{r:.3f}" for r in result["ratio_per_round"])),
         ("rounds x steps per round", f"{result['rounds']} x {result['steps_per_round']}"),
         ("ballast", str(result["ballast"])),
-        (f"RSS with 1 / {result['envs']} envs (MB)", f"{result['rss_mb_one_env']:.1f} / {result['rss_mb_all_envs']:.1f}"),
+        (f"RSS with 1 / {result['envs']} envs (MB)",
+         f"{result['rss_mb_one_env']:.1f} / {result['rss_mb_all_envs']:.1f}"),
         ("RSS per extra env (MB)", f"{result['rss_mb_per_env']:.2f}   (target <= 15)"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -31,18 +31,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from pokerl.config import compose_train_config, from_mapping
+from pokerl.config import compose_train_config
 from pokerl.env import make_env
-from pokerl.evaluate import env_kwargs
+from pokerl.evaluate import run_spec
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.schema import from_mapping
 from pokerl.trainer import Trainer, select_device
 
 
 def _raw_worker(cfg: dict[str, Any], envs: int, seed: int, commands: Any, out: Any) -> None:
     """Own ``envs`` envs; for each number of seconds received, step them round-robin with random
     actions for that long and report steps/s (``None`` ends the worker)."""
-    made = [make_env(**env_kwargs(cfg)) for _ in range(envs)]
+    spec = run_spec(cfg)
+    made = [make_env(spec=spec, rom=cfg["rom"]) for _ in range(envs)]
     rng = np.random.default_rng(seed)
     for i, env in enumerate(made):
         env.reset(seed=seed + i)
@@ -92,9 +94,8 @@ class Learner:
     """L: rollout inference + PPO update on random observations, one rollout of ``num_envs`` envs."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        env = make_env(**env_kwargs(cfg))
-        space, n_actions = env.observation_space, int(env.action_space.n)
-        env.close()
+        spec = run_spec(cfg)
+        space, n_actions = spec.observation_space, int(spec.action_space.n)
         self.ppo = from_mapping(PPOConfig, cfg["ppo"], "ppo")
         model_cfg = from_mapping(PolicyConfig, cfg["model"], "model")
         self.device = device = select_device(cfg["device"])
@@ -131,7 +132,7 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
     """``rounds`` trainer updates, each between two probes (raw envs for ``raw_seconds``, then one
     learner round). An update's ideal time uses the mean of the probes on either side of it, so a
     steady drift of the machine's speed cancels; medians and per-round ratios are returned."""
-    workers = max(cfg["num_workers"], 1)
+    workers = cfg["pool"]["workers"]
     on_gpu = select_device(cfg["device"]).type == "cuda"
     if cfg["torch_threads"] > 0:  # as the trainer will: the learner probe runs with the same threads
         torch.set_num_threads(cfg["torch_threads"])
@@ -174,7 +175,8 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
         "train_over_raw": statistics.median(r["train"] / r["raw"] for r in rows),
         "ratio_per_round": ratios,
         "rounds": len(rows),
-        "num_envs": cfg["num_envs"], "num_workers": cfg["num_workers"], "device": "cuda" if on_gpu else "cpu",
+        "num_envs": cfg["num_envs"], "workers": workers, "device": "cuda" if on_gpu else "cpu",
+        "steps_trained": trainer.global_step, "raw_processes": len(raw.procs),
     }
 
 

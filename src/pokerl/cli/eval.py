@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-eval``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from pokerl.evaluate import draw_heatmap, evaluate, load_agent
-    from pokerl.profile import load_yaml
+    from pokerl.schema import load_yaml
 
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(args.checkpoint, rom=args.rom, model=model)
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
-                      args.rom, args.max_steps)
+                      args.rom, args.max_steps, capture_screens=bool(args.heatmap))
     if args.heatmap:
-        draw_heatmap(agent, result, args.heatmap, rom=args.rom)
+        draw_heatmap(agent, result, args.heatmap)
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pokerl.env import make_env
     from pokerl.evaluate import load_agent
-    from pokerl.profile import load_yaml
+    from pokerl.schema import load_yaml
 
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(args.checkpoint, rom=args.rom, model=model)
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     action = int(replay[total])
                     if not 0 <= action < n_actions:
-                        raise PokerlError(f"{args.actions}: action {action} at step {total} is not in 0..{n_actions - 1}")
+                        raise PokerlError(f"{args.actions}: action {action} at step {total} "
+                                          f"is not in 0..{n_actions - 1}")
                 else:
                     batch = {k: torch.as_tensor(v).unsqueeze(0) for k, v in obs.items()}
                     act, _, _, state = agent.policy.act(batch, state, start, deterministic=args.deterministic)

@@ -1,0 +1,66 @@
+"""From power-on to player control: the profile's boot script (or the user's savestate), and its cache.
+
+Making a start state can take seconds (Pokémon's intro is ~4,260 frames), so the envs of one run
+share it through a file in the run dir (``boot_cache``). The file name hashes the ROM and the boot
+procedure, so another ROM or profile never reuses it; a corrupt file is made again. A state made
+from a user's ROM stays in that user's run dir: pokerl never ships one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pokerl.emulator import EmulatorSession
+from pokerl.errors import ConfigError, PokerlError
+from pokerl.profile import GameProfile
+
+
+def check_control(session: EmulatorSession, profile: GameProfile, rom_path: Path | None) -> None:
+    """The profile's ``boot.check`` fields hold their values, or a one-line error."""
+    for name, value in profile.boot.check.items():
+        got = profile.ram[name].read(session.memory)
+        if got != value:
+            raise ConfigError(f"{profile.source}: boot did not reach control: {name} is {got}, expected {value}"
+                              f" (ROM {rom_path})")
+
+
+def boot(session: EmulatorSession, profile: GameProfile, rom_path: Path | None) -> bytes:
+    """Power-on to player control (script or savestate); returns the state to reset to."""
+    spec = profile.boot
+    if spec.state:
+        path = Path(spec.state).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{profile.source}: boot.state: savestate not found: {path}")
+        session.load_state(path.read_bytes(), source=f"savestate {path}")
+    else:
+        session.tick(spec.ticks)
+        for step in spec.sequence:
+            session.press(step.button, step.hold, step.frames, render=False)
+    session.tick(1, True)
+    check_control(session, profile, rom_path)
+    return session.save_state()
+
+
+def start_state(session: EmulatorSession, profile: GameProfile, rom_path: Path | None, rom: bytes,
+                cache_dir: str | os.PathLike[str] | None) -> bytes:
+    """:func:`boot`, or load the start state an earlier env of this run left in ``cache_dir``."""
+    if cache_dir is None or profile.boot.state:
+        return boot(session, profile, rom_path)
+    key = hashlib.sha1(rom + repr(profile.boot).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{profile.name}-{key}.state"
+    if path.is_file():
+        try:
+            cached = path.read_bytes()
+            session.load_state(cached, source=f"cached start state {path}")
+            check_control(session, profile, rom_path)
+            return cached
+        except PokerlError:
+            pass  # fall through: boot again and rewrite it
+    state = boot(session, profile, rom_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(state)
+    os.replace(tmp, path)
+    return state

@@ -1,0 +1,49 @@
+"""Many learners under ``torchrun``: each rank runs its own envs and gradients are averaged across ranks.
+
+``init_distributed`` joins the process group when ``WORLD_SIZE`` > 1 (NCCL on GPU, Gloo on CPU);
+run directly, it returns a world of one and nothing here does any work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    """This process's place under torchrun (world_size 1 when run directly)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPU, Gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def broadcast_parameters(model: torch.nn.Module) -> None:
+    """Every rank starts from rank 0's weights."""
+    for param in model.parameters():
+        dist.broadcast(param.data, src=0)
+
+
+def average_gradients(model: torch.nn.Module, world_size: int) -> None:
+    """All-reduce and average gradients across ranks (called between backward and step)."""
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world_size

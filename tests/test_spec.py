@@ -1,0 +1,101 @@
+"""The game spec comes from YAML alone: no emulator is booted to learn spaces, names or the world map."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tq
+from pokerl import emulator
+from pokerl.config import compose_train_config
+from pokerl.errors import ConfigError
+from pokerl.evaluate import draw_heatmap, evaluate, load_agent
+from pokerl.spec import load_spec
+from pokerl.trainer import Trainer
+
+TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "ppo.num_steps=8", "ppo.bptt=8",
+        "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=12", "game.boot.writes.ballast=0",
+        "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1"]
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the emulators started in this process from now on."""
+    started: list[int] = []
+    real = emulator.EmulatorSession.__init__
+
+    def counting(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        started.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(emulator.EmulatorSession, "__init__", counting)
+    return started
+
+
+def test_spec_matches_what_the_env_has(sessions: list[int]) -> None:
+    spec = load_spec("tinyquest", env="default", frame_stack=2)
+    assert not sessions
+    env = make_tq(spec=spec)
+    try:
+        assert env.observation_space == spec.observation_space and env.action_space == spec.action_space
+        obs, info = env.reset(seed=0)
+        assert spec.observation_space.contains(obs)
+        assert set(info["reward_terms"]) == set(spec.term_names)
+    finally:
+        env.close()
+    assert spec.observation_space["screen"].shape == (72, 80, 2)
+    assert spec.milestone_names[0] == "route1" and spec.world_map.offsets[3] == (40, 16)
+
+
+def test_training_and_evaluation_boot_only_the_envs_they_step(tmp_path: Path, sessions: list[int]) -> None:
+    cfg = compose_train_config([*TINY, "num_envs=2", "pool.mode=serial", "pool.workers=1", "total_steps=16",
+                                f"run_dir={tmp_path}"])
+    Trainer(cfg).run()
+    assert len(sessions) == 2  # the two envs; the logger and the policy read the spec
+    sessions.clear()
+    agent = load_agent(tmp_path)
+    assert not sessions
+    result = evaluate(agent, episodes=2, envs_per_worker=2, capture_screens=True)
+    assert len(sessions) == 2
+    draw_heatmap(agent, result, tmp_path / "heat.png")
+    assert len(sessions) == 2  # the background came from the evaluated envs' screens
+    assert 0 in result.screens and result.screens[0].shape == (144, 160, 3)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["pool.mode=serial", "pool.workers=2"], "workers=1"),
+        (["pool.mode=async", "pool.workers=1"], "workers >= 2"),
+        (["pool.mode=threads"], "pool.mode"),
+        (["num_envs=3", "pool.workers=2"], "multiple of pool.workers"),
+        (["ppo.bptt=10"], "multiple of bptt"),
+        (["model.channels=[32,64]"], "same length"),
+        (["model.kernels=[30,30,30]"], "do not fit"),
+        (["+game.ram.hp.adr=5"], "ram.hp.adr"),
+    ],
+)
+def test_contradictions_and_bad_values_are_one_line_errors(tmp_path: Path, overrides: list[str], words: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pokerl.cli.train", *TINY, *overrides, f"run_dir={tmp_path / 'r'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("pokerl: error:") and proc.stderr.count("\n") == 1, proc.stderr
+    assert words in proc.stderr
+    assert not (tmp_path / "r").exists()  # nothing was written
+
+
+def test_blue_is_red_with_another_rom() -> None:
+    red, blue = load_spec("pokemon_red", "pokemon", "pokemon"), load_spec("pokemon_blue", "pokemon", "pokemon")
+    assert blue.profile.name == "pokemon_blue" and blue.profile.sha1 != red.profile.sha1
+    assert blue.profile.ram == red.profile.ram and blue.profile.boot == red.profile.boot
+    assert blue.observation_space == red.observation_space
+
+
+def test_base_cycle_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text(f"base: {path}\nname: loop\n")
+    with pytest.raises(ConfigError, match="its own base"):
+        load_spec(str(path))
