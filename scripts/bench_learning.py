@@ -1,4 +1,4 @@
-"""Seeds x minutes of training on tinyquest; share of seeds past the first badge (see pokerl.bench.learning)."""
+"""Seeds x env steps of training on tinyquest; the steps each milestone costs (see pokerl.bench.learning)."""
 
 from pokerl.bench.learning import main
 

@@ -25,7 +25,7 @@ OVERRIDES = [
     "model=small", "num_envs=4", "ppo.num_steps=64", "ppo.bptt=16", "ppo.num_minibatches=4",
     "ppo.update_epochs=2", "env.max_steps=300", "game.boot.writes.ballast=0", "total_steps=4096",
     "log.progress=false", "log.checkpoint_every=1000", "log.heatmap_every=0", "log.video_every=0",
-    "torch_threads=1", "seed=11",
+    "torch_threads=1", "seed=11", "ppo.bootstrap_truncated=false",  # recorded before bootstrapping existed
 ]
 LAYOUT = ["pool.mode=serial", "pool.workers=1"]
 LOSSES = ("loss/policy", "loss/value", "loss/entropy")

@@ -210,6 +210,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "length": int(self._steps),
             "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
             "milestones": list(self._tracker.reached),
+            "milestone_steps": dict(self._tracker.reached_at),  # env steps from the episode's start
             "maps_visited": self._explore.maps_visited(),
             "visits": self._explore.summary(),
         }

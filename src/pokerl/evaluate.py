@@ -87,6 +87,7 @@ class EvalResult:
     mean_return: float
     mean_length: float
     milestone_rates: dict[str, float]
+    milestone_steps: dict[str, float]  # median env steps from an episode's start, over episodes that reached it
     maps_visited: dict[int, float]  # map id → share of episodes that entered it
     returns: list[float] = field(default_factory=list)
     visits: VisitMap | None = None
@@ -98,6 +99,7 @@ class EvalResult:
             "mean_return": self.mean_return,
             "mean_length": self.mean_length,
             "milestone_rates": self.milestone_rates,
+            "milestone_steps": self.milestone_steps,
             "maps_visited": {str(k): v for k, v in sorted(self.maps_visited.items())},
             "returns": self.returns,
         }
@@ -142,6 +144,8 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
         mean_return=float(np.mean([s["return"] for s in summaries])),
         mean_length=float(np.mean([s["length"] for s in summaries])),
         milestone_rates={m: float(np.mean([m in s["milestones"] for s in summaries])) for m in milestones},
+        milestone_steps={m: float(np.median(at)) for m in milestones
+                         if (at := [s["milestone_steps"][m] for s in summaries if m in s["milestone_steps"]])},
         maps_visited=maps,
         returns=[float(s["return"]) for s in summaries],
         visits=visits,

@@ -40,6 +40,7 @@ class PPOConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None
+    bootstrap_truncated: bool = True  # add γ·V(final obs) to the last reward of a truncated episode
 
     def __post_init__(self) -> None:
         if self.bptt < 1 or self.num_steps % self.bptt:

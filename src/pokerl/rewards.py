@@ -172,7 +172,9 @@ class RewardTracker:
     def reset(self, ram: Mapping[str, Any]) -> None:
         """Start an episode from the RAM at its first step."""
         self.reached: list[str] = []
+        self.reached_at: dict[str, int] = {}  # milestone -> the episode step (1 = the first) it was reached at
         self._reached: set[str] = set()
+        self.steps = 0
         self.tiles_found = 0
         self.stuck_steps = 0
         self.prev = dict(ram)
@@ -190,6 +192,7 @@ class RewardTracker:
         """Reward terms for one env step. ``busy``: in battle or in a text box (no stuck penalty)."""
         cfg, prev = self.cfg, self.prev
         terms = dict.fromkeys(cfg.term_names, 0.0)
+        self.steps += 1
         if new_tile and cfg.exploration_weight:
             terms["exploration"] = cfg.exploration_weight * cfg.exploration_decay ** self.tiles_found
         if new_tile:
@@ -198,6 +201,7 @@ class RewardTracker:
             m = cfg.milestones[i]
             self._reached.add(m.name)
             self.reached.append(m.name)
+            self.reached_at[m.name] = self.steps
             terms["milestones"] += m.reward
         levelled = False
         if cfg.level_fields:
@@ -234,7 +238,9 @@ class RewardTracker:
         """The episode's reward state in plain types (for snapshots and checkpoints)."""
         return {
             "reached": list(self.reached),
+            "reached_at": dict(self.reached_at),
             "reached_all": sorted(self._reached),
+            "steps": self.steps,
             "tiles_found": self.tiles_found,
             "stuck_steps": self.stuck_steps,
             "highs": dict(self.highs),
@@ -244,6 +250,8 @@ class RewardTracker:
     def load_state_dict(self, state: Mapping[str, Any], ram: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output; ``ram``: the RAM at the restored step."""
         self.reached, self._reached = list(state["reached"]), set(state["reached_all"])
+        self.reached_at = {str(k): int(v) for k, v in state["reached_at"].items()}
+        self.steps = int(state["steps"])
         self.tiles_found, self.stuck_steps = int(state["tiles_found"]), int(state["stuck_steps"])
         self.highs = {str(f): int(v) for f, v in state["highs"].items()}
         self.totals = {str(k): float(v) for k, v in state["totals"].items()}

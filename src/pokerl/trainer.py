@@ -103,6 +103,7 @@ class Trainer:
         self.update = 0
         self.interrupted = False  # set when a Ctrl-C ended run() early (after a checkpoint)
         self.milestones_ever: set[str] = set()  # milestones reached in any finished episode
+        self.milestone_first: dict[str, int] = {}  # milestone -> the global step it was first reached at
         # The rollout's carried state: observations, LSTM state and episode-start flags.
         self.obs, _ = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
@@ -129,6 +130,7 @@ class Trainer:
         self.global_step = int(ckpt["global_step"])
         self.update = int(ckpt["update"])
         set_rng_state(ckpt["rng"])
+        self.milestone_first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
             # Continue every episode exactly where it stopped.
@@ -144,6 +146,7 @@ class Trainer:
             "update": self.update,
             "rng": rng_state(),
             "config": dump_config(self.cfg),
+            "milestone_first": dict(self.milestone_first),
             "carry": {
                 "envs": self.pool.get_states(),
                 "h": self.state[0].cpu(),
@@ -272,13 +275,39 @@ class Trainer:
             self.close()
         return last
 
-    def _finished(self, episodes: list[tuple[int, dict[str, Any]]]) -> None:
-        """Record finished episodes' summaries for the progress bar, the logger and benchmarks."""
+    def _finished(self, episodes: list[tuple[int, dict[str, Any]]], now: int) -> None:
+        """Record finished episodes' summaries for the progress bar, the logger and benchmarks.
+
+        ``now``: the run's global step at the env step that ended them. A milestone reached k env
+        steps before its episode ended was reached k steps of every env (and rank) earlier.
+        """
+        per_env_step = self.num_envs * self.dist.world_size
         for _, summary in episodes:
             self.returns_window.append(float(summary["return"]))
             self.milestones_ever.update(summary.get("milestones", ()))
+            for name, at in summary.get("milestone_steps", {}).items():
+                step = now - (int(summary["length"]) - int(at)) * per_env_step
+                if step < self.milestone_first.get(name, step + 1):
+                    self.milestone_first[name] = step
+                    if self.logger is not None:
+                        self.logger.scalars({f"milestone_first/{name}": step}, step)
             if self.logger is not None:
                 self.logger.add_episode(summary)
+
+    def _bootstrap(self, t: int, envs: np.ndarray, final_obs: dict[str, np.ndarray], state: LSTMState) -> None:
+        """Truncated episodes did not end in the game: add γ·V(final obs) to their last reward
+        (sb3-contrib's RecurrentPPO does the same). ``envs``: buffer columns; ``state``: the LSTM
+        state after their last step, before it is zeroed for the next episode."""
+        obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in final_obs.items()}
+        with torch.no_grad(), self._autocast():
+            _, _, value, _ = self.policy.act(obs_t, state, torch.zeros(len(envs), device=self.device))
+        self.buffer.rewards[t, torch.as_tensor(envs, device=self.device)] += self.ppo_cfg.gamma * value.float()
+
+    def _truncations(self, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+        """Indices (into these arrays) of envs to bootstrap: truncated, not terminated."""
+        if not self.ppo_cfg.bootstrap_truncated:
+            return np.empty(0, np.int64)
+        return np.flatnonzero(truncated & ~terminated)
 
     def _act(self, obs: dict[str, np.ndarray], state: LSTMState, starts: torch.Tensor) -> tuple[Any, ...]:
         obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
@@ -298,9 +327,13 @@ class Trainer:
             self.obs, reward, terminated, truncated, infos = self.pool.step(action.cpu().numpy())
             env_time += time.perf_counter() - t_env
             self.buffer.rewards[t] = torch.as_tensor(reward, device=self.device)
+            if len(ended := self._truncations(terminated, truncated)):
+                final = {k: v[ended] for k, v in infos["final_obs"].items()}
+                rows = torch.as_tensor(ended, device=self.device)
+                self._bootstrap(t, ended, final, (state[0][:, rows], state[1][:, rows]))
             self.starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
             self.state = state
-            self._finished(infos["episodes"])
+            self._finished(infos["episodes"], self.global_step + (t + 1) * self.num_envs * self.dist.world_size)
         return env_time
 
     def _rollout_async(self) -> float:
@@ -329,14 +362,20 @@ class Trainer:
             t_env = time.perf_counter()
             env_ids, new_obs, reward, terminated, truncated, infos = pool.recv(min_workers=max(1, workers // 2))
             env_time += time.perf_counter() - t_env
-            self._finished(infos["episodes"])
+            self._finished(infos["episodes"], self.global_step + (min(t_of) + 1) * self.num_envs * self.dist.world_size)
             for k, v in new_obs.items():
                 obs[k][env_ids] = v
             starts[env_ids] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+            ended = self._truncations(terminated, truncated)  # positions in env_ids
             for w in sorted({int(i) // per for i in env_ids}):
                 envs = slice(w * per, (w + 1) * per)
                 mine = (env_ids >= envs.start) & (env_ids < envs.stop)
                 self.buffer.rewards[t_of[w], envs] = torch.as_tensor(reward[mine], device=device)
+                here = ended[mine[ended]]
+                if len(here):
+                    cols = torch.as_tensor(env_ids[here], device=device)
+                    self._bootstrap(t_of[w], env_ids[here], {k: v[here] for k, v in infos["final_obs"].items()},
+                                    (h[:, cols], c[:, cols]))
                 t_of[w] += 1
                 if t_of[w] < T:
                     act_and_send(w)

@@ -1,16 +1,26 @@
-"""Does pokerl learn? Train several seeds for a fixed wall-clock budget and count milestones.
+"""Does pokerl learn? Train several seeds for a budget of env steps and count the steps each milestone costs.
 
-Each seed trains the ``small`` policy on tinyquest for ``--minutes`` (one seed after another, so
-each gets the whole machine), with 2,048-step episodes (``env.max_steps=2048``; tinyquest's
-walkthrough completes the game in ~900 steps). Reported: the share of seeds whose agent got past the first badge
-(``badge1`` reached in any finished episode) and the mean number of distinct milestones reached.
+Each seed trains the ``small`` policy on tinyquest for ``--steps`` env steps (one seed after another,
+so each gets the whole machine), with 2,048-step episodes (``env.max_steps=2048``; tinyquest's
+walkthrough completes the game in ~900 steps). Steps, not minutes, are the budget: machines differ
+in speed (2x on this one from day to day), the step count a milestone costs does not. Wall-clock
+seconds are reported beside.
+
+Per seed: the run's global step at which each milestone was first reached (any env). Across seeds:
+the share of seeds that reached each milestone and the median of those steps. ``--results FILE``
+appends each finished seed as one JSON line and reuses lines already there for the same seed and
+overrides, so a benchmark of many hours can be run a few seeds at a time.
+
+  pokerl-bench learning [--steps 1_000_000] [--seeds 3] [--results FILE] [--json] [hydra overrides...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +28,67 @@ from pokerl.config import compose_train_config
 from pokerl.trainer import Trainer
 
 
-def run_seed(seed: int, minutes: float, overrides: list[str], run_root: Path) -> dict[str, Any]:
-    """Train one seed for ``minutes``; return what it reached."""
+def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path) -> dict[str, Any]:
+    """Train one seed for ``steps`` env steps; return when each milestone was first reached."""
     cfg = compose_train_config([
         "model=small", "log.progress=false", f"seed={seed}", f"run_dir={run_root / f'seed{seed}'}",
-        "total_steps=1_000_000_000", "env.max_steps=2048", *overrides,
+        f"total_steps={steps}", "env.max_steps=2048", *overrides,
     ])
+    start = time.perf_counter()
     trainer = Trainer(cfg)
-    trainer.run(time_limit_s=60.0 * minutes)
-    reached = sorted(trainer.milestones_ever)
-    return {"seed": seed, "steps": trainer.global_step, "milestones": reached, "past_first_badge": "badge1" in reached}
+    trainer.run()
+    return {
+        "seed": seed, "overrides": overrides, "budget": steps, "steps": trainer.global_step,
+        "seconds": round(time.perf_counter() - start, 1),
+        "milestone_first": dict(sorted(trainer.milestone_first.items(), key=lambda kv: kv[1])),
+    }
+
+
+def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Across seeds: per milestone, the share of seeds that reached it and the median first step."""
+    names = sorted({m for s in seeds for m in s["milestone_first"]})
+    milestones = {}
+    for name in names:
+        steps = [s["milestone_first"][name] for s in seeds if name in s["milestone_first"]]
+        milestones[name] = {"share": len(steps) / len(seeds), "median_step": statistics.median(steps)}
+    return {"seeds": seeds, "milestones": milestones}
+
+
+def load_results(path: Path | None) -> list[dict[str, Any]]:
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pokerl-bench learning", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every seed")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training per seed")
+    parser.add_argument("--steps", type=lambda s: int(s.replace("_", "")), default=1_000_000,
+                        help="env steps per seed")
+    parser.add_argument("--results", type=Path, default=None, help="JSON lines of finished seeds: reused, appended")
     parser.add_argument("--run-root", default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    done = {(r["seed"], tuple(r["overrides"]), r["budget"]): r for r in load_results(args.results)}
+    seeds = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.run_root or tmp)
-        seeds = [run_seed(s, args.minutes, args.overrides, root) for s in range(1, args.seeds + 1)]
-    result = {
-        "seeds": seeds,
-        "minutes_per_seed": args.minutes,
-        "share_past_first_badge": sum(s["past_first_badge"] for s in seeds) / len(seeds),
-        "mean_milestones": sum(len(s["milestones"]) for s in seeds) / len(seeds),
-    }
+        for seed in range(1, args.seeds + 1):
+            result = done.get((seed, tuple(args.overrides), args.steps))
+            if result is None:
+                result = run_seed(seed, args.steps, args.overrides, root)
+                if args.results is not None:
+                    with args.results.open("a") as f:
+                        f.write(json.dumps(result) + "\n")
+            seeds.append(result)
+    result = {**summarize(seeds), "steps_per_seed": args.steps, "overrides": args.overrides}
     if args.json:
         print(json.dumps(result))
     else:
         for s in seeds:
-            print(f"seed {s['seed']}: {s['steps']:,} steps, milestones: {', '.join(s['milestones']) or '-'}")
-        print(f"share past first badge: {result['share_past_first_badge']:.2f}; "
-              f"mean milestones: {result['mean_milestones']:.2f}")
+            firsts = ", ".join(f"{m} {step:,}" for m, step in s["milestone_first"].items()) or "-"
+            print(f"seed {s['seed']}: {s['steps']:,} steps in {s['seconds']:,.0f} s; first reached: {firsts}")
+        for name, m in result["milestones"].items():
+            print(f"{name:<14} share {m['share']:.2f}  median first step {m['median_step']:,.0f}")
     return 0

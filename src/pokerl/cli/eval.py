@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"checkpoint {agent.checkpoint} ({agent.global_step:,} training steps), {result.episodes} episodes")
     print(f"  mean return {result.mean_return:.3f}   mean length {result.mean_length:.1f}")
-    print("  milestone            rate")
+    print("  milestone            rate   median steps to it")
     for name, rate in result.milestone_rates.items():
-        print(f"  {name:<20} {rate:5.2f}")
+        steps = result.milestone_steps.get(name)
+        print(f"  {name:<20} {rate:5.2f}   {'-' if steps is None else f'{steps:,.0f}'}")
     maps = ", ".join(f"{m} ({share:.2f})" for m, share in sorted(result.maps_visited.items()))
     print(f"  maps visited (share of episodes): {maps}")
     return 0
