@@ -5,12 +5,15 @@ A checkpoint is a plain dict of tensors, numbers and strings, so it loads with
 file in the same directory, flushed to disk and renamed over the target, so a crash mid-write never
 leaves a half-written ``latest.pt``. :func:`rng_state` / :func:`set_rng_state` carry Python's,
 NumPy's and torch's RNGs in those types; :func:`save_numbered` keeps ``latest.pt`` and the last
-few numbered checkpoints.
+few numbered checkpoints. Every checkpoint says what it holds (:func:`describe`: schema version,
+pokerl version, game, model config, observation shapes), and :func:`check_compatible` turns a
+checkpoint loaded into another game, model or frame stack into one line naming the difference.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import random
 import tempfile
@@ -20,26 +23,43 @@ from typing import Any
 import numpy as np
 import torch
 
+from pokerl import __version__
 from pokerl.errors import CheckpointError
 
 LATEST = "latest.pt"
+SCHEMA = 2  # the checkpoint layout's version: 2 = this one (with "schema"); none = older pokerl
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, a read-only or vanished run dir: the user's to fix
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err} "
+                              f"(the previous {LATEST} is intact)") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_temp_files(ckpt_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete half-written checkpoints a killed run left behind (``.<name>.<random>.tmp``)."""
+    gone = sorted(Path(ckpt_dir).glob(".*.tmp"))
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return gone
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
@@ -106,3 +126,38 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(ast.literal_eval(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def describe(spec: Any, model: Any) -> dict[str, Any]:
+    """What a checkpoint holds, in plain types: ``spec`` a :class:`~pokerl.spec.GameSpec`, ``model``
+    a :class:`~pokerl.policy.PolicyConfig`."""
+    return {
+        "schema": SCHEMA,
+        "pokerl_version": __version__,
+        "game": spec.profile.name,
+        "model": dataclasses.asdict(model),
+        "observation": {k: [list(sp.shape), str(sp.dtype)] for k, sp in spec.observation_space.spaces.items()},
+        "actions": int(spec.action_space.n),
+    }
+
+
+def check_compatible(ckpt: dict[str, Any], source: str, spec: Any, model: Any) -> None:
+    """One-line :class:`CheckpointError` when checkpoint ``ckpt`` (from ``source``) was made for
+    another game, model or observation than ``spec`` and ``model`` describe."""
+    saved, here = ckpt.get("about"), describe(spec, model)
+    if not isinstance(saved, dict) or saved.get("schema") != SCHEMA:
+        version = saved.get("pokerl_version", "?") if isinstance(saved, dict) else "an older pokerl"
+        raise CheckpointError(f"{source}: checkpoint schema {saved.get('schema') if isinstance(saved, dict) else 1} "
+                              f"(written by {version}) is not this pokerl's ({SCHEMA}): train again")
+    if saved["game"] != here["game"]:
+        raise CheckpointError(f"{source} was trained on game {saved['game']}, not {here['game']}")
+    for key, value in here["model"].items():
+        if saved["model"].get(key) != value:
+            raise CheckpointError(f"{source} has model.{key}={saved['model'].get(key)}, this config {value}")
+    for key, value in here["observation"].items():
+        if saved["observation"].get(key) != value:
+            hint = " (env.frame_stack)" if key == "screen" else ""
+            raise CheckpointError(f"{source} saw observation {key} {saved['observation'].get(key)}, "
+                                  f"this config gives {value}{hint}")
+    if saved["actions"] != here["actions"]:
+        raise CheckpointError(f"{source} has {saved['actions']} actions, this game {here['actions']}")

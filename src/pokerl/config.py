@@ -58,6 +58,7 @@ class TrainConfig:
     torch_threads: int = 0
     run_dir: str | None = None
     resume: str | None = None
+    overwrite: bool = False
     log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:

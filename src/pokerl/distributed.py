@@ -47,3 +47,17 @@ def average_gradients(model: torch.nn.Module, world_size: int) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= world_size
+
+
+def rank0_decides(flag: bool, device: torch.device) -> bool:
+    """Rank 0's ``flag`` on every rank (e.g. "stop after this update"), so all ranks act alike."""
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def all_ranks_agree(flag: bool, device: torch.device) -> bool:
+    """True on every rank only when ``flag`` is true on every rank."""
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())

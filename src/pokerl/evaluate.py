@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import yaml
 
-from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
+from pokerl.checkpoint import check_compatible, load_checkpoint, resolve_checkpoint
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError
 from pokerl.logger import VisitMap, heat_to_rgb
@@ -67,6 +67,7 @@ def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapp
         config["model"] = dict(model)
     spec = run_spec(config)
     model_cfg = from_mapping(PolicyConfig, config["model"], "model")
+    check_compatible(ckpt, str(ckpt_path), spec, model_cfg)
     policy = Policy(spec.observation_space, int(spec.action_space.n), model_cfg)
     try:
         policy.load_state_dict(ckpt["model"])

@@ -91,8 +91,10 @@ def gif_bytes(frames: Sequence[np.ndarray], fps: int = 15) -> bytes:
 class TrainLogger:
     """Aggregates episode summaries between flushes and writes everything to one TensorBoard run."""
 
-    def __init__(self, logdir: str | Path, spec: GameSpec, heatmap_scale: int = 4) -> None:
-        self.writer = SummaryWriter(log_dir=str(logdir))
+    def __init__(self, logdir: str | Path, spec: GameSpec, heatmap_scale: int = 4,
+                 purge_step: int | None = None) -> None:
+        """``purge_step``: on resume, events at or after this step (from updates lost to a kill) are dropped."""
+        self.writer = SummaryWriter(log_dir=str(logdir), purge_step=purge_step)
         self.milestone_names = list(spec.milestone_names)
         self.reward_terms = list(spec.term_names)
         world = spec.world_map

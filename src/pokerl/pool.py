@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing as mp
-import signal
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from pokerl.errors import PokerlError, one_line
+from pokerl.interrupt import ignore_stop_signals
 from pokerl.spec import GameSpec
 
 EnvFn = Callable[[], gym.Env]
@@ -168,9 +168,9 @@ class _EnvGroup:
 def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, Any], specs: Specs,
             space: gym.spaces.Dict) -> None:
     """Worker process main loop: build envs, then serve reset/step/snapshot/close commands."""
-    # Ctrl-C reaches every process of the terminal's group: the trainer decides what it means
-    # (finish the update, checkpoint, then close the workers), so workers ignore it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and SIGTERM may reach every process of the group: the trainer decides what they mean
+    # (finish the update, checkpoint, then close the workers), so workers ignore them.
+    ignore_stop_signals()
     group = None
     try:
         group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs), space)
@@ -353,8 +353,8 @@ class VectorPool:
                 conn.send(("close", None))
         for proc in self._procs.values():
             proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
+            if proc.is_alive():  # workers ignore SIGTERM: kill
+                proc.kill()
                 proc.join(timeout=5)
         for conn in self._conns.values():
             conn.close()

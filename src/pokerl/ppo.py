@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from pokerl.errors import PokerlError
 from pokerl.policy import LSTMState
 
 
@@ -41,6 +42,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     target_kl: float | None = None
     bootstrap_truncated: bool = True  # add γ·V(final obs) to the last reward of a truncated episode
+    max_nonfinite: int = 8  # optimiser steps in a row skipped for a non-finite loss/gradient before the run stops
 
     def __post_init__(self) -> None:
         if self.bptt < 1 or self.num_steps % self.bptt:
@@ -141,11 +143,24 @@ def _sequences(x: torch.Tensor, L: int) -> torch.Tensor:
     return x.reshape(S, L, N, *x.shape[2:]).transpose(0, 1).reshape(L, S * N, *x.shape[2:])
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")  # nan: every optimiser step was skipped
+
+
+class NonFiniteError(PokerlError):
+    """Too many optimiser steps in a row had a non-finite loss or gradient: the run diverged."""
+
+
 def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: RolloutBuffer, cfg: PPOConfig,
-               before_step: Callable[[], None] | None = None) -> dict[str, float]:
+               before_step: Callable[[], None] | None = None, agree: Callable[[bool], bool] | None = None,
+               streak: int = 0) -> dict[str, float]:
     """``update_epochs`` passes of minibatch PPO over the buffer; returns the logged statistics.
 
-    ``before_step`` runs between ``backward`` and the optimiser step (gradient all-reduce under torchrun).
+    ``before_step`` runs between ``backward`` and the optimiser step (gradient all-reduce under
+    torchrun). A minibatch whose loss or gradient norm is not finite skips its optimiser step
+    (``fault/nonfinite_steps`` counts them; ``agree`` makes every rank skip alike); more than
+    ``cfg.max_nonfinite`` skipped in a row, counting the ``streak`` of earlier updates, raise
+    :class:`NonFiniteError`. ``fault/nonfinite_streak`` is the streak at the end, for the next call.
     """
     L = buffer.bptt
     obs = {k: _sequences(v, L) for k, v in buffer.obs.items()}  # (L, S·N, ...)
@@ -159,6 +174,7 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
     num_seq = S * N
     per_batch = max(1, num_seq // cfg.num_minibatches)
     stats: dict[str, list[float]] = {k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac")}
+    skipped = 0
     for _epoch in range(cfg.update_epochs):
         order = torch.randperm(num_seq, device=buffer.device)
         for first in range(0, num_seq, per_batch):
@@ -181,7 +197,19 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
             loss.backward()
             if before_step is not None:
                 before_step()
-            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))
+            if agree is not None:
+                finite = agree(finite)
+            if not finite:
+                skipped, streak = skipped + 1, streak + 1
+                optimizer.zero_grad(set_to_none=True)
+                if streak > cfg.max_nonfinite:
+                    raise NonFiniteError(f"{streak} optimiser steps in a row had a non-finite loss or gradient "
+                                         f"(ppo.max_nonfinite={cfg.max_nonfinite}): the run stopped; its last good "
+                                         "checkpoint is checkpoints/latest.pt")
+                continue
+            streak = 0
             optimizer.step()
 
             with torch.no_grad():
@@ -192,13 +220,15 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
             stats["policy"].append(pg_loss.item())
             stats["value"].append(v_loss.item())
             stats["entropy"].append(entropy.item())
-        if cfg.target_kl is not None and stats["approx_kl"][-1] > cfg.target_kl:
+        if cfg.target_kl is not None and stats["approx_kl"] and stats["approx_kl"][-1] > cfg.target_kl:
             break
     return {
-        "loss/policy": float(np.mean(stats["policy"])),
-        "loss/value": float(np.mean(stats["value"])),
-        "loss/entropy": float(np.mean(stats["entropy"])),
-        "ppo/approx_kl": float(np.mean(stats["approx_kl"])),
-        "ppo/clipfrac": float(np.mean(stats["clipfrac"])),
+        "loss/policy": _mean(stats["policy"]),
+        "loss/value": _mean(stats["value"]),
+        "loss/entropy": _mean(stats["entropy"]),
+        "ppo/approx_kl": _mean(stats["approx_kl"]),
+        "ppo/clipfrac": _mean(stats["clipfrac"]),
         "ppo/explained_variance": explained_variance(buffer.values.flatten(), buffer.returns.flatten()),
+        "fault/nonfinite_steps": float(skipped),
+        "fault/nonfinite_streak": float(streak),
     }

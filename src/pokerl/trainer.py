@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,7 +23,10 @@ import numpy as np
 import torch
 
 from pokerl.checkpoint import (
+    check_compatible,
+    describe,
     load_checkpoint,
+    remove_temp_files,
     resolve_checkpoint,
     rng_state,
     save_numbered,
@@ -28,10 +34,16 @@ from pokerl.checkpoint import (
     set_rng_state,
 )
 from pokerl.config import check_train_config, dump_config
-from pokerl.distributed import average_gradients, broadcast_parameters, init_distributed
+from pokerl.distributed import (
+    all_ranks_agree,
+    average_gradients,
+    broadcast_parameters,
+    init_distributed,
+    rank0_decides,
+)
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError
-from pokerl.interrupt import StopOnInterrupt
+from pokerl.interrupt import StopOnSignal
 from pokerl.logger import TrainLogger
 from pokerl.policy import LSTMState, Policy, PolicyConfig
 from pokerl.pool import make_pool
@@ -50,6 +62,24 @@ def select_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=auto or cpu)")
     return device
+
+
+RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache")  # what a run writes into its run dir
+
+
+def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a run dir that holds an earlier run (``config.yaml`` or ``checkpoints/``), unless
+    ``overwrite``: then that run's files are removed, and said so."""
+    if not ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
+        return
+    if not overwrite:
+        raise ConfigError(f"run_dir {run_dir} holds an earlier run: continue it with resume={run_dir}, "
+                          f"or start afresh there with overwrite=true")
+    gone = [name for name in RUN_FILES if (run_dir / name).exists()]
+    for name in gone:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    print(f"pokerl: overwrite=true: removed the earlier run's {', '.join(gone)} from {run_dir}", file=sys.stderr)
 
 
 def default_run_dir(cfg: dict[str, Any]) -> Path:
@@ -84,8 +114,12 @@ class Trainer:
         if self.dist.world_size > 1 and self.tc.run_dir is None:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
         self.cfg["run_dir"] = str(self.run_dir)
+        if checkpoint is None and self.dist.is_main:  # before anything (the start-state cache too) is written
+            claim_run_dir(self.run_dir, self.tc.overwrite)
 
         self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
+        if checkpoint is not None:  # before any env or worker starts
+            check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, self.model_cfg)
         # envs share the start state made once per run (run_dir/cache)
         env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"))
         self.async_envs = self.tc.pool.mode == "async"
@@ -101,9 +135,11 @@ class Trainer:
 
         self.global_step = 0
         self.update = 0
-        self.interrupted = False  # set when a Ctrl-C ended run() early (after a checkpoint)
+        self.stop_signal: int | None = None  # set when SIGINT/SIGTERM ended run() early (after a checkpoint)
         self.milestones_ever: set[str] = set()  # milestones reached in any finished episode
         self.milestone_first: dict[str, int] = {}  # milestone -> the global step it was first reached at
+        self.nonfinite_streak = 0  # optimiser steps skipped in a row (non-finite loss or gradient)
+        self.nonfinite_total = 0  # ... and in the whole run
         # The rollout's carried state: observations, LSTM state and episode-start flags.
         self.obs, _ = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
@@ -117,10 +153,14 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(self.cfg))
-            self.logger = TrainLogger(self.run_dir / "tb", self.spec)
+            # resumed after a kill: TensorBoard drops what the lost updates wrote past the checkpoint
+            self.logger = TrainLogger(self.run_dir / "tb", self.spec,
+                                      purge_step=self.global_step if checkpoint is not None else None)
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self, ckpt: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            remove_temp_files(self.run_dir / "checkpoints")  # left by a run killed while saving
         try:
             self.policy.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -146,6 +186,7 @@ class Trainer:
             "update": self.update,
             "rng": rng_state(),
             "config": dump_config(self.cfg),
+            "about": describe(self.spec, self.model_cfg),
             "milestone_first": dict(self.milestone_first),
             "carry": {
                 "envs": self.pool.get_states(),
@@ -173,16 +214,15 @@ class Trainer:
         ``stop_at_update`` / ``time_limit_s`` end the run earlier (after that update, or after the
         first update that ends past the time limit), with a final checkpoint. ``after_update`` is
         called with the trainer at the end of every update (benchmarks measure between updates).
-        A first Ctrl-C ends the run after the update in progress, with a checkpoint, and sets
-        ``interrupted``.
+        A first Ctrl-C or SIGTERM ends the run after the update in progress, with a checkpoint, and
+        sets ``stop_signal``; under torchrun rank 0's signal decides, so every rank stops at the
+        same update.
         """
-        self.interrupted = False
-        # Under torchrun ranks could stop at different updates and hang in a collective, so there
-        # Ctrl-C keeps its usual meaning.
-        with StopOnInterrupt(enabled=self.dist.world_size == 1) as stop:
+        self.stop_signal = None
+        with StopOnSignal() as stop:
             return self._run(stop, stop_at_update, time_limit_s, after_update)
 
-    def _run(self, stop: StopOnInterrupt, stop_at_update: int | None, time_limit_s: float | None,
+    def _run(self, stop: StopOnSignal, stop_at_update: int | None, time_limit_s: float | None,
              after_update: Callable[[Trainer], None] | None) -> dict[str, float]:
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
@@ -232,8 +272,13 @@ class Trainer:
                 self.policy.train()
                 grad_hook = (functools.partial(average_gradients, self.policy, self.dist.world_size)
                              if self.dist.world_size > 1 else None)
+                agree = (functools.partial(all_ranks_agree, device=self.device) if self.dist.world_size > 1 else None)
                 with self._autocast():
-                    stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook)
+                    stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook,
+                                       agree=agree, streak=self.nonfinite_streak)
+                self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
+                self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
+                stats["fault/nonfinite_updates"] = self.nonfinite_total
                 learn_time = time.perf_counter() - t_learn
 
                 # ---- logs, checkpoints, progress
@@ -249,8 +294,11 @@ class Trainer:
                     "perf/update_ms": 1000.0 * learn_time,
                     "ppo/learning_rate": lr,
                 }
-                if stop.requested:  # this update is the last: it checkpoints below
-                    last_update, self.interrupted = self.update, True
+                stopping = stop.requested
+                if self.dist.world_size > 1:
+                    stopping = rank0_decides(stopping, self.device)
+                if stopping:  # this update is the last: it checkpoints below
+                    last_update, self.stop_signal = self.update, stop.signal or signal.SIGTERM
                 if self.logger is not None:
                     if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
                         self.logger.scalars(scalars, self.global_step)

@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer = Trainer(cfg)
     trainer.run()
-    if trainer.interrupted:
+    if trainer.stop_signal is not None:
         print(f"pokerl: stopped at step {trainer.global_step:,}; continue with: pokerl-train resume={trainer.run_dir}",
               file=sys.stderr)
-        return 130  # the shell's code for "ended by Ctrl-C"
+        return 128 + trainer.stop_signal  # the shell's code for "ended by" SIGINT (130) or SIGTERM (143)
     return 0
 
 
