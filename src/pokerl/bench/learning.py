@@ -32,7 +32,7 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path) -> dic
     """Train one seed for ``steps`` env steps; return when each milestone was first reached."""
     cfg = compose_train_config([
         "model=small", "log.progress=false", f"seed={seed}", f"run_dir={run_root / f'seed{seed}'}",
-        f"total_steps={steps}", "env.max_steps=2048", *overrides,
+        f"total_steps={steps}", "env.max_steps=2048", "overwrite=true", *overrides,
     ])
     start = time.perf_counter()
     trainer = Trainer(cfg)
