@@ -36,6 +36,7 @@ import platform
 import signal
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -237,7 +238,7 @@ CHECKS: dict[str, Callable[[torch.device], str]] = {
 
 # ---------------------------------------------------------------------------------------- the run
 class Stopped(Exception):
-    """SIGTERM arrived: stop where we are and report what was measured."""
+    """SIGTERM or Ctrl-C arrived: stop where we are and report what was measured."""
 
 
 class Report:
@@ -289,9 +290,9 @@ class Report:
         try:
             yield True
             self.data["stages"].setdefault(name, "done")
-        except Stopped:
-            self.data["stages"][name] = "stopped (SIGTERM)"
-            raise
+        except (Stopped, KeyboardInterrupt):
+            self.data["stages"][name] = "stopped (SIGTERM or Ctrl-C)"
+            raise Stopped from None
         except Exception as err:  # noqa: BLE001 - one stage's failure must not lose the others' figures
             self.data["stages"][name] = f"error: {_one_line(err)}"
         finally:
@@ -344,8 +345,8 @@ def run_cuda_tests(report: Report, device: torch.device, names: tuple[str, ...])
             try:
                 detail = CHECKS[name](device)
                 tests[name] = {"status": "passed", "detail": detail}
-            except Stopped:
-                raise
+            except (Stopped, KeyboardInterrupt):
+                raise Stopped from None
             except Exception as err:  # noqa: BLE001 - a failed check is a result
                 tests[name] = {"status": "failed", "error": _one_line(err)}
             tests[name]["seconds"] = round(time.perf_counter() - started, 1)
@@ -364,7 +365,8 @@ def run_learner(report: Report, plan: Plan, device: torch.device, variants: tupl
                       f"ppo.num_steps={plan.learner_steps}")
         learner = Learner(cfg)
         for variant in variants:
-            if time.perf_counter() > stop_at or report.left() < 5:
+            needs_s = 45 if variant.endswith("compile") else 5  # a compilation cannot be cut short
+            if time.perf_counter() > stop_at or report.left() < needs_s:
                 table.setdefault(model, {})[variant] = None
                 continue
             if variant.endswith("compile"):
@@ -456,6 +458,8 @@ def train_for(cfg: dict[str, Any], updates: int, report: Report, reserve_s: floa
         timer.restart(trainer)
         with contextlib.suppress(_Enough):
             trainer.run(stop_at_update=updates, after_update=after)
+        if getattr(trainer, "stop_signal", None) or getattr(trainer, "interrupted", False):
+            raise Stopped  # the trainer took the SIGTERM/Ctrl-C itself and stopped after an update
     return timer
 
 
@@ -569,7 +573,8 @@ def run(out_dir: Path, quick: bool, device: torch.device, budget_s: float) -> di
     # for the stages after the training run.
     scale = 0.4 if quick else 1.0
     compiled = device.type == "cuda" or plan.compile_on_cpu
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers live
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         with report.stage("cuda_tests", 5) as go:
             if go:
@@ -586,7 +591,7 @@ def run(out_dir: Path, quick: bool, device: torch.device, budget_s: float) -> di
             if go:
                 run_train(report, plan, layout or plan.candidates(quick, usable_cores())[0], train_overrides,
                           reserve_s=60 if compiled else 0)
-        with report.stage("compile", 30) as go:
+        with report.stage("compile", 60) as go:
             if go:
                 run_cuda_tests(report, device, CUDA_TESTS[3:])
                 if compiled:
@@ -598,9 +603,10 @@ def run(out_dir: Path, quick: bool, device: torch.device, budget_s: float) -> di
         report.data["complete"] = all(s == "done" or s.startswith("skipped: torch.compile")
                                       for s in report.data["stages"].values())
     except Stopped:
-        report.log("SIGTERM: stopping with the figures measured so far")
+        report.log("stopped (SIGTERM or Ctrl-C) with the figures measured so far")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         report.save()
         report.log_file.close()
     return report.data
