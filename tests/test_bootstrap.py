@@ -125,15 +125,17 @@ def test_bench_learning_counts_steps_and_reuses_finished_seeds(tmp_path: Path,
     from pokerl.bench.learning import main
 
     results = tmp_path / "results.jsonl"
-    args = ["--steps", "64", "--seeds", "2", "--results", str(results), "--run-root", str(tmp_path / "runs"), "--json",
+    args = ["--steps", "64", "--seeds", "2", "--results", str(results), "--run-root", str(tmp_path / "runs"),
+            "--eval-episodes", "2", "--json",
             *TINY, "pool.mode=serial", "pool.workers=1", "env.max_steps=16",
             "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.0}"]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert [s["seed"] for s in first["seeds"]] == [1, 2] and all(s["steps"] == 64 for s in first["seeds"])
     assert first["milestones"]["moved"]["share"] == 1.0
+    assert all(set(s["eval_from_power_on"]) >= {"moved", "complete"} for s in first["seeds"])
     assert len(results.read_text().splitlines()) == 2
     assert main(args) == 0  # both seeds are in the results file: nothing is trained again
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["seeds"] == first["seeds"]
     assert len(results.read_text().splitlines()) == 2
-    assert len(list((tmp_path / "runs").iterdir())) == 2
+    assert len(list((tmp_path / "runs" / "default").iterdir())) == 2

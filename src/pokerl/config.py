@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pokerl.archive import ArchiveConfig, ResetConfig
 from pokerl.errors import ConfigError
 from pokerl.pool import PoolConfig
 from pokerl.schema import from_mapping
@@ -50,6 +51,8 @@ class TrainConfig:
     rom: str | None = None
     num_envs: int = 8
     pool: PoolConfig = field(default_factory=PoolConfig)
+    reset: ResetConfig = field(default_factory=ResetConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     total_steps: int = 2_000_000
     seed: int = 1
     device: str = "auto"

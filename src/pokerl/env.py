@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import ast
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from pokerl.archive import Entry, Key, ResetConfig, weights
 from pokerl.boot import start_state
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
@@ -50,12 +52,18 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         speed: int = 0,
         spec: GameSpec | None = None,
         capture_screens: bool = False,
+        reset: ResetConfig | None = None,
+        archive: bool = False,
+        start: Entry | None = None,
         **overrides: Any,
     ) -> None:
         """``spec`` (or ``game``/``reward``/``env`` and env-config ``overrides`` to load one) says what
         to play; ``writes``: RAM writes after each reset on top of the profile's; ``boot_cache``: a
         folder where the run's envs share their start state; ``capture_screens``: each episode summary
-        carries a screenshot of every map entered (heat-map backgrounds, non-scrolling games only)."""
+        carries a screenshot of every map entered (heat-map backgrounds, non-scrolling games only);
+        ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see
+        :meth:`set_archive`); ``archive``: offer a state in ``info["archive_entry"]`` whenever a new
+        set of milestones is held; ``start``: begin every episode at this archived state."""
         self.spec = spec if spec is not None else load_spec(game, reward, env, **overrides)
         if spec is not None and overrides:
             raise ConfigError(f"env config overrides {sorted(overrides)} given with a spec: put them in the spec")
@@ -76,6 +84,14 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                          for name, h in ((n, profile.helpers[n]) for n in self.config.helpers)]
         self._capture = capture_screens and not profile.screen_scrolls
         self._screens: dict[int, np.ndarray] = {}
+        self._reset_cfg = reset or ResetConfig()
+        self._archiving = archive
+        self._start_entry = start
+        self._archive: list[Entry] = []  # this env's copy of the run's archive (set_archive)
+        self._archived_steps: dict[Key, int] = {}  # set -> its entry's steps, to offer only better ones
+        self._uses: dict[Key, int] = {}  # episodes this env started from each entry
+        self._start: Entry | None = None  # the entry this episode started from (None: power-on)
+        self._pending = False  # a new milestone set is held but not archived yet (busy, or the end)
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
@@ -103,8 +119,12 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Back to the boot state; ``seed`` seeds the game's RNG (through the profile's seed field)."""
         super().reset(seed=seed)
-        state = (options or {}).get("state", self._boot_state)
-        self.session.load_state(state)
+        options = options or {}
+        entry = options.get("entry")
+        if entry is None and "state" not in options:
+            entry = self._start_entry or self._sample_entry()
+        self._start = entry
+        self.session.load_state(entry.state if entry is not None else options.get("state", self._boot_state))
         ram_map = self.profile.ram
         if self.profile.boot.seed_field:
             ram_map[self.profile.boot.seed_field].write(self.session.memory, int(self.np_random.integers(1, 1 << 16)))
@@ -112,7 +132,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             ram_map[name].write(self.session.memory, value)
         self.session.tick(1, True)
         ram = self.profile.read_ram(self.session.memory)
-        self._tracker.reset(ram)
+        self._tracker.reset(ram, held=entry.key if entry is not None else ())
+        self._pending = False
         self._explore.reset()
         self._screens = {}
         self._steps = 0
@@ -122,6 +143,35 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         frame = self.session.gray_half()
         self._stack[...] = frame[..., None]
         return self._obs(ram), self._info(ram, dict.fromkeys(self.rewards.term_names, 0.0))
+
+    # ------------------------------------------------------------------ the archive
+    def set_archive(self, entries: list[Entry]) -> None:
+        """This env's copy of the run's archive: where frontier resets start, what is worth offering."""
+        self._archive = list(entries)
+        self._archived_steps = {e.key: e.steps for e in entries}
+
+    def _sample_entry(self) -> Entry | None:
+        """A frontier reset's start (None: power-on), drawn with this env's RNG (so resume is exact)."""
+        cfg = self._reset_cfg
+        if cfg.mode != "frontier" or not self._archive or self.np_random.random() < cfg.fresh_share:
+            return None
+        entry = self._archive[int(self.np_random.choice(len(self._archive), p=weights(self._archive, self._uses)))]
+        self._uses[entry.key] = self._uses.get(entry.key, 0) + 1
+        return entry
+
+    def _archive_entry(self, ram: Mapping[str, Any]) -> Entry:
+        """This moment as an archive entry: the milestones held, the state, the steps from power-on."""
+        summary = self.episode_summary()
+        seed_field = self.profile.boot.seed_field
+        return Entry(tuple(sorted(summary["milestones"])), self.session.save_state(),
+                     summary["start_steps"] + self._steps, summary["milestone_steps"],
+                     int(ram[seed_field]) if seed_field else 0, time.time())
+
+    def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """End the episode here (a truncation) and start the next at ``entry``: (summary, observation)."""
+        summary = {**self.episode_summary(), "ended_by": "jump"}
+        obs, _ = self.reset(options={"entry": entry})
+        return summary, obs
 
     # ------------------------------------------------------------------ snapshots (exact resume)
     def get_state(self) -> dict[str, Any]:
@@ -138,6 +188,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "pos": list(self._pos),
             "rewards": self._tracker.state_dict(),
             "np_random": repr(self.np_random.bit_generator.state),
+            "start": None if self._start is None else self._start.as_dict(),
+            "uses": [[list(k), n] for k, n in self._uses.items()],
+            "pending": self._pending,
         }
 
     def set_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -151,6 +204,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ram = self.profile.read_ram(self.session.memory)
         self._tracker.load_state_dict(state["rewards"], ram)
         self.np_random.bit_generator.state = ast.literal_eval(state["np_random"])
+        self._start = None if state["start"] is None else Entry.from_dict(state["start"])
+        self._uses = {tuple(k): int(n) for k, n in state["uses"]}
+        self._pending = bool(state["pending"])
         return self._obs(ram)
 
     # ------------------------------------------------------------------ step
@@ -171,7 +227,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._capture and pos[0] == self._pos[0] and pos[0] not in self._screens and not busy:
             self._screens[pos[0]] = self.session.rgb()  # a step after arriving: the map is drawn
         self._pos = pos
+        reached = self._tracker.reached
+        before = len(reached)
         terms = self._tracker.step(ram, new_tile, moved, busy)
+        if len(reached) > before:
+            self._pending = self._archiving
         reward = float(sum(terms.values()))
         self._steps += 1
         self._return += reward
@@ -185,6 +245,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         terminated = bool(self._done(ram)) if self._done else False
         truncated = not terminated and self._steps >= self.config.max_steps
         info = self._info(ram, terms)
+        if self._pending and not busy and not terminated:
+            self._pending = False
+            candidate = self._archive_entry(ram)
+            if candidate.steps < self._archived_steps.get(candidate.key, candidate.steps + 1):
+                info["archive_entry"] = candidate
         if terminated or truncated:
             info["episode"] = self.episode_summary()
         return self._obs(ram), reward, terminated, truncated, info
@@ -205,12 +270,19 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def episode_summary(self) -> dict[str, Any]:
         """What the trainer logs for a finished episode (plain types, small)."""
+        start = self._start
+        held, base = (start.key, start.steps) if start is not None else ((), 0)
+        start_steps = dict(start.milestone_steps) if start is not None else {}
         summary = {
             "return": float(self._return),
             "length": int(self._steps),
             "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
-            "milestones": list(self._tracker.reached),
-            "milestone_steps": dict(self._tracker.reached_at),  # env steps from the episode's start
+            "start": "power-on" if self._start is None else "archive",
+            "start_steps": base,
+            "start_milestones": list(held),
+            # held at the start, then reached in the episode; steps from power-on (fresh: the episode's)
+            "milestones": [*held, *self._tracker.reached],
+            "milestone_steps": {**start_steps, **{m: base + at for m, at in self._tracker.reached_at.items()}},
             "maps_visited": self._explore.maps_visited(),
             "visits": self._explore.summary(),
         }

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import yaml
 
+from pokerl.archive import Archive
 from pokerl.checkpoint import check_compatible, load_checkpoint, resolve_checkpoint
 from pokerl.env import make_env
-from pokerl.errors import CheckpointError
+from pokerl.errors import CheckpointError, PokerlError
 from pokerl.logger import VisitMap, heat_to_rgb
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import VectorPool
@@ -38,15 +39,25 @@ class Agent:
     config: dict[str, Any]
     checkpoint: str
     global_step: int
+    archive: Archive = field(default_factory=Archive)
 
     @cached_property
     def spec(self) -> GameSpec:
         """The game, rewards and env settings the run trained with."""
         return run_spec(self.config)
 
-    def env_kwargs(self, rom: str | None = None) -> dict[str, Any]:
-        """Keyword arguments for :func:`pokerl.env.make_env` matching the training run."""
-        return {"spec": self.spec, "rom": rom or self.config.get("rom")}
+    def env_kwargs(self, rom: str | None = None, from_milestone: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for :func:`pokerl.env.make_env` matching the training run; episodes start
+        at power-on, or at the run's archived state holding milestone ``from_milestone``."""
+        kwargs = {"spec": self.spec, "rom": rom or self.config.get("rom")}
+        if from_milestone is not None:
+            entry = self.archive.for_milestone(from_milestone)
+            if entry is None:
+                held = sorted({m for key in self.archive.entries for m in key})
+                raise PokerlError(f"{self.checkpoint}: no archived state holds milestone {from_milestone!r} "
+                                  f"(archived: {', '.join(held) or 'none'})")
+            kwargs["start"] = entry
+        return kwargs
 
 
 def run_spec(config: Mapping[str, Any], **env_overrides: Any) -> GameSpec:
@@ -75,7 +86,9 @@ def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapp
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err).splitlines()[0])
         raise CheckpointError(f"checkpoint does not match the model config: {first}") from None
     policy.to(device).eval()
-    agent = Agent(policy, config, str(ckpt_path), int(ckpt.get("global_step", 0)))
+    archive = Archive()
+    archive.load_state_dict(ckpt.get("archive", {}), str(ckpt_path))
+    agent = Agent(policy, config, str(ckpt_path), int(ckpt.get("global_step", 0)), archive)
     agent.spec = spec  # type: ignore[misc]  # the cached property's value, already made
     return agent
 
@@ -108,12 +121,13 @@ class EvalResult:
 
 def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int = 1, seed: int = 0,
              deterministic: bool = False, rom: str | None = None, max_steps: int | None = None,
-             capture_screens: bool = False) -> EvalResult:
+             capture_screens: bool = False, from_milestone: str | None = None) -> EvalResult:
     """Run ``episodes`` episodes headless and aggregate them; ``capture_screens``: keep a screenshot of
-    each map entered (heat-map backgrounds of games whose screen does not scroll)."""
+    each map entered (heat-map backgrounds of games whose screen does not scroll); ``from_milestone``:
+    start every episode at the run's archived state that holds it (milestones count from power-on)."""
     spec = run_spec(agent.config, max_steps=max_steps) if max_steps else agent.spec
-    env_fn = functools.partial(make_env, spec=spec, rom=rom or agent.config.get("rom"),
-                               capture_screens=capture_screens)
+    kwargs = {**agent.env_kwargs(rom, from_milestone), "spec": spec}
+    env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens)
     workers = max(1, workers)
     n = workers * max(1, envs_per_worker)
     policy, device = agent.policy, next(agent.policy.parameters()).device

@@ -121,6 +121,12 @@ class TrainLogger:
             "episode/length": float(np.mean([e["length"] for e in eps])),
             "episode/maps_visited": float(np.mean([len(e.get("maps_visited", ())) for e in eps])),
         }
+        # where episodes started: power-on or an archived state (reset.mode frontier / swarm)
+        out["episode/start_archive"] = float(np.mean([e.get("start") == "archive" for e in eps]))
+        for kind in ("power-on", "archive"):
+            returns = [e["return"] for e in eps if e.get("start", "power-on") == kind]
+            if returns:
+                out[f"episode/return_{kind.replace('-', '_')}"] = float(np.mean(returns))
         terms = set(self.reward_terms)
         for e in eps:
             terms.update(e.get("reward_terms", {}))

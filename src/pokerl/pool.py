@@ -13,7 +13,9 @@ The vocabulary is Gymnasium's vector API: ``single_observation_space``, ``single
 Envs reset themselves when an episode ends, in the same step (Gymnasium's same-step autoreset):
 the observation returned for that env is the first of its next episode, and ``infos["final_obs"]``
 holds the last one, valid where ``infos["_final_obs"]`` is set. ``infos["episodes"]`` lists
-``(env index, summary)`` for each finished episode.
+``(env index, summary)`` for each finished episode, ``infos["archive_entries"]`` ``(env index,
+entry)`` for each state offered to the milestone archive; :meth:`VectorPool.set_archive` hands
+the envs the archive, :meth:`VectorPool.jump` moves envs to an archived state (swarm resets).
 
 Inline stepping saves a process, its wake-ups and a core left idle while this process would only
 wait (measured with 8 envs on 2 cores: ~7% more env steps/s than two worker processes in
@@ -38,12 +40,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from pokerl.archive import Entry
 from pokerl.errors import PokerlError, one_line
 from pokerl.interrupt import ignore_stop_signals
 from pokerl.spec import GameSpec
 
 EnvFn = Callable[[], gym.Env]
 Episodes = list[tuple[int, dict[str, Any]]]
+Offers = list[tuple[int, Entry]]  # (env index, archive entry offered)
 Obs = dict[str, np.ndarray]
 StepResult = tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
 Specs = dict[str, tuple[tuple[int, ...], str]]
@@ -138,10 +142,13 @@ class _EnvGroup:
         self.terminated[:] = False
         self.truncated[:] = False
 
-    def step(self) -> Episodes:
+    def step(self) -> tuple[Episodes, Offers]:
         episodes: Episodes = []
+        offers: Offers = []
         for i, env in enumerate(self.envs):
             obs, reward, terminated, truncated, info = env.step(self.actions[i])
+            if "archive_entry" in info:
+                offers.append((self.start + i, info["archive_entry"]))
             if terminated or truncated:
                 episodes.append((self.start + i, info.get("episode", {})))
                 self._write(self.final, i, obs)
@@ -150,6 +157,19 @@ class _EnvGroup:
             self.rewards[i] = reward
             self.terminated[i] = terminated
             self.truncated[i] = truncated
+        return episodes, offers
+
+    def set_archive(self, entries: list[Entry]) -> None:
+        for env in self.envs:
+            env.unwrapped.set_archive(entries)  # type: ignore[attr-defined]
+
+    def jump(self, jumps: list[tuple[int, Entry]]) -> Episodes:
+        """Envs (pool indices) end their episodes and start at the given entries."""
+        episodes: Episodes = []
+        for index, entry in jumps:
+            summary, obs = self.envs[index - self.start].unwrapped.jump(entry)  # type: ignore[attr-defined]
+            episodes.append((index, summary))
+            self._write(self.obs, index - self.start, obs)
         return episodes
 
     def get_states(self) -> list[dict[str, Any]]:
@@ -176,7 +196,7 @@ def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, A
         group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs), space)
         conn.send(("ok", None))
         commands = {"step": lambda _: group.step(), "reset": group.reset, "get_states": lambda _: group.get_states(),
-                    "set_states": group.set_states}
+                    "set_states": group.set_states, "set_archive": group.set_archive, "jump": group.jump}
         while True:
             cmd, arg = conn.recv()
             if cmd == "close":
@@ -263,12 +283,12 @@ class VectorPool:
     def _replies(self) -> list[Any]:
         return [self._reply(w) for w in self._remote]
 
-    def _infos(self, episodes: Episodes, index: Any = slice(None)) -> dict[str, Any]:
+    def _infos(self, episodes: Episodes, offers: Offers, index: Any = slice(None)) -> dict[str, Any]:
         a = self._arrays
         done = a["terminated"][index] | a["truncated"][index]
         # views for the whole pool; for a group (fancy index: a copy) only when one of its envs ended
         final = _prefixed(a, "final/", index) if isinstance(index, slice) or done.any() else {}
-        return {"episodes": episodes, "final_obs": final, "_final_obs": done}
+        return {"episodes": episodes, "final_obs": final, "_final_obs": done, "archive_entries": offers}
 
     # ---------------------------------------------------------------- synchronous API
     def reset(self, seed: int | None = None) -> tuple[Obs, dict[str, Any]]:
@@ -284,11 +304,30 @@ class VectorPool:
         """Step every env with ``actions`` (num_envs,); autoreset; returns views and infos."""
         self._arrays["actions"][:] = actions
         self._command("step")
-        episodes: Episodes = self._local.step() if self._local is not None else []
+        episodes, offers = self._local.step() if self._local is not None else ([], [])
+        for finished, offered in self._replies():
+            episodes.extend(finished)
+            offers.extend(offered)
+        a = self._arrays
+        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], self._infos(episodes, offers)
+
+    def set_archive(self, entries: list[Entry]) -> None:
+        """Hand every env the run's archive entries (where frontier resets start)."""
+        self._command("set_archive", [entries] * self.num_workers)
+        if self._local is not None:
+            self._local.set_archive(entries)
+        self._replies()
+
+    def jump(self, jumps: Sequence[tuple[int, Entry]]) -> tuple[Obs, Episodes]:
+        """Envs (indices) end their episodes as truncated and start at the given entries; returns the
+        observations (views) and the ended episodes' summaries."""
+        per = self.per_worker
+        groups = [[(i, e) for i, e in jumps if i // per == w] for w in range(self.num_workers)]
+        self._command("jump", groups)
+        episodes = self._local.jump(groups[0]) if self._local is not None else []
         for finished in self._replies():
             episodes.extend(finished)
-        a = self._arrays
-        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], self._infos(episodes)
+        return _prefixed(self._arrays, "obs/"), episodes
 
     def get_states(self) -> list[dict[str, Any]]:
         """Snapshots of every env (for exact resume from a checkpoint)."""
@@ -330,17 +369,20 @@ class VectorPool:
             raise RuntimeError("recv() with no worker stepping: send() first")
         done: list[int] = []
         episodes: Episodes = []
+        offers: Offers = []
         while len(done) < min(min_workers, len(pending) + len(done)) and pending:
             for conn in wait(list(pending)):
                 w = pending.pop(conn)  # type: ignore[call-overload]
-                episodes.extend(self._reply(w))
+                finished, offered = self._reply(w)
+                episodes.extend(finished)
+                offers.extend(offered)
                 self._busy[w] = False
                 done.append(w)
         done.sort()
         env_ids = np.concatenate([np.arange(w * self.per_worker, (w + 1) * self.per_worker) for w in done])
         a = self._arrays
         return (env_ids, _prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
-                a["truncated"][env_ids], self._infos(episodes, env_ids))
+                a["truncated"][env_ids], self._infos(episodes, offers, env_ids))
 
     # ---------------------------------------------------------------- shutdown
     def close(self) -> None:

@@ -169,11 +169,12 @@ class RewardTracker:
         self._check = codegen.milestone_check(cfg.milestones)
         self.reset({})
 
-    def reset(self, ram: Mapping[str, Any]) -> None:
-        """Start an episode from the RAM at its first step."""
+    def reset(self, ram: Mapping[str, Any], held: Iterable[str] = ()) -> None:
+        """Start an episode from the RAM at its first step; ``held``: milestones reached before it
+        (an archived start), never paid again."""
         self.reached: list[str] = []
         self.reached_at: dict[str, int] = {}  # milestone -> the episode step (1 = the first) it was reached at
-        self._reached: set[str] = set()
+        self._reached: set[str] = set(held)
         self.steps = 0
         self.tiles_found = 0
         self.stuck_steps = 0

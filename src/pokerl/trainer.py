@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pokerl.archive import Archive, Entry
 from pokerl.checkpoint import (
     check_compatible,
     describe,
@@ -38,6 +39,7 @@ from pokerl.distributed import (
     all_ranks_agree,
     average_gradients,
     broadcast_parameters,
+    exchange,
     init_distributed,
     rank0_decides,
 )
@@ -121,7 +123,11 @@ class Trainer:
         if checkpoint is not None:  # before any env or worker starts
             check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, self.model_cfg)
         # envs share the start state made once per run (run_dir/cache)
-        env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"))
+        env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"),
+                                   reset=self.tc.reset, archive=self.tc.archive.max_states > 0)
+        self.archive = Archive(self.tc.archive.max_states)
+        self._archive_sent = 0  # the archive version the envs hold
+        self._archive_new: list[Entry] = []  # kept since the last exchange between ranks
         self.async_envs = self.tc.pool.mode == "async"
         self.num_envs = self.tc.num_envs
         obs_space = self.spec.observation_space
@@ -148,6 +154,7 @@ class Trainer:
             self._restore(checkpoint)
         if self.dist.world_size > 1:  # every rank starts from rank 0's weights
             broadcast_parameters(self.policy)
+        self._share_archive()
 
         self.logger: TrainLogger | None = None
         if self.dist.is_main:
@@ -171,6 +178,7 @@ class Trainer:
         self.update = int(ckpt["update"])
         set_rng_state(ckpt["rng"])
         self.milestone_first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
+        self.archive.load_state_dict(ckpt["archive"], f"checkpoint of {self.run_dir}")
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
             # Continue every episode exactly where it stopped.
@@ -188,6 +196,7 @@ class Trainer:
             "config": dump_config(self.cfg),
             "about": describe(self.spec, self.model_cfg),
             "milestone_first": dict(self.milestone_first),
+            "archive": self.archive.state_dict(),
             "carry": {
                 "envs": self.pool.get_states(),
                 "h": self.state[0].cpu(),
@@ -294,6 +303,13 @@ class Trainer:
                     "perf/update_ms": 1000.0 * learn_time,
                     "ppo/learning_rate": lr,
                 }
+                self._share_archive()
+                if tc.reset.mode == "swarm" and self.update % tc.reset.swarm_every == 0:
+                    self._swarm()
+                if self.archive.max_states:
+                    best = self.archive.best()
+                    scalars["archive/size"] = len(self.archive.entries)
+                    scalars["archive/best_milestones"] = len(best.key) if best is not None else 0
                 stopping = stop.requested
                 if self.dist.world_size > 1:
                     stopping = rank0_decides(stopping, self.device)
@@ -333,14 +349,48 @@ class Trainer:
         for _, summary in episodes:
             self.returns_window.append(float(summary["return"]))
             self.milestones_ever.update(summary.get("milestones", ()))
+            held = set(summary.get("start_milestones", ()))
+            if held:
+                self.archive.count_uses([tuple(sorted(held))])
             for name, at in summary.get("milestone_steps", {}).items():
-                step = now - (int(summary["length"]) - int(at)) * per_env_step
+                if name in held:  # reached before this episode, from power-on in another
+                    continue
+                in_episode = int(at) - int(summary.get("start_steps", 0))
+                step = now - (int(summary["length"]) - in_episode) * per_env_step
                 if step < self.milestone_first.get(name, step + 1):
                     self.milestone_first[name] = step
                     if self.logger is not None:
                         self.logger.scalars({f"milestone_first/{name}": step}, step)
             if self.logger is not None:
                 self.logger.add_episode(summary)
+
+    def _offer(self, offers: list[tuple[int, Entry]]) -> None:
+        """Archive candidates from the envs: kept when new or reached in fewer steps."""
+        for _, entry in offers:
+            if self.archive.offer(entry) and self.dist.world_size > 1:
+                self._archive_new.append(entry)
+
+    def _share_archive(self) -> None:
+        """At an update boundary: ranks swap their new entries; envs get the archive when it changed."""
+        if self.dist.world_size > 1:
+            for entries in exchange(self._archive_new):
+                for entry in entries:
+                    self.archive.offer(entry)
+            self._archive_new = []
+        if self.archive.version != self._archive_sent:
+            self.pool.set_archive(list(self.archive.entries.values()))
+            self._archive_sent = self.archive.version
+
+    def _swarm(self) -> None:
+        """A share of envs ends its episodes (as truncations) and starts at the archive's best entry."""
+        best = self.archive.best()
+        if best is None:
+            return
+        k = max(1, round(self.tc.reset.swarm_share * self.num_envs))
+        envs = sorted(int(i) for i in np.random.choice(self.num_envs, size=k, replace=False))
+        self.obs, episodes = self.pool.jump([(i, best) for i in envs])
+        self.starts[torch.as_tensor(envs, device=self.device)] = 1.0  # the LSTM state starts afresh there
+        self._finished(episodes, self.global_step)
 
     def _bootstrap(self, t: int, envs: np.ndarray, final_obs: dict[str, np.ndarray], state: LSTMState) -> None:
         """Truncated episodes did not end in the game: add γ·V(final obs) to their last reward
@@ -381,6 +431,7 @@ class Trainer:
                 self._bootstrap(t, ended, final, (state[0][:, rows], state[1][:, rows]))
             self.starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
             self.state = state
+            self._offer(infos["archive_entries"])
             self._finished(infos["episodes"], self.global_step + (t + 1) * self.num_envs * self.dist.world_size)
         return env_time
 
@@ -410,6 +461,7 @@ class Trainer:
             t_env = time.perf_counter()
             env_ids, new_obs, reward, terminated, truncated, infos = pool.recv(min_workers=max(1, workers // 2))
             env_time += time.perf_counter() - t_env
+            self._offer(infos["archive_entries"])
             self._finished(infos["episodes"], self.global_step + (min(t_of) + 1) * self.num_envs * self.dist.world_size)
             for k, v in new_obs.items():
                 obs[k][env_ids] = v

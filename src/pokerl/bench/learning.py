@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from pokerl.config import compose_train_config
+from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
 
 
-def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path) -> dict[str, Any]:
-    """Train one seed for ``steps`` env steps; return when each milestone was first reached."""
+def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_episodes: int) -> dict[str, Any]:
+    """Train one seed for ``steps`` env steps; return when each milestone was first reached and, over
+    ``eval_episodes`` seeded episodes from power-on, how often its policy reaches each milestone."""
     cfg = compose_train_config([
         "model=small", "log.progress=false", f"seed={seed}", f"run_dir={run_root / f'seed{seed}'}",
         f"total_steps={steps}", "env.max_steps=2048", "overwrite=true", *overrides,
@@ -37,10 +39,17 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path) -> dic
     start = time.perf_counter()
     trainer = Trainer(cfg)
     trainer.run()
+    seconds = time.perf_counter() - start
+    rates = {}
+    if eval_episodes:  # from power-on, whatever the training resets were
+        agent = load_agent(trainer.run_dir)
+        result = evaluate(agent, eval_episodes, workers=1, envs_per_worker=min(eval_episodes, 4), seed=seed)
+        rates = result.milestone_rates
     return {
         "seed": seed, "overrides": overrides, "budget": steps, "steps": trainer.global_step,
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(seconds, 1),
         "milestone_first": dict(sorted(trainer.milestone_first.items(), key=lambda kv: kv[1])),
+        "eval_from_power_on": rates,
     }
 
 
@@ -66,29 +75,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=lambda s: int(s.replace("_", "")), default=1_000_000,
                         help="env steps per seed")
+    parser.add_argument("--reset", default=None, help="reset modes to compare, e.g. fresh,frontier "
+                        "(each adds reset.mode=MODE to the overrides)")
+    parser.add_argument("--eval-episodes", type=int, default=8, help="episodes from power-on per trained seed")
     parser.add_argument("--results", type=Path, default=None, help="JSON lines of finished seeds: reused, appended")
     parser.add_argument("--run-root", default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     done = {(r["seed"], tuple(r["overrides"]), r["budget"]): r for r in load_results(args.results)}
-    seeds = []
+    settings = {mode: [*args.overrides, f"reset.mode={mode}"] for mode in args.reset.split(",")} if args.reset \
+        else {"default": args.overrides}
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.run_root or tmp)
-        for seed in range(1, args.seeds + 1):
-            result = done.get((seed, tuple(args.overrides), args.steps))
-            if result is None:
-                result = run_seed(seed, args.steps, args.overrides, root)
-                if args.results is not None:
-                    with args.results.open("a") as f:
-                        f.write(json.dumps(result) + "\n")
-            seeds.append(result)
-    result = {**summarize(seeds), "steps_per_seed": args.steps, "overrides": args.overrides}
+        for name, overrides in settings.items():
+            root = Path(args.run_root or tmp) / name
+            seeds = []
+            for seed in range(1, args.seeds + 1):
+                result = done.get((seed, tuple(overrides), args.steps))
+                if result is None:
+                    result = run_seed(seed, args.steps, overrides, root, args.eval_episodes)
+                    if args.results is not None:
+                        with args.results.open("a") as f:
+                            f.write(json.dumps(result) + "\n")
+                seeds.append(result)
+            out[name] = {**summarize(seeds), "steps_per_seed": args.steps, "overrides": overrides}
+    result = out["default"] if list(out) == ["default"] else out
     if args.json:
         print(json.dumps(result))
-    else:
-        for s in seeds:
+        return 0
+    for name, res in out.items():
+        print(f"== {name}: {' '.join(res['overrides']) or '(defaults)'}")
+        for s in res["seeds"]:
             firsts = ", ".join(f"{m} {step:,}" for m, step in s["milestone_first"].items()) or "-"
             print(f"seed {s['seed']}: {s['steps']:,} steps in {s['seconds']:,.0f} s; first reached: {firsts}")
-        for name, m in result["milestones"].items():
-            print(f"{name:<14} share {m['share']:.2f}  median first step {m['median_step']:,.0f}")
+        for milestone, m in res["milestones"].items():
+            print(f"{milestone:<14} share {m['share']:.2f}  median first step {m['median_step']:,.0f}")
     return 0

@@ -20,6 +20,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
     parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
     parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
+    parser.add_argument("--from-milestone", default=None, metavar="NAME",
+                        help="start every episode at the run's archived state holding this milestone")
     parser.add_argument("--heatmap", default=None, metavar="PNG", help="save where the agent went, on the world map")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(args.checkpoint, rom=args.rom, model=model)
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
-                      args.rom, args.max_steps, capture_screens=bool(args.heatmap))
+                      args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone)
     if args.heatmap:
         draw_heatmap(agent, result, args.heatmap)
     if args.json:

@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="stop after this many steps in total")
     parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
     parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
+    parser.add_argument("--from-milestone", default=None, metavar="NAME",
+                        help="start at the run's archived state holding this milestone (default: power-on)")
     parser.add_argument("--headless", action="store_true", help="no window (use with --record)")
     parser.add_argument("--record", default=None, metavar="VIDEO", help="write the frames to a .gif or .mp4")
     parser.add_argument("--fps", type=int, default=15, help="frames per second of the recording")
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     agent = load_agent(args.checkpoint, rom=args.rom, model=model)
     replay = load_actions(args.actions) if args.actions else None
     window = "null" if args.headless else "SDL2"
-    env = make_env(**agent.env_kwargs(args.rom), window=window, speed=args.speed)
+    env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, speed=args.speed)
     writer = _video_writer(args.record, args.fps) if args.record else None
     taken: list[int] = []
     try:

@@ -1,0 +1,230 @@
+"""The milestone state archive on the real ROM: what is archived, where episodes start, what survives."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import TQ_PROFILE, battle_button, make_tq, press, walk_route1_to_grass, walk_town_to_route1
+from pokerl.archive import Archive, Entry, ResetConfig
+from pokerl.checkpoint import load_checkpoint
+from pokerl.config import compose_train_config
+from pokerl.env import GameBoyEnv, make_env
+from pokerl.pool import VectorPool
+from pokerl.spec import load_spec
+from pokerl.trainer import Trainer
+
+FRONTIER = ResetConfig(mode="frontier", fresh_share=0.0)
+
+
+def offers(infos: list[dict[str, Any]]) -> list[Entry]:
+    return [i["archive_entry"] for i in infos if "archive_entry" in i]
+
+
+def route1_entry() -> Entry:
+    """Walk from town to Route 1 with archiving on: the ``route1`` milestone's entry."""
+    env = make_tq(archive=True)
+    try:
+        env.reset(seed=1)
+        (entry,) = offers([info for _, info in walk_town_to_route1(env)])
+    finally:
+        env.close()
+    return entry
+
+
+def test_new_milestone_sets_are_archived_with_steps_from_power_on() -> None:
+    entry = route1_entry()
+    assert entry.key == ("route1",) and entry.steps == 12 and entry.milestone_steps == {"route1": 12}
+
+
+def test_an_entry_continues_identically_in_another_worker() -> None:
+    """The same entry, seed and actions give the same frames and RAM in a worker process and here."""
+    entry = route1_entry()
+    spec = load_spec("tinyquest")
+    fn = functools.partial(make_env, spec=spec, writes={"ballast": 0}, reset=FRONTIER)
+    actions = np.random.default_rng(3).integers(0, 6, size=30)
+    here = fn()
+    here.set_archive([entry])
+    obs_here, _ = here.reset(seed=8)
+    with VectorPool([fn], spec, 1, inline=False) as pool:
+        pool.set_archive([entry])
+        obs_there, _ = pool.reset(seed=8)
+        assert here.profile.read_ram(here.session.memory)["map_id"] == 1  # on Route 1, not in town
+        for a in actions:
+            for k in obs_here:
+                np.testing.assert_array_equal(obs_there[k][0], obs_here[k])
+            obs_here, *_ = here.step(int(a))
+            obs_there, *_ = pool.step(np.array([a]))
+        for k in obs_here:
+            np.testing.assert_array_equal(obs_there[k][0], obs_here[k])
+    here.close()
+
+
+def test_held_milestones_are_not_paid_again() -> None:
+    """Starting on Route 1 with ``route1`` held: ``map_id == 1`` holds from the first step, unpaid; the
+    summary counts it as held, with its step from power-on, and the episode's own steps after it."""
+    entry = route1_entry()
+    env = make_tq(start=entry, max_steps=20)
+    try:
+        env.reset(seed=2)
+        infos = [press(env, "left")[1] for _ in range(3)]  # back into town: route1 would fire on return
+        infos += [press(env, "right")[1] for _ in range(17)]
+        assert all(i["reward_terms"]["milestones"] == 0.0 for i in infos)
+        summary = infos[-1]["episode"]
+        assert summary["start"] == "archive" and summary["start_milestones"] == ["route1"]
+        assert summary["milestones"].count("route1") == 1
+        assert summary["milestone_steps"]["route1"] == 12 and summary["start_steps"] == 12
+    finally:
+        env.close()
+
+
+def test_no_state_is_archived_mid_battle_or_where_the_episode_ends() -> None:
+    game = yaml.safe_load(TQ_PROFILE.read_text())
+    reward = yaml.safe_load((TQ_PROFILE.parent.parent / "reward" / "tinyquest.yaml").read_text())
+    reward["milestones"]["fight"] = {"when": "in_battle == 1", "reward": 0.0}
+    env = make_tq(game=game, reward=reward, archive=True)
+    try:
+        env.reset(seed=3)
+        walk_town_to_route1(env)
+        walk_route1_to_grass(env)
+        infos, toggle = [], 0
+        for _ in range(1500):  # up and down in the grass until a wild battle, then HIT until it is over
+            button = battle_button(env) or ("up" if (toggle := toggle ^ 1) else "down")
+            infos.append(press(env, button)[1])
+            if any("fight" in i["milestones"] for i in infos) and not (infos[-1]["in_battle"] or infos[-1]["text"]):
+                break
+        fight = next(n for n, i in enumerate(infos) if "fight" in i["milestones"])
+        offered = [(n, i) for n, i in enumerate(infos) if "fight" in i.get("archive_entry", Entry((), b"", 0, {})).key]
+        assert offered and offered[0][0] > fight  # not while the battle or its text went on
+        n, info = offered[0]
+        assert not info["in_battle"] and not info["text"]
+    finally:
+        env.close()
+    game["done_when"] = "map_id == 1"  # reaching Route 1 ends the episode: never archived
+    env = make_tq(game=game, archive=True)
+    try:
+        env.reset(seed=1)
+        results = walk_town_to_route1(env)
+        assert results[-1][1]["milestones"] == ["route1"] and not offers([i for _, i in results])
+    finally:
+        env.close()
+
+
+TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "ppo.num_steps=16", "ppo.bptt=8",
+        "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=16", "game.boot.writes.ballast=0",
+        "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
+        "pool.mode=serial", "pool.workers=1", "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.0}"]
+
+
+def test_archive_survives_checkpoint_and_resume_and_frontier_resets_use_it(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    trainer = Trainer(compose_train_config([*TINY, "reset.mode=frontier", "reset.fresh_share=0.0",
+                                            "total_steps=10_000", f"run_dir={run_dir}"]))
+    episodes: list[dict] = []
+    add = trainer.logger.add_episode  # type: ignore[union-attr]
+    trainer.logger.add_episode = lambda e: (episodes.append(e), add(e))  # type: ignore[union-attr, method-assign]
+    trainer.run(stop_at_update=3)
+    saved = load_checkpoint(run_dir)["archive"]
+    assert saved["entries"] and ("moved",) in {tuple(e["key"]) for e in saved["entries"]}
+    assert any(e["start"] == "archive" for e in episodes)  # later episodes started from the archive
+    resumed = Trainer(compose_train_config([f"resume={run_dir}"]))
+    assert resumed.archive.state_dict() == saved
+    resumed.close()
+
+
+def test_corrupt_entry_is_skipped_with_a_warning() -> None:
+    good = route1_entry()
+    bad = Entry(("moved",), b"not a state", 3, {"moved": 3})
+    archive = Archive()
+    with pytest.warns(UserWarning, match="archive entry moved has a corrupt state: skipped"):
+        archive.load_state_dict({"entries": [good.as_dict(), bad.as_dict()]})
+    assert list(archive.entries) == [("route1",)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Archive().load_state_dict({"entries": [good.as_dict()]})
+
+
+def test_eviction_keeps_the_best_and_each_stage() -> None:
+    archive = Archive(max_states=3)
+    for key, steps in [(("a",), 5), (("b",), 6), (("a", "b"), 9), (("c",), 7)]:
+        archive.offer(Entry(key, b"x", steps, {}))
+    assert len(archive.entries) == 3 and ("a", "b") in archive.entries  # the best stays
+    assert not archive.offer(Entry(("a", "b"), b"y", 12, {}))  # more steps: not better
+    assert archive.offer(Entry(("a", "b"), b"z", 4, {})) and archive.entries[("a", "b")].state == b"z"
+
+
+def test_eval_from_milestone(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    Trainer(compose_train_config([*TINY, "total_steps=64", f"run_dir={run_dir}"])).run()
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.eval", str(run_dir), "--episodes", "2", "--json",
+                          "--from-milestone", "moved"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["milestone_rates"]["moved"] == 1.0  # held from the start
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.eval", str(run_dir), "--from-milestone", "badge2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "no archived state holds milestone 'badge2'" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+def test_gym_env_defaults_start_at_power_on() -> None:
+    env: GameBoyEnv = make_tq()
+    try:
+        env.reset(seed=0)
+        assert env.episode_summary()["start"] == "power-on"
+    finally:
+        env.close()
+
+
+RANKS_SCRIPT = """
+import sys, torch.distributed as dist
+from pokerl.archive import Entry
+from pokerl.config import compose_train_config
+from pokerl.trainer import Trainer
+
+trainer = Trainer(compose_train_config(sys.argv[1:]))
+rank = dist.get_rank()
+trainer._offer([(0, Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))])
+trainer._share_archive()  # what every update boundary does
+print(sorted(trainer.archive.entries), flush=True)
+assert set(trainer.archive.entries) == {("rank0",), ("rank1",)}
+trainer.close()
+"""
+
+
+def test_two_ranks_share_one_archive(tmp_path: Path) -> None:
+    """torch.distributed (Gloo on CPU): an entry found on either rank reaches the other's archive."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ranks.py"
+    script.write_text(RANKS_SCRIPT)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), *TINY, "total_steps=64", f"run_dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("[('rank0',), ('rank1',)]") == 2
+
+
+def test_swarm_jumps_a_share_of_envs_to_the_best_entry(tmp_path: Path) -> None:
+    trainer = Trainer(compose_train_config([*TINY, "reset.mode=swarm", "reset.swarm_every=1", "reset.swarm_share=0.5",
+                                            "env.max_steps=1000", "total_steps=10_000", f"run_dir={tmp_path}"]))
+    episodes: list[dict] = []
+    add = trainer.logger.add_episode  # type: ignore[union-attr]
+    trainer.logger.add_episode = lambda e: (episodes.append(e), add(e))  # type: ignore[union-attr, method-assign]
+    starts: list[list[float]] = []
+    trainer.run(stop_at_update=3, after_update=lambda t: starts.append(t.buffer.episode_starts[0].tolist()))
+    jumps = [e for e in episodes if e.get("ended_by") == "jump"]
+    assert trainer.archive.best() is not None and jumps  # no episode ends by itself (1,000 steps)
+    assert len(jumps) == len(episodes)
+    # a jump is a truncation: the jumped env's next rollout starts a new episode (LSTM state zeroed)
+    assert any(s == [1.0, 0.0] or s == [0.0, 1.0] for s in starts[1:])
