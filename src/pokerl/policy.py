@@ -113,11 +113,15 @@ class Policy(nn.Module):
         T, B = episode_starts.shape
         flat = {k: v.reshape(T * B, *v.shape[2:]) for k, v in obs.items()}
         features = self.encode(flat).reshape(T, B, -1)  # (T, B, hidden)
-        if not self.cfg.recurrent:
-            hidden = self.memoryless(features)
-        else:
-            hidden, state = self._lstm_segment(features, state, episode_starts)
-        return self.actor(hidden), self.critic(hidden).squeeze(-1), state
+        # The recurrent part and the heads run in fp32 under bf16 autocast: the LSTM state is carried
+        # over thousands of steps (and replayed from the buffer), where bf16 rounding would drift.
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            features = features.float()
+            if not self.cfg.recurrent:
+                hidden = self.memoryless(features)
+            else:
+                hidden, state = self._lstm_segment(features, state, episode_starts)
+            return self.actor(hidden), self.critic(hidden).squeeze(-1), state
 
     def _lstm_segment(
         self, features: torch.Tensor, state: LSTMState, episode_starts: torch.Tensor
@@ -126,7 +130,8 @@ class Policy(nn.Module):
         T = features.shape[0]
         starts = episode_starts.float()
         # Time steps where some env starts an episode cut the segment into stretches.
-        cuts = [0] + [t for t in range(1, T) if bool(starts[t].any())] + [T]
+        # One device-to-host read for all of them (a read per step would sync the GPU T - 1 times).
+        cuts = [0, *(torch.nonzero(starts[1:].any(dim=1)).flatten() + 1).tolist(), T]
         h, c = state
         outputs = []
         for t0, t1 in zip(cuts[:-1], cuts[1:], strict=True):

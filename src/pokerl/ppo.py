@@ -8,8 +8,11 @@ from the state stored at the start of its segment (truncated BPTT over L steps).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -51,6 +54,9 @@ class PPOConfig:
             raise ValueError("num_minibatches and update_epochs must be >= 1")
 
 
+TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}  # observation dtypes
+
+
 class RolloutBuffer:
     """Preallocated (T, N, ...) storage for one rollout, plus the LSTM state at each segment start."""
 
@@ -58,9 +64,8 @@ class RolloutBuffer:
                  device: torch.device | str) -> None:
         T, N = num_steps, num_envs
         self.T, self.N, self.bptt, self.device = T, N, bptt, torch.device(device)
-        torch_dtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
         self.obs = {
-            k: torch.zeros((T, N, *sp.shape), dtype=torch_dtype[np.dtype(sp.dtype)], device=device)
+            k: torch.zeros((T, N, *sp.shape), dtype=TORCH_DTYPES[np.dtype(sp.dtype)], device=device)
             for k, sp in obs_space.spaces.items()
         }
         self.actions = torch.zeros((T, N), dtype=torch.long, device=device)
@@ -153,12 +158,14 @@ class NonFiniteError(PokerlError):
 
 def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: RolloutBuffer, cfg: PPOConfig,
                before_step: Callable[[], None] | None = None, agree: Callable[[bool], bool] | None = None,
-               streak: int = 0) -> dict[str, float]:
+               streak: int = 0, autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+               ) -> dict[str, float]:
     """``update_epochs`` passes of minibatch PPO over the buffer; returns the logged statistics.
 
     ``before_step`` runs between ``backward`` and the optimiser step (gradient all-reduce under
-    torchrun). A minibatch whose loss or gradient norm is not finite skips its optimiser step
-    (``fault/nonfinite_steps`` counts them; ``agree`` makes every rank skip alike); more than
+    torchrun); ``autocast`` wraps the policy's forward pass (bf16). A minibatch whose loss or
+    gradient norm is not finite skips its optimiser step (``fault/nonfinite_steps`` counts them;
+    ``agree`` makes every rank skip alike); more than
     ``cfg.max_nonfinite`` skipped in a row, counting the ``streak`` of earlier updates, raise
     :class:`NonFiniteError`. ``fault/nonfinite_streak`` is the streak at the end, for the next call.
     """
@@ -180,7 +187,8 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
         for first in range(0, num_seq, per_batch):
             idx = order[first : first + per_batch]  # sequences in this minibatch
             mb_obs = {k: v[:, idx] for k, v in obs.items()}
-            logits, new_values, _ = policy(mb_obs, (h0[:, idx], c0[:, idx]), starts[:, idx])
+            with autocast():  # the forward only (bf16 on a GPU); losses, backward and the step in fp32
+                logits, new_values, _ = policy(mb_obs, (h0[:, idx], c0[:, idx]), starts[:, idx])
             dist = Categorical(logits=logits.float())
             new_logprobs = dist.log_prob(actions[:, idx])
             entropy = dist.entropy().mean()
@@ -198,7 +206,15 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
             if before_step is not None:
                 before_step()
             grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            finite = bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))
+            with torch.no_grad():
+                logratio = new_logprobs - old_logprobs[:, idx]
+                ratio = logratio.exp()
+                approx_kl = ((ratio - 1) - logratio).mean()
+                clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                # one device-to-host read per minibatch for every figure (each .item() is a GPU sync)
+                figures = torch.stack([loss, grad_norm.float(), pg_loss, v_loss, entropy, approx_kl, clipfrac])
+            loss_v, norm_v, pg_v, value_v, entropy_v, kl_v, clip_v = figures.tolist()
+            finite = math.isfinite(loss_v) and math.isfinite(norm_v)
             if agree is not None:
                 finite = agree(finite)
             if not finite:
@@ -211,15 +227,9 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
                 continue
             streak = 0
             optimizer.step()
-
-            with torch.no_grad():
-                logratio = new_logprobs - old_logprobs[:, idx]
-                ratio = logratio.exp()
-                stats["approx_kl"].append(float(((ratio - 1) - logratio).mean()))
-                stats["clipfrac"].append(float(((ratio - 1).abs() > cfg.clip_coef).float().mean()))
-            stats["policy"].append(pg_loss.item())
-            stats["value"].append(v_loss.item())
-            stats["entropy"].append(entropy.item())
+            for key, value in (("approx_kl", kl_v), ("clipfrac", clip_v), ("policy", pg_v), ("value", value_v),
+                               ("entropy", entropy_v)):
+                stats[key].append(value)
         if cfg.target_kl is not None and stats["approx_kl"] and stats["approx_kl"][-1] > cfg.target_kl:
             break
     return {

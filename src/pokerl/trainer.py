@@ -49,7 +49,7 @@ from pokerl.interrupt import StopOnSignal
 from pokerl.logger import TrainLogger
 from pokerl.policy import LSTMState, Policy, PolicyConfig
 from pokerl.pool import make_pool
-from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.ppo import TORCH_DTYPES, PPOConfig, RolloutBuffer, compute_gae, ppo_update
 from pokerl.schema import from_mapping
 from pokerl.spec import load_spec
 
@@ -132,7 +132,18 @@ class Trainer:
         self.num_envs = self.tc.num_envs
         obs_space = self.spec.observation_space
         self.policy = Policy(obs_space, int(self.spec.action_space.n), self.model_cfg).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5)
+        on_gpu = self.device.type == "cuda"
+        if on_gpu:  # a few fixed shapes: let cuDNN pick its fastest kernels; TF32 for fp32 matmuls
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5,
+                                          fused=on_gpu or None)
+        # observations go to the GPU through pinned host buffers (an asynchronous copy; a pageable
+        # one is staged by the driver through a pinned buffer of its own)
+        self._pinned = ({k: torch.empty((self.num_envs, *sp.shape), dtype=TORCH_DTYPES[np.dtype(sp.dtype)],
+                                        pin_memory=True) for k, sp in self.spec.observation_space.spaces.items()}
+                        if on_gpu else None)
+        self._uploaded = torch.cuda.Event() if on_gpu else None  # recorded after each upload's copies
         self.forward_policy = torch.compile(self.policy) if self.tc.compile else self.policy
         self.buffer = RolloutBuffer(
             self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
@@ -270,7 +281,7 @@ class Trainer:
 
                 # ---- advantages and the PPO update
                 t_learn = time.perf_counter()
-                obs_t = {k: torch.as_tensor(v, device=device) for k, v in self.obs.items()}
+                obs_t = self._upload(self.obs)
                 with torch.no_grad(), self._autocast():
                     _, _, next_value, _ = self.policy.act(obs_t, self.state, self.starts)
                 self.buffer.advantages, self.buffer.returns = compute_gae(
@@ -282,9 +293,8 @@ class Trainer:
                 grad_hook = (functools.partial(average_gradients, self.policy, self.dist.world_size)
                              if self.dist.world_size > 1 else None)
                 agree = (functools.partial(all_ranks_agree, device=self.device) if self.dist.world_size > 1 else None)
-                with self._autocast():
-                    stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook,
-                                       agree=agree, streak=self.nonfinite_streak)
+                stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook,
+                                   agree=agree, streak=self.nonfinite_streak, autocast=self._autocast)
                 self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
                 self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
                 stats["fault/nonfinite_updates"] = self.nonfinite_total
@@ -396,7 +406,7 @@ class Trainer:
         """Truncated episodes did not end in the game: add γ·V(final obs) to their last reward
         (sb3-contrib's RecurrentPPO does the same). ``envs``: buffer columns; ``state``: the LSTM
         state after their last step, before it is zeroed for the next episode."""
-        obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in final_obs.items()}
+        obs_t = self._upload(final_obs)
         with torch.no_grad(), self._autocast():
             _, _, value, _ = self.policy.act(obs_t, state, torch.zeros(len(envs), device=self.device))
         self.buffer.rewards[t, torch.as_tensor(envs, device=self.device)] += self.ppo_cfg.gamma * value.float()
@@ -408,7 +418,7 @@ class Trainer:
         return np.flatnonzero(truncated & ~terminated)
 
     def _act(self, obs: dict[str, np.ndarray], state: LSTMState, starts: torch.Tensor) -> tuple[Any, ...]:
-        obs_t = {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
+        obs_t = self._upload(obs)
         with torch.no_grad(), self._autocast():
             action, logprob, value, new_state = self.policy.act(obs_t, state, starts)
         return obs_t, action, logprob, value, new_state
@@ -489,6 +499,21 @@ class Trainer:
 
         return tqdm(total=self.total_updates * self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size,
                     initial=self.global_step, unit="step", unit_scale=True, dynamic_ncols=True, desc="pokerl")
+
+    def _upload(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Observations (NumPy, up to num_envs rows) as tensors on the policy's device. On a GPU they
+        are copied into pinned buffers first and on to the device asynchronously; the next upload
+        waits for those copies before it writes the buffers again."""
+        if self._pinned is None or self._uploaded is None:
+            return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
+        self._uploaded.synchronize()
+        out = {}
+        for k, v in obs.items():
+            staged = self._pinned[k][: len(v)]
+            staged.numpy()[...] = v
+            out[k] = staged.to(self.device, non_blocking=True)
+        self._uploaded.record()
+        return out
 
     def _autocast(self) -> Any:
         if self.tc.bf16:
