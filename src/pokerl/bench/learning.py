@@ -9,7 +9,9 @@ seconds are reported beside.
 Per seed: the run's global step at which each milestone was first reached (any env). Across seeds:
 the share of seeds that reached each milestone and the median of those steps. ``--results FILE``
 appends each finished seed as one JSON line and reuses lines already there for the same seed and
-overrides, so a benchmark of many hours can be run a few seeds at a time.
+overrides, so a benchmark of many hours can be run a few seeds at a time. ``--reset fresh,frontier``
+compares reset modes (``reset.mode=...`` added to the overrides); each trained policy is also
+evaluated from power-on (``--eval-episodes``, default 8).
 
   pokerl-bench learning [--steps 1_000_000] [--seeds 3] [--results FILE] [--json] [hydra overrides...]
 """
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    done = {(r["seed"], tuple(r["overrides"]), r["budget"]): r for r in load_results(args.results)}
+    # a seed run is known by its seed, budget and overrides in any order (so that e.g. `--reset fresh,frontier`
+    # reuses the runs of an earlier `--reset fresh`)
+    done = {(r["seed"], tuple(sorted(r["overrides"])), r["budget"]): r for r in load_results(args.results)}
     settings = {mode: [*args.overrides, f"reset.mode={mode}"] for mode in args.reset.split(",")} if args.reset \
         else {"default": args.overrides}
     out: dict[str, Any] = {}
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(args.run_root or tmp) / name
             seeds = []
             for seed in range(1, args.seeds + 1):
-                result = done.get((seed, tuple(overrides), args.steps))
+                result = done.get((seed, tuple(sorted(overrides)), args.steps))
                 if result is None:
                     result = run_seed(seed, args.steps, overrides, root, args.eval_episodes)
                     if args.results is not None:
