@@ -13,7 +13,8 @@
 #
 # --python X.Y     the offline machine's Python (default: this python3's)
 # --skip-common    leave out what GPU images usually have: numpy, tensorboard, pillow, tqdm, pyyaml
-# --no-ffmpeg      leave out imageio-ffmpeg (~70 MB; only pokerl-play's mp4 recording needs it)
+# --no-ffmpeg      leave out imageio-ffmpeg (~70 MB; the `mp4` extra: only pokerl-play's mp4 recording
+#                  needs it; without it install `-e .` rather than `-e ".[mp4]"`)
 # --glibc X.Y      the newest manylinux glibc the offline machine has (default 2.31; `ldd --version`)
 # Packages published only as source (e.g. antlr4-python3-runtime, needed by omegaconf) are built
 # into wheels here; that works for pure-Python packages, as all such that pokerl needs are.
@@ -51,6 +52,7 @@ import re, sys
 text = open(sys.argv[1], encoding="utf-8").read()
 block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.S | re.M).group(1)
 reqs = re.findall(r'^\s*"([^"]+)"', block, re.M)
+reqs += re.findall(r'"([^"]+)"', re.search(r"^mp4\s*=\s*\[(.*?)\]", text, re.M).group(1))  # the mp4 extra
 skip = {"torch"}
 if sys.argv[2] == "1":
     skip |= {"numpy", "tensorboard", "pillow", "tqdm", "pyyaml"}
