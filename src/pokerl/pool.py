@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import multiprocessing as mp
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,12 +68,17 @@ class PoolConfig:
 
     mode: str = "inline"
     workers: int = 2
+    step_timeout_s: float = 120.0  # a worker that does not answer a step this long is restarted
+    start_timeout_s: float = 900.0  # ... or does not finish starting (a Pokémon start state takes seconds)
+    max_restarts: int = 3  # restarts in a row (updates with one) before the run stops
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         if self.workers < 1:
             raise ValueError(f"workers: must be >= 1, got {self.workers}")
+        if self.step_timeout_s <= 0 or self.start_timeout_s <= 0 or self.max_restarts < 0:
+            raise ValueError("step_timeout_s and start_timeout_s must be > 0, max_restarts >= 0")
         if self.mode == "serial" and self.workers != 1:
             raise ValueError(f"mode=serial steps every env in the trainer process: it takes workers=1, "
                              f"got {self.workers}")
@@ -86,6 +93,10 @@ class PoolConfig:
 
 class WorkerError(RuntimeError):
     """A worker process failed with an unexpected error (its traceback is in the message)."""
+
+
+class WorkerLost(Exception):
+    """A worker process died or did not answer in time; the pool restarts it."""
 
 
 def _specs(obs_space: gym.spaces.Dict, n: int) -> Specs:
@@ -220,8 +231,13 @@ class VectorPool:
     """``num_envs`` envs in ``num_workers`` groups; see the module docstring."""
 
     def __init__(self, env_fns: Sequence[EnvFn], spec: GameSpec, num_workers: int = 1, inline: bool = True,
-                 context: str = "spawn") -> None:
-        """``env_fns`` build the envs (each must have ``spec``'s spaces); ``inline``: group 0 in this process."""
+                 context: str = "spawn", step_timeout_s: float | None = None, start_timeout_s: float | None = None
+                 ) -> None:
+        """``env_fns`` build the envs (each must have ``spec``'s spaces); ``inline``: group 0 in this
+        process. With ``step_timeout_s`` a worker process that dies or does not answer a step in time
+        is killed and started again with fresh envs (``infos["restarted"]``); group 0 in this process
+        cannot be timed out from inside, so a watchdog dumps every thread's stack and ends the
+        process (exit 1) when its step takes longer: ``resume=`` continues from the last checkpoint."""
         n = len(env_fns)
         if num_workers < 1 or n % num_workers:
             raise PokerlError(f"num_envs ({n}) must be a positive multiple of the pool's workers ({num_workers})")
@@ -229,8 +245,12 @@ class VectorPool:
         self.per_worker = per = n // num_workers
         self.single_observation_space: gym.spaces.Dict = spec.observation_space
         self.single_action_space: gym.spaces.Discrete = spec.action_space
-        ctx = mp.get_context(context)
-        specs = _specs(self.single_observation_space, n)
+        self._ctx = ctx = mp.get_context(context)
+        self._specs = specs = _specs(self.single_observation_space, n)
+        self._env_fns = list(env_fns)
+        self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
+        self.restarts = 0  # worker processes restarted so far
+        self._seed: int | None = None  # the last reset's seed: restarted envs get new seeds after it
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
         self._raw = _alloc(specs, alloc)
@@ -243,32 +263,63 @@ class VectorPool:
         self._closed = False
         try:
             for w in self._remote:
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(
-                    target=_worker, daemon=True, name=f"pokerl-worker-{w}",
-                    args=(child, list(env_fns[w * per : (w + 1) * per]), w * per, self._raw, specs,
-                          self.single_observation_space),
-                )
-                proc.start()
-                child.close()
-                self._conns[w] = parent
-                self._procs[w] = proc
+                self._start(w)
             if inline:  # built while the worker processes boot theirs
                 self._local = _EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays, self.single_observation_space)
             for w in self._remote:
-                self._reply(w)
+                self._ready(w)
         except BaseException:
             self.close()
             raise
 
-    # ---------------------------------------------------------------- messaging
-    def _reply(self, w: int) -> Any:
-        """Wait for worker ``w``'s answer; turn its failure into an exception here."""
+    def _start(self, w: int) -> None:
+        """Start worker process ``w`` (it builds its envs; :meth:`_ready` waits for them)."""
+        per = self.per_worker
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_worker, daemon=True, name=f"pokerl-worker-{w}",
+            args=(child, self._env_fns[w * per : (w + 1) * per], w * per, self._raw, self._specs,
+                  self.single_observation_space),
+        )
+        proc.start()
+        child.close()
+        self._conns[w] = parent
+        self._procs[w] = proc
+
+    def _ready(self, w: int) -> None:
         try:
-            status, payload = self._conns[w].recv()
-        except EOFError:
-            code = self._procs[w].exitcode
-            raise WorkerError(f"worker {w} died (exit code {code})") from None
+            self._reply(w, self.start_timeout_s)
+        except WorkerLost as err:
+            raise WorkerError(f"{err} while starting") from None
+
+    def _restart(self, w: int, why: WorkerLost) -> None:
+        """Kill worker ``w`` (dead, hung or stopped) and start it again with fresh envs, reset with
+        seeds no env has had; its envs' results this step are a reset, not a transition."""
+        proc = self._procs[w]
+        proc.kill()  # SIGKILL ends a process stopped by SIGSTOP too
+        proc.join(timeout=10)
+        self._conns[w].close()
+        self._start(w)
+        self._ready(w)
+        self.restarts += 1
+        seed = None if self._seed is None else self._seed + self.num_envs * (1000 + self.restarts)
+        self._conns[w].send(("reset", seed))
+        self._reply(w, self.start_timeout_s)
+        print(f"pokerl: warning: {why}: restarted it with fresh envs (restart {self.restarts} of this run)",
+              file=sys.stderr, flush=True)
+
+    # ---------------------------------------------------------------- messaging
+    def _reply(self, w: int, timeout: float | None = None) -> Any:
+        """Wait for worker ``w``'s answer (:class:`WorkerLost` when it died or ``timeout`` passed);
+        turn its failure into an exception here."""
+        conn = self._conns[w]
+        try:
+            if timeout is not None and not conn.poll(timeout):
+                raise WorkerLost(f"worker {w} did not answer within {timeout:g} s")
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            self._procs[w].join(timeout=1)
+            raise WorkerLost(f"worker {w} died (exit code {self._procs[w].exitcode})") from None
         if status == "pokerl_error":
             raise PokerlError(payload)
         if status == "error":
@@ -278,7 +329,12 @@ class VectorPool:
     def _command(self, cmd: str, args: Sequence[Any] | None = None) -> None:
         """Send ``cmd`` to every worker process (``args[w]`` to worker ``w`` when given)."""
         for w in self._remote:
-            self._conns[w].send((cmd, None if args is None else args[w]))
+            self._send(w, (cmd, None if args is None else args[w]))
+
+    def _send(self, w: int, message: tuple[str, Any]) -> None:
+        """Send to worker ``w``; a dead one is noticed by its reply (:meth:`_reply`), not here."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._conns[w].send(message)
 
     def _replies(self) -> list[Any]:
         return [self._reply(w) for w in self._remote]
@@ -293,6 +349,7 @@ class VectorPool:
     # ---------------------------------------------------------------- synchronous API
     def reset(self, seed: int | None = None) -> tuple[Obs, dict[str, Any]]:
         """Reset every env (env i with ``seed + i``); returns the observations (views) and infos."""
+        self._seed = seed
         self._command("reset", [seed] * self.num_workers)
         if self._local is not None:
             self._local.reset(seed)
@@ -304,12 +361,46 @@ class VectorPool:
         """Step every env with ``actions`` (num_envs,); autoreset; returns views and infos."""
         self._arrays["actions"][:] = actions
         self._command("step")
-        episodes, offers = self._local.step() if self._local is not None else ([], [])
-        for finished, offered in self._replies():
+        episodes, offers = self._step_local()
+        restarted: list[int] = []
+        for w in self._remote:
+            try:
+                finished, offered = self._reply(w, self.step_timeout_s)
+            except WorkerLost as lost:
+                self._restart(w, lost)
+                restarted.append(w)
+                continue
             episodes.extend(finished)
             offers.extend(offered)
+        lost = self._mark_restarted(restarted)
         a = self._arrays
-        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], self._infos(episodes, offers)
+        infos = self._infos(episodes, offers)
+        infos["restarted"] = lost
+        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], infos
+
+    def _step_local(self) -> tuple[Episodes, Offers]:
+        if self._local is None:
+            return [], []
+        if self.step_timeout_s is None:
+            return self._local.step()
+        # an emulator stuck in this process: dump every stack and exit (cannot be recovered from here)
+        faulthandler.dump_traceback_later(self.step_timeout_s, exit=True)
+        try:
+            return self._local.step()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    def _mark_restarted(self, workers: list[int], index: np.ndarray | None = None) -> np.ndarray:
+        """The restarted workers' env indices (into ``index`` when given); their step is no transition:
+        reward 0, no episode end, no final observation."""
+        per, a = self.per_worker, self._arrays
+        envs = np.array([i for w in workers for i in range(w * per, (w + 1) * per)], np.int64)
+        a["rewards"][envs] = 0.0
+        a["terminated"][envs] = False
+        a["truncated"][envs] = False
+        if index is None:
+            return envs
+        return np.flatnonzero(np.isin(index, envs))
 
     def set_archive(self, entries: list[Entry]) -> None:
         """Hand every env the run's archive entries (where frontier resets start)."""
@@ -357,7 +448,7 @@ class VectorPool:
             if self._busy[w]:
                 raise RuntimeError(f"worker {w} is already stepping; recv() it first")
             self._busy[w] = True
-            self._conns[w].send(("step", None))
+            self._send(w, ("step", None))
 
     def recv(self, min_workers: int = 1) -> tuple[np.ndarray, Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Wait until at least ``min_workers`` busy workers are done; returns their envs' results.
@@ -368,21 +459,33 @@ class VectorPool:
         if not pending:
             raise RuntimeError("recv() with no worker stepping: send() first")
         done: list[int] = []
+        restarted: list[int] = []
         episodes: Episodes = []
         offers: Offers = []
         while len(done) < min(min_workers, len(pending) + len(done)) and pending:
-            for conn in wait(list(pending)):
+            ready = wait(list(pending), self.step_timeout_s)
+            if not ready:  # none answered in time: every pending one is lost
+                ready = list(pending)
+            for conn in ready:
                 w = pending.pop(conn)  # type: ignore[call-overload]
-                finished, offered = self._reply(w)
+                try:
+                    finished, offered = self._reply(w, 0 if self.step_timeout_s is not None else None)
+                except WorkerLost as lost:
+                    self._restart(w, lost)
+                    restarted.append(w)
+                    finished, offered = [], []
                 episodes.extend(finished)
                 offers.extend(offered)
                 self._busy[w] = False
                 done.append(w)
         done.sort()
         env_ids = np.concatenate([np.arange(w * self.per_worker, (w + 1) * self.per_worker) for w in done])
+        lost_rows = self._mark_restarted(restarted, env_ids)
         a = self._arrays
+        infos = self._infos(episodes, offers, env_ids)
+        infos["restarted"] = lost_rows
         return (env_ids, _prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
-                a["truncated"][env_ids], self._infos(episodes, offers, env_ids))
+                a["truncated"][env_ids], infos)
 
     # ---------------------------------------------------------------- shutdown
     def close(self) -> None:
@@ -416,4 +519,5 @@ class VectorPool:
 
 def make_pool(env_fns: Sequence[EnvFn], spec: GameSpec, cfg: PoolConfig) -> VectorPool:
     """The pool a :class:`PoolConfig` describes."""
-    return VectorPool(env_fns, spec, cfg.workers, inline=cfg.inline)
+    return VectorPool(env_fns, spec, cfg.workers, inline=cfg.inline, step_timeout_s=cfg.step_timeout_s,
+                      start_timeout_s=cfg.start_timeout_s)

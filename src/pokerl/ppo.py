@@ -75,6 +75,7 @@ class RolloutBuffer:
         self.episode_starts = torch.zeros((T, N), device=device)  # 1 where obs[t] begins an episode
         self.advantages = torch.zeros((T, N), device=device)
         self.returns = torch.zeros((T, N), device=device)
+        self.valid = torch.ones((T, N), device=device)  # 0: masked out of the losses (an env lost mid-rollout)
         S = T // bptt
         self.segment_h = torch.zeros((S, 1, N, hidden), device=device)
         self.segment_c = torch.zeros((S, 1, N, hidden), device=device)
@@ -118,21 +119,26 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, episode_starts: tor
     return advantages, advantages + values
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``x``, or of its entries where ``mask`` is 1."""
+    return x.mean() if mask is None else (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 def policy_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor,
-                clip: float) -> torch.Tensor:
+                clip: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The clipped surrogate objective, as a loss: mean of max(-A·r, -A·clip(r, 1±ε))."""
     ratio = (new_logprob - old_logprob).exp()
-    return torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)).mean()
+    return masked_mean(torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip, 1 + clip)), mask)
 
 
 def value_loss(new_value: torch.Tensor, old_value: torch.Tensor, returns: torch.Tensor,
-               clip: float | None) -> torch.Tensor:
+               clip: float | None, mask: torch.Tensor | None = None) -> torch.Tensor:
     """0.5 · mean squared error, with the PPO2 clipped variant when ``clip`` is given."""
     unclipped = (new_value - returns) ** 2
     if clip is None:
-        return 0.5 * unclipped.mean()
+        return 0.5 * masked_mean(unclipped, mask)
     clipped = (old_value + (new_value - old_value).clamp(-clip, clip) - returns) ** 2
-    return 0.5 * torch.max(unclipped, clipped).mean()
+    return 0.5 * masked_mean(torch.max(unclipped, clipped), mask)
 
 
 def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
@@ -174,6 +180,8 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
     actions, old_logprobs, old_values = (_sequences(x, L) for x in (buffer.actions, buffer.logprobs, buffer.values))
     advantages, returns = _sequences(buffer.advantages, L), _sequences(buffer.returns, L)
     starts = _sequences(buffer.episode_starts, L)
+    # columns of envs lost mid-rollout are left out (one read: the usual all-valid case stays plain)
+    valid = None if bool(buffer.valid.all()) else _sequences(buffer.valid, L)
     S, N = buffer.segment_h.shape[0], buffer.N
     h0 = buffer.segment_h.permute(1, 0, 2, 3).reshape(1, S * N, -1)  # (1, S·N, hidden)
     c0 = buffer.segment_c.permute(1, 0, 2, 3).reshape(1, S * N, -1)
@@ -191,14 +199,18 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
                 logits, new_values, _ = policy(mb_obs, (h0[:, idx], c0[:, idx]), starts[:, idx])
             dist = Categorical(logits=logits.float())
             new_logprobs = dist.log_prob(actions[:, idx])
-            entropy = dist.entropy().mean()
+            mb_valid = None if valid is None else valid[:, idx]
+            entropy = masked_mean(dist.entropy(), mb_valid)
             mb_adv = advantages[:, idx]
-            if cfg.norm_adv:
+            if cfg.norm_adv and mb_valid is None:
                 mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+            elif cfg.norm_adv:  # statistics over the valid steps only
+                kept = mb_adv[mb_valid.bool()]
+                mb_adv = (mb_adv - kept.mean()) / (kept.std() + 1e-8) if kept.numel() > 1 else mb_adv * 0
 
-            pg_loss = policy_loss(new_logprobs, old_logprobs[:, idx], mb_adv, cfg.clip_coef)
+            pg_loss = policy_loss(new_logprobs, old_logprobs[:, idx], mb_adv, cfg.clip_coef, mb_valid)
             v_loss = value_loss(new_values.float(), old_values[:, idx], returns[:, idx],
-                                cfg.vf_clip_coef if cfg.clip_vloss else None)
+                                cfg.vf_clip_coef if cfg.clip_vloss else None, mb_valid)
             loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
 
             optimizer.zero_grad(set_to_none=True)

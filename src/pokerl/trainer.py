@@ -44,7 +44,7 @@ from pokerl.distributed import (
     rank0_decides,
 )
 from pokerl.env import make_env
-from pokerl.errors import CheckpointError, ConfigError
+from pokerl.errors import CheckpointError, ConfigError, PokerlError
 from pokerl.interrupt import StopOnSignal
 from pokerl.logger import TrainLogger
 from pokerl.policy import LSTMState, Policy, PolicyConfig
@@ -157,6 +157,8 @@ class Trainer:
         self.milestone_first: dict[str, int] = {}  # milestone -> the global step it was first reached at
         self.nonfinite_streak = 0  # optimiser steps skipped in a row (non-finite loss or gradient)
         self.nonfinite_total = 0  # ... and in the whole run
+        self.restarted_this_update = 0  # worker processes restarted during this update's rollout
+        self.restart_streak = 0  # ... in updates in a row that had one
         # The rollout's carried state: observations, LSTM state and episode-start flags.
         self.obs, _ = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
@@ -272,6 +274,8 @@ class Trainer:
                 # ---- rollout: T steps of every env with the recurrent policy
                 t_rollout = time.perf_counter()
                 self.policy.eval()
+                self.buffer.valid.fill_(1.0)
+                self.restarted_this_update = 0
                 if self.async_envs:
                     env_time = self._rollout_async()
                 else:
@@ -298,6 +302,14 @@ class Trainer:
                 self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
                 self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
                 stats["fault/nonfinite_updates"] = self.nonfinite_total
+                stats["fault/worker_restarts"] = self.pool.restarts
+                restarted = self.restarted_this_update
+                self.restart_streak = self.restart_streak + restarted if restarted else 0
+                if self.restart_streak > tc.pool.max_restarts:
+                    self.save()  # the envs' states as they are now (the restarted ones fresh)
+                    raise PokerlError(f"{self.restart_streak} worker restarts in a row (pool.max_restarts="
+                                      f"{tc.pool.max_restarts}): the run stopped after a checkpoint; "
+                                      f"continue with resume={self.run_dir}")
                 learn_time = time.perf_counter() - t_learn
 
                 # ---- logs, checkpoints, progress
@@ -423,6 +435,15 @@ class Trainer:
             action, logprob, value, new_state = self.policy.act(obs_t, state, starts)
         return obs_t, action, logprob, value, new_state
 
+    def _lost(self, envs: np.ndarray, starts: torch.Tensor) -> None:
+        """Envs whose worker was restarted: their columns leave this update's losses (their earlier
+        steps' advantages would lean on values after the loss), and they start new episodes."""
+        if len(envs):
+            cols = torch.as_tensor(envs, device=self.device)
+            self.buffer.valid[:, cols] = 0.0
+            starts[cols] = 1.0
+            self.restarted_this_update += len(envs) // self.pool.per_worker
+
     def _rollout_sync(self, video: list[np.ndarray] | None) -> float:
         """Step every env ``num_steps`` times in lockstep; fills the buffer; returns time in the pool."""
         env_time = 0.0
@@ -440,6 +461,7 @@ class Trainer:
                 rows = torch.as_tensor(ended, device=self.device)
                 self._bootstrap(t, ended, final, (state[0][:, rows], state[1][:, rows]))
             self.starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
+            self._lost(infos["restarted"], self.starts)
             self.state = state
             self._offer(infos["archive_entries"])
             self._finished(infos["episodes"], self.global_step + (t + 1) * self.num_envs * self.dist.world_size)
@@ -476,6 +498,7 @@ class Trainer:
             for k, v in new_obs.items():
                 obs[k][env_ids] = v
             starts[env_ids] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+            self._lost(env_ids[infos["restarted"]], starts)
             ended = self._truncations(terminated, truncated)  # positions in env_ids
             for w in sorted({int(i) // per for i in env_ids}):
                 envs = slice(w * per, (w + 1) * per)

@@ -1,4 +1,4 @@
-"""``pokerl-bench NAME [args]``: run one benchmark (env, train, learning, gpu) from the installed package.
+"""``pokerl-bench NAME [args]``: run one benchmark (env, train, learning, gpu, soak) from the installed package.
 
 The same benchmarks are reachable as ``scripts/bench_NAME.py`` in a checkout.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("env", "train", "learning", "gpu")
+BENCHMARKS = ("env", "train", "learning", "gpu", "soak")
 
 
 def main(argv: list[str] | None = None) -> int:

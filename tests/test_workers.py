@@ -1,0 +1,136 @@
+"""Worker faults survived: a killed or stopped emulator worker is restarted and the run goes on.
+
+Real runs on the real ROM; the faults come from the test (the trainer's ``after_update`` callback or
+a signal), not from a hook in the product. Nothing here waits longer than the configured timeout.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from pokerl.checkpoint import load_checkpoint
+from pokerl.config import compose_train_config
+from pokerl.errors import PokerlError
+from pokerl.logger import read_scalar_tags
+from pokerl.trainer import Trainer
+
+SMALL = [
+    "model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=4", "ppo.num_steps=16", "ppo.bptt=8",
+    "ppo.num_minibatches=2", "ppo.update_epochs=1", "env.max_steps=24", "game.boot.writes.ballast=0",
+    "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
+    "pool.start_timeout_s=120",
+]
+
+
+def worker_pid(trainer: Trainer, w: int) -> int:
+    return int(trainer.pool._procs[w].pid)
+
+
+@pytest.mark.parametrize("layout", [["pool.mode=inline", "pool.workers=2"], ["pool.mode=async", "pool.workers=2"]],
+                         ids=["inline", "async"])
+def test_killed_worker_is_restarted_and_the_run_finishes(tmp_path: Path, layout: list[str]) -> None:
+    trainer = Trainer(compose_train_config([*SMALL, *layout, "total_steps=320", f"run_dir={tmp_path}"]))
+    killed: list[int] = []
+    masked: list[float] = []
+
+    def kill_once(t: Trainer) -> None:
+        masked.append(float(t.buffer.valid.mean()))
+        if t.update == 2:
+            killed.append(worker_pid(t, 1))
+            os.kill(killed[0], signal.SIGKILL)  # dies between two steps of the next rollout
+
+    trainer.run(after_update=kill_once)
+    assert trainer.global_step == 320  # total_steps: 5 updates of 64 steps
+    tags = read_scalar_tags(tmp_path / "tb")
+    assert [v for _, v in tags["fault/worker_restarts"]] == [0, 0, 1, 1, 1]
+    assert all(math.isfinite(v) for key in ("loss/policy", "loss/value", "loss/entropy") for _, v in tags[key])
+    assert masked[2] == 0.5 and masked[3] == 1.0  # the lost envs' columns left update 3's losses only
+    assert worker_pid(trainer, 1) != killed[0]
+    ckpt = load_checkpoint(tmp_path)
+    assert len(ckpt["carry"]["envs"]) == 4  # the restarted worker's envs are in the checkpoint too
+
+
+def test_stopped_worker_is_restarted_after_the_timeout(tmp_path: Path) -> None:
+    trainer = Trainer(compose_train_config([*SMALL, "pool.mode=inline", "pool.workers=2", "pool.step_timeout_s=3",
+                                            "total_steps=192", f"run_dir={tmp_path}"]))
+    stopped: list[int] = []
+
+    def stop_once(t: Trainer) -> None:
+        if t.update == 1:
+            stopped.append(worker_pid(t, 1))
+            os.kill(stopped[0], signal.SIGSTOP)  # hangs: never answers
+
+    trainer.run(after_update=stop_once)
+    assert trainer.global_step == 192 and trainer.pool.restarts == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped[0], 0)  # the stopped process was killed, not left behind
+
+
+def test_too_many_restarts_stop_the_run_after_a_checkpoint(tmp_path: Path) -> None:
+    trainer = Trainer(compose_train_config([*SMALL, "pool.mode=inline", "pool.workers=2", "pool.max_restarts=0",
+                                            "total_steps=10_000", "log.checkpoint_every=1000", f"run_dir={tmp_path}"]))
+
+    def kill(t: Trainer) -> None:
+        os.kill(worker_pid(t, 1), signal.SIGKILL)
+
+    with pytest.raises(PokerlError, match="1 worker restarts in a row") as err:
+        trainer.run(after_update=kill)
+    assert "\n" not in str(err.value) and f"resume={tmp_path}" in str(err.value)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["update"] == 2 and len(ckpt["carry"]["envs"]) == 4
+
+
+def test_masked_columns_leave_the_losses() -> None:
+    """A column marked invalid changes nothing: the loss equals the loss over the other columns."""
+    import torch
+
+    from pokerl.ppo import policy_loss, value_loss
+
+    new, old = torch.randn(8, 4), torch.randn(8, 4)
+    adv, ret = torch.randn(8, 4), torch.randn(8, 4)
+    mask = torch.ones(8, 4)
+    mask[:, 1] = 0
+    keep = [0, 2, 3]
+    assert policy_loss(new, old, adv, 0.1, mask).item() == pytest.approx(
+        policy_loss(new[:, keep], old[:, keep], adv[:, keep], 0.1).item(), rel=1e-6)
+    assert value_loss(new, old, ret, 0.1, mask).item() == pytest.approx(
+        value_loss(new[:, keep], old[:, keep], ret[:, keep], 0.1).item(), rel=1e-6)
+
+
+HANG_SCRIPT = """
+import functools, time
+import numpy as np
+from pokerl.env import GameBoyEnv
+from pokerl.pool import VectorPool
+from pokerl.spec import load_spec
+
+class Hangs(GameBoyEnv):
+    def step(self, action):
+        if self._steps == 3:
+            time.sleep(600)  # an emulator stuck in the trainer's own process
+        return super().step(action)
+
+spec = load_spec("tinyquest")
+pool = VectorPool([functools.partial(Hangs, spec=spec, writes={"ballast": 0})], spec, 1, inline=True,
+                  step_timeout_s=2)
+pool.reset(seed=0)
+for _ in range(10):
+    pool.step(np.zeros(1, np.int64))
+print("not reached")
+"""
+
+
+def test_a_hang_in_the_trainer_process_dumps_the_stacks_and_exits(tmp_path: Path) -> None:
+    """The inline group cannot be timed out from inside: the watchdog dumps every thread's stack
+    and ends the process, so the run resumes from its last checkpoint instead of hanging forever."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", HANG_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "not reached" not in out.stdout
+    assert "Timeout" in out.stderr and "in step" in out.stderr  # faulthandler's dump names the frame
