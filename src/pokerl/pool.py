@@ -32,7 +32,9 @@ import contextlib
 import ctypes
 import faulthandler
 import multiprocessing as mp
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -250,6 +252,11 @@ class VectorPool:
         self._env_fns = list(env_fns)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
         self.restarts = 0  # worker processes restarted so far
+        # the watchdog of the group stepped in this process: a SIGALRM dumps the stacks (C-level, so
+        # even with the interpreter stuck in the emulator) and then, as by default, ends the process
+        self._watchdog = inline and step_timeout_s is not None and threading.current_thread() is threading.main_thread()
+        if self._watchdog:
+            faulthandler.register(signal.SIGALRM, all_threads=True, chain=True)
         self._seed: int | None = None  # the last reset's seed: restarted envs get new seeds after it
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
@@ -381,14 +388,16 @@ class VectorPool:
     def _step_local(self) -> tuple[Episodes, Offers]:
         if self._local is None:
             return [], []
-        if self.step_timeout_s is None:
+        if not self._watchdog:
             return self._local.step()
-        # an emulator stuck in this process: dump every stack and exit (cannot be recovered from here)
-        faulthandler.dump_traceback_later(self.step_timeout_s, exit=True)
+        # An emulator stuck in this process cannot be recovered from here: SIGALRM after the timeout
+        # makes faulthandler dump every stack, then ends the process. Two setitimer calls cost ~2 µs
+        # (arming faulthandler's own timer starts a thread each time: ~86 µs, measured here).
+        signal.setitimer(signal.ITIMER_REAL, float(self.step_timeout_s or 0))
         try:
             return self._local.step()
         finally:
-            faulthandler.cancel_dump_traceback_later()
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
 
     def _mark_restarted(self, workers: list[int], index: np.ndarray | None = None) -> np.ndarray:
         """The restarted workers' env indices (into ``index`` when given); their step is no transition:
@@ -505,6 +514,9 @@ class VectorPool:
             conn.close()
         if self._local is not None:
             self._local.close()
+        if self._watchdog:
+            signal.setitimer(signal.ITIMER_REAL, 0.0)
+            faulthandler.unregister(signal.SIGALRM)
 
     def __enter__(self) -> VectorPool:
         return self
