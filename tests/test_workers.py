@@ -134,3 +134,30 @@ def test_a_hang_in_the_trainer_process_dumps_the_stacks_and_exits(tmp_path: Path
     out = subprocess.run([sys.executable, "-c", HANG_SCRIPT], capture_output=True, text=True, timeout=120)
     assert out.returncode == -14 and "not reached" not in out.stdout  # ended by SIGALRM
     assert "most recent call first" in out.stderr and "in step" in out.stderr  # faulthandler's dump
+
+
+def test_a_worker_lost_between_steps_is_restarted_by_the_next_command() -> None:
+    """A worker killed while the trainer checkpoints: get_states restarts it and returns its fresh
+    envs' states; the next step reports its envs as restarted."""
+    import functools
+
+    import numpy as np
+
+    from pokerl.env import make_env
+    from pokerl.pool import VectorPool
+    from pokerl.spec import load_spec
+
+    spec = load_spec("tinyquest")
+    fn = functools.partial(make_env, spec=spec, writes={"ballast": 0})
+    with VectorPool([fn] * 4, spec, 2, inline=True, step_timeout_s=60, start_timeout_s=120) as pool:
+        pool.reset(seed=0)
+        pool.step(np.zeros(4, np.int64))
+        victim = pool._procs[1]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join()
+        states = pool.get_states()
+        assert len(states) == 4 and pool.restarts == 1 and states[2]["steps"] == 0  # fresh envs
+        *_, infos = pool.step(np.zeros(4, np.int64))
+        assert infos["restarted"].tolist() == [2, 3]
+        *_, infos = pool.step(np.zeros(4, np.int64))
+        assert infos["restarted"].tolist() == []

@@ -254,10 +254,13 @@ class VectorPool:
         self.restarts = 0  # worker processes restarted so far
         # the watchdog of the group stepped in this process: a SIGALRM dumps the stacks (C-level, so
         # even with the interpreter stuck in the emulator) and then, as by default, ends the process
-        self._watchdog = inline and step_timeout_s is not None and threading.current_thread() is threading.main_thread()
+        # (to the real stderr: a replaced sys.stderr, as under pytest, has no file descriptor)
+        self._watchdog = (inline and step_timeout_s is not None and sys.__stderr__ is not None
+                          and threading.current_thread() is threading.main_thread())
         if self._watchdog:
-            faulthandler.register(signal.SIGALRM, all_threads=True, chain=True)
+            faulthandler.register(signal.SIGALRM, file=sys.__stderr__, all_threads=True, chain=True)
         self._seed: int | None = None  # the last reset's seed: restarted envs get new seeds after it
+        self._restarted_between: list[int] = []  # workers restarted outside a step: reported by the next
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
         self._raw = _alloc(specs, alloc)
@@ -343,8 +346,19 @@ class VectorPool:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._conns[w].send(message)
 
-    def _replies(self) -> list[Any]:
-        return [self._reply(w) for w in self._remote]
+    def _replies(self, cmd: str, args: Sequence[Any] | None = None) -> list[Any]:
+        """Every worker's answer to ``cmd`` (sent by :meth:`_command`); a worker lost meanwhile is
+        restarted and asked again (its envs are fresh: the next step reports them restarted)."""
+        out = []
+        for w in self._remote:
+            try:
+                out.append(self._reply(w, self.step_timeout_s))
+            except WorkerLost as lost:
+                self._restart(w, lost)
+                self._restarted_between.append(w)
+                self._send(w, (cmd, None if args is None else args[w]))
+                out.append(self._reply(w, self.start_timeout_s))
+        return out
 
     def _infos(self, episodes: Episodes, offers: Offers, index: Any = slice(None)) -> dict[str, Any]:
         a = self._arrays
@@ -360,7 +374,7 @@ class VectorPool:
         self._command("reset", [seed] * self.num_workers)
         if self._local is not None:
             self._local.reset(seed)
-        self._replies()
+        self._replies("reset", [seed] * self.num_workers)
         self._busy = [False] * self.num_workers
         return _prefixed(self._arrays, "obs/"), {}
 
@@ -369,7 +383,7 @@ class VectorPool:
         self._arrays["actions"][:] = actions
         self._command("step")
         episodes, offers = self._step_local()
-        restarted: list[int] = []
+        restarted, self._restarted_between = self._restarted_between, []
         for w in self._remote:
             try:
                 finished, offered = self._reply(w, self.step_timeout_s)
@@ -416,7 +430,7 @@ class VectorPool:
         self._command("set_archive", [entries] * self.num_workers)
         if self._local is not None:
             self._local.set_archive(entries)
-        self._replies()
+        self._replies("set_archive", [entries] * self.num_workers)
 
     def jump(self, jumps: Sequence[tuple[int, Entry]]) -> tuple[Obs, Episodes]:
         """Envs (indices) end their episodes as truncated and start at the given entries; returns the
@@ -425,7 +439,7 @@ class VectorPool:
         groups = [[(i, e) for i, e in jumps if i // per == w] for w in range(self.num_workers)]
         self._command("jump", groups)
         episodes = self._local.jump(groups[0]) if self._local is not None else []
-        for finished in self._replies():
+        for finished in self._replies("jump", groups):
             episodes.extend(finished)
         return _prefixed(self._arrays, "obs/"), episodes
 
@@ -433,17 +447,18 @@ class VectorPool:
         """Snapshots of every env (for exact resume from a checkpoint)."""
         self._command("get_states")
         local = self._local.get_states() if self._local is not None else []
-        return local + [state for states in self._replies() for state in states]
+        return local + [state for states in self._replies("get_states") for state in states]
 
     def set_states(self, states: Sequence[dict[str, Any]]) -> Obs:
         """Restore snapshots from :meth:`get_states`; returns the observations (views)."""
         states, per = list(states), self.per_worker
         if len(states) != self.num_envs:
             raise PokerlError(f"{len(states)} env snapshots for {self.num_envs} envs")
-        self._command("set_states", [states[w * per : (w + 1) * per] for w in range(self.num_workers)])
+        groups = [states[w * per : (w + 1) * per] for w in range(self.num_workers)]
+        self._command("set_states", groups)
         if self._local is not None:
             self._local.set_states(states[:per])
-        self._replies()
+        self._replies("set_states", groups)
         return _prefixed(self._arrays, "obs/")
 
     # ---------------------------------------------------------------- asynchronous API

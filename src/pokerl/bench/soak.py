@@ -46,15 +46,17 @@ def rss_mb(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """The worker processes of the trainer ``pid`` (its children named pokerl-worker-* or python)."""
+    """The env worker processes of the trainer ``pid``: its children started by multiprocessing's
+    spawn (not its resource tracker, a child too)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
                 found.append(int(entry.name))
     return sorted(found)
 
