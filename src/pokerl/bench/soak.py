@@ -71,6 +71,7 @@ def run_phase(args: list[str], seconds: float, kill_every: float, warmup: float,
     killed = 0
     first: tuple[float, float] | None = None
     last = (0.0, 0.0)
+    timeline: list[list[float]] = []  # [seconds, trainer MB, workers MB] about once a minute
     try:
         while time.monotonic() - start < seconds:
             time.sleep(2.0)
@@ -78,6 +79,8 @@ def run_phase(args: list[str], seconds: float, kill_every: float, warmup: float,
                 raise RuntimeError(f"pokerl-train ended early with exit code {proc.returncode}")
             workers = children(proc.pid)
             last = (rss_mb(proc.pid), sum(rss_mb(w) for w in workers))
+            if not timeline or time.monotonic() - start - timeline[-1][0] >= 60:
+                timeline.append([round(time.monotonic() - start), round(last[0]), round(last[1])])
             if first is None and time.monotonic() - start >= warmup:
                 first = last
             if time.monotonic() >= next_kill and workers:
@@ -91,7 +94,7 @@ def run_phase(args: list[str], seconds: float, kill_every: float, warmup: float,
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     first = first or last
-    return {"exit_code": code, "killed": killed,
+    return {"exit_code": code, "killed": killed, "rss_timeline": timeline,
             "rss_growth_trainer": last[0] / first[0] if first[0] else float("nan"),
             "rss_growth_workers": last[1] / first[1] if first[1] else float("nan")}
 
@@ -128,6 +131,7 @@ def soak(minutes: float, kill_every: float, overrides: list[str], run_dir: Path,
         "checkpoints_ok": ok,
         "rss_growth_trainer": max(first["rss_growth_trainer"], second["rss_growth_trainer"]),
         "rss_growth_workers": max(first["rss_growth_workers"], second["rss_growth_workers"]),
+        "rss_timeline": [first["rss_timeline"], second["rss_timeline"]],
     }
 
 
