@@ -138,4 +138,4 @@ def test_bench_learning_counts_steps_and_reuses_finished_seeds(tmp_path: Path,
     assert main(args) == 0  # both seeds are in the results file: nothing is trained again
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["seeds"] == first["seeds"]
     assert len(results.read_text().splitlines()) == 2
-    assert len(list((tmp_path / "runs" / "default").iterdir())) == 2
+    assert len(list((tmp_path / "runs").glob("*/seed*"))) == 2

@@ -19,6 +19,7 @@ evaluated from power-on (``--eval-episodes``, default 8).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import tempfile
@@ -31,17 +32,41 @@ from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
 
 
+def seed_dir(run_root: Path, seed: int, overrides: list[str]) -> Path:
+    """Where a seed's run lives: one folder per set of overrides (in any order) and seed."""
+    key = hashlib.sha1(json.dumps(sorted(overrides)).encode()).hexdigest()[:10]
+    return run_root / key / f"seed{seed}"
+
+
 def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_episodes: int) -> dict[str, Any]:
     """Train one seed for ``steps`` env steps; return when each milestone was first reached and, over
-    ``eval_episodes`` seeded episodes from power-on, how often its policy reaches each milestone."""
-    cfg = compose_train_config([
-        "model=small", "log.progress=false", f"seed={seed}", f"run_dir={run_root / f'seed{seed}'}",
-        f"total_steps={steps}", "env.max_steps=2048", "overwrite=true", *overrides,
-    ])
+    ``eval_episodes`` seeded episodes from power-on, how often its policy reaches each milestone.
+
+    A seed stopped before its budget (SIGTERM, the end of a working session) continues from its last
+    checkpoint the next time (``resume=``), its wall-clock seconds added up; nothing is recorded
+    for it until it has finished.
+    """
+    run_dir = seed_dir(run_root, seed, overrides)
+    done_before = run_dir / "bench_seconds.txt"
+    if (run_dir / "checkpoints" / "latest.pt").is_file() and done_before.is_file():
+        cfg = compose_train_config([f"resume={run_dir}", f"run_dir={run_dir}", f"total_steps={steps}"])
+        seconds = float(done_before.read_text())
+    else:
+        cfg = compose_train_config([
+            "model=small", "log.progress=false", f"seed={seed}", f"run_dir={run_dir}",
+            f"total_steps={steps}", "env.max_steps=2048", "overwrite=true", *overrides,
+        ])
+        seconds = 0.0
     start = time.perf_counter()
     trainer = Trainer(cfg)
-    trainer.run()
-    seconds = time.perf_counter() - start
+    try:
+        trainer.run()
+    finally:
+        seconds += time.perf_counter() - start
+        run_dir.mkdir(parents=True, exist_ok=True)
+        done_before.write_text(f"{seconds:.1f}")
+    if trainer.stop_signal is not None:  # stopped with a checkpoint: continued next time
+        raise SystemExit(128 + trainer.stop_signal)
     rates = {}
     if eval_episodes:  # from power-on, whatever the training resets were
         agent = load_agent(trainer.run_dir)
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in settings.items():
-            root = Path(args.run_root or tmp) / name
+            root = Path(args.run_root or tmp)
             seeds = []
             for seed in range(1, args.seeds + 1):
                 result = done.get((seed, tuple(sorted(overrides)), args.steps))
