@@ -90,8 +90,11 @@ def test_a_run_cut_short_keeps_the_figures_it_has(tmp_path: Path) -> None:
     data = last_json(run_check(tmp_path, "--quick", "--device", "cpu", "--budget", "15"))
     assert data == json.loads((tmp_path / "gpu_check.json").read_text())
     assert data["complete"] is False
-    assert data["stages"]["learner"] == "done" and data["learner_samples_per_s"]["small"]["fp32"] > 0
+    # how far 15 s get depends on the machine: every stage is either done (with its figures) or
+    # marked out of time, and at least one is out of time
     assert any("out of time" in s for s in data["stages"].values()), data["stages"]
+    if data["stages"].get("learner") == "done":
+        assert data["learner_samples_per_s"]["small"]["fp32"] > 0
     assert "INCOMPLETE" in run_table(data)
 
 
