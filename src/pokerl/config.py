@@ -23,8 +23,6 @@ from pokerl.errors import ConfigError
 from pokerl.pool import PoolConfig
 from pokerl.schema import from_mapping
 
-GROUPS = ("game", "reward", "env", "model", "ppo")
-
 
 @dataclass
 class LogConfig:
