@@ -54,7 +54,8 @@ def test_eval_json_and_trained_differs_from_untrained(runs: dict[str, Path], tmp
     for name, run in runs.items():
         out = cli("pokerl.cli.eval", str(run), "--episodes", "32", "--seed", "1", "--json")
         assert out.returncode == 0, out.stderr
-        results[name] = json.loads(out.stdout)
+        results[name] = json.loads(out.stdout)  # the progress bars went to stderr, not into the JSON
+        assert "episodes: 100%" in out.stderr and "32/32" in out.stderr
     for res in results.values():
         assert {"episodes", "mean_return", "mean_length", "milestone_rates", "maps_visited"} <= set(res)
         assert res["episodes"] == 32 and res["mean_length"] == 16.0
@@ -103,6 +104,15 @@ def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_pat
     last_mp4 = np.asarray(reader.get_data(24))[..., 1].astype(int)
     last_gif = np.asarray(im.convert("RGB"))[..., 1].astype(int)
     assert np.abs(last_mp4 - last_gif).mean() < 8  # same final frame (mp4 is lossy)
+
+
+def test_play_into_a_pipe_prints_one_line_per_episode(runs: dict[str, Path]) -> None:
+    out = cli("pokerl.cli.play", str(runs["trained"]), "--headless", "--episodes", "3")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split(" step ")[0] for line in lines] == ["episode 1", "episode 2", "episode 3"], out.stdout
+    assert "\r" not in out.stdout
+    assert all(f" step {16 * (i + 1)} return " in line for i, line in enumerate(lines))  # each at its episode's end
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (apt-get install xvfb)")

@@ -10,6 +10,7 @@ them on the world map, over screenshots the evaluated envs captured (no extra em
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 from pokerl.archive import Archive
 from pokerl.checkpoint import check_compatible, load_checkpoint, resolve_checkpoint
@@ -121,10 +123,12 @@ class EvalResult:
 
 def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int = 1, seed: int = 0,
              deterministic: bool = False, rom: str | None = None, max_steps: int | None = None,
-             capture_screens: bool = False, from_milestone: str | None = None) -> EvalResult:
-    """Run ``episodes`` episodes headless and aggregate them; ``capture_screens``: keep a screenshot of
-    each map entered (heat-map backgrounds of games whose screen does not scroll); ``from_milestone``:
-    start every episode at the run's archived state that holds it (milestones count from power-on)."""
+             capture_screens: bool = False, from_milestone: str | None = None,
+             progress: bool = False) -> EvalResult:
+    """Run ``episodes`` episodes headless and aggregate them; ``capture_screens``: keep screenshots of
+    what the agent saw (heat-map backgrounds); ``from_milestone``: start every episode at the run's
+    archived state that holds it (milestones count from power-on); ``progress``: tqdm bars over
+    episodes and env steps on stderr (a Pokémon episode is minutes long)."""
     spec = run_spec(agent.config, max_steps=max_steps) if max_steps else agent.spec
     kwargs = {**agent.env_kwargs(rom, from_milestone), "spec": spec}
     env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens)
@@ -132,7 +136,12 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     n = workers * max(1, envs_per_worker)
     policy, device = agent.policy, next(agent.policy.parameters()).device
     summaries: list[dict[str, Any]] = []
-    with VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool:
+    # env steps at most: every round of n episodes runs to max_steps (early ends finish the bar early)
+    most_steps = math.ceil(episodes / n) * n * spec.env.max_steps
+    ep_bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, position=0)
+    step_bar = tqdm(total=most_steps, desc="env steps", unit="step", unit_scale=True, disable=not progress,
+                    position=1, leave=False)
+    with VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool, ep_bar, step_bar:
         obs, _ = pool.reset(seed=seed)
         state = policy.initial_state(n, device)
         starts = torch.ones(n, device=device)
@@ -142,6 +151,8 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
             obs, _, terminated, truncated, infos = pool.step(action.cpu().numpy())
             starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
             summaries.extend(summary for _, summary in infos["episodes"])
+            step_bar.update(n)
+            ep_bar.update(min(len(infos["episodes"]), episodes - ep_bar.n))
     summaries = summaries[:episodes]
     milestones = list(spec.milestone_names)
     wm = spec.world_map

@@ -24,6 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="start every episode at the run's archived state holding this milestone")
     parser.add_argument("--heatmap", default=None, metavar="PNG", help="save where the agent went, on the world map")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (they go to stderr)")
     return parser.parse_args(argv)
 
 
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(args.checkpoint, rom=args.rom, model=model)
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
-                      args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone)
+                      args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone,
+                      progress=not args.quiet)
     if args.heatmap:
         draw_heatmap(agent, result, args.heatmap)
     if args.json:

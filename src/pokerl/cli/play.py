@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     taken: list[int] = []
     try:
         n_actions = int(env.action_space.n)
+        live = sys.stdout.isatty()
         total = 0
         for episode in range(args.episodes):
             obs, _ = env.reset(seed=args.seed + episode)
@@ -109,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
                 done = terminated or truncated
                 if writer is not None:
                     writer.append_data(np.ascontiguousarray(env.unwrapped.session.rgb()))
-                milestones = ", ".join(info["milestones"]) or "-"
-                print(f"\repisode {episode + 1} step {total} return {ret:.2f} milestones: {milestones}   ",
-                      end="", flush=True)
+                status = (f"episode {episode + 1} step {total} return {ret:.2f} milestones: "
+                          f"{', '.join(info['milestones']) or '-'}")
+                if live:  # a terminal: one status line, rewritten each step
+                    print(f"\r{status}   ", end="", flush=True)
                 if not env.unwrapped.session.open:
                     print("\nwindow closed", flush=True)
                     return 0
-            print(flush=True)
+            print("" if live else status, flush=True)  # a pipe or log file: one line per episode
             if (args.steps is not None and total >= args.steps) or (replay is not None and total >= len(replay)):
                 break
     finally:
