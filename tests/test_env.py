@@ -352,3 +352,13 @@ def test_boot_cache_is_made_once_reused_and_remade_when_corrupt(tmp_path: Path) 
     third.close()
     np.testing.assert_array_equal(obs_a["screen"], obs_c["screen"])
     assert files[0].read_bytes() != b"garbage"
+
+
+def test_a_long_boot_says_what_it_is_doing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_tq().close()
+    assert "making the start state" not in capsys.readouterr().err  # 120 frames: nothing to say
+    path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 1200))  # as long as an intro
+    env = make_tq(game=str(path))
+    env.close()
+    err = capsys.readouterr().err
+    assert "tinyquest: making the start state" in err and "/1.20k" in err  # the frames to run

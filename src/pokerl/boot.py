@@ -12,9 +12,15 @@ import hashlib
 import os
 from pathlib import Path
 
+from tqdm import tqdm
+
 from pokerl.emulator import EmulatorSession
 from pokerl.errors import ConfigError, PokerlError
 from pokerl.profile import GameProfile
+
+# Boots this long get a progress bar on stderr: Pokémon's intro (~4,260 frames) takes seconds per env,
+# tinyquest's 120 frames a few milliseconds.
+SAY_FRAMES = 1000
 
 
 def check_control(session: EmulatorSession, profile: GameProfile, rom_path: Path | None) -> None:
@@ -35,9 +41,14 @@ def boot(session: EmulatorSession, profile: GameProfile, rom_path: Path | None) 
             raise ConfigError(f"{profile.source}: boot.state: savestate not found: {path}")
         session.load_state(path.read_bytes(), source=f"savestate {path}")
     else:
-        session.tick(spec.ticks)
-        for step in spec.sequence:
-            session.press(step.button, step.hold, step.frames, render=False)
+        frames = spec.ticks + sum(step.frames for step in spec.sequence)
+        with tqdm(total=frames, unit="frame", unit_scale=True, leave=False, disable=frames < SAY_FRAMES,
+                  desc=f"{profile.name}: making the start state (power-on to control, scripted)") as bar:
+            session.tick(spec.ticks)
+            bar.update(spec.ticks)
+            for step in spec.sequence:
+                session.press(step.button, step.hold, step.frames, render=False)
+                bar.update(step.frames)
     session.tick(1, True)
     check_control(session, profile, rom_path)
     return session.save_state()
