@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pokerl.config import compose_train_config
+from pokerl.heatmap import LEGEND_HEIGHT
 from pokerl.trainer import train
 
 # A tiny policy and an easy test-only milestone (walk 4 tiles east of the start, x >= 13), so a
@@ -71,8 +72,13 @@ def test_eval_workers_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None
     assert "mean return" in out.stdout and "east" in out.stdout
     from PIL import Image
 
-    image = np.asarray(Image.open(png))
-    assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 5  # the start map and the heat are drawn
+    image = np.asarray(Image.open(png)).astype(int)
+    picture = image[:-LEGEND_HEIGHT]
+    # cropped: the world is 80x32 tiles of 8 px; 16-step episodes stay near the start on map 0 (20x16)
+    assert picture.shape[0] < 32 * 8 and picture.shape[1] < 80 * 8, picture.shape
+    heat = np.abs(picture[..., 0] - picture[..., 2]) > 40  # the game is grey; the heat ramp is not
+    assert 0 < heat.sum() < heat.size / 2
+    assert picture[~heat].std() > 20  # the map's picture under the heat (walls, floor)
 
 
 def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -9,14 +10,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import ConfigError
+from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap
 from pokerl.logger import TrainLogger
+from pokerl.profile import load_profile
+from pokerl.spec import load_spec
 from pokerl.trainer import Trainer, train
 
 # 2 envs x 16 steps = 32 env steps per update; episodes of 24 steps end inside every update.
@@ -59,6 +67,27 @@ def test_tensorboard_has_every_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "video/episode" in images
     assert any(tag.startswith("exploration/map_") for tag in images)
     assert "exploration/world" in images
+    # the world image is the one pokerl-eval --heatmap draws, over the screens the training envs saw
+    visits, backdrop = VisitMap((16, 20)), Backdrop(load_spec("tinyquest").world_map, load_profile("tinyquest").screen)
+    for e in episodes:
+        visits.add(e["visits"])
+        backdrop.add(e["screens"])
+    assert backdrop.painted.any()
+    drawn = draw_heatmap(backdrop.world, visits, backdrop.scale, backdrop)
+    logged = np.asarray(Image.open(io.BytesIO(acc.Images("exploration/world")[-1].encoded_image_string)))
+    np.testing.assert_array_equal(logged, drawn)
+    # written at the start: the config, the custom-scalars layout, the hparams record with the milestones
+    plugins: dict[str, bytes] = {}
+    for path in (tmp_path / "tb").glob("events.*"):
+        for event in LegacyEventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                plugins.setdefault(value.metadata.plugin_data.plugin_name, value.metadata.plugin_data.content)
+    assert {"text", "custom_scalars", "hparams"} <= set(plugins), set(plugins)
+    session = HParamsPluginData.FromString(plugins["hparams"])  # the first: the experiment's knobs and metrics
+    names = {h.name for h in session.experiment.hparam_infos}
+    metrics = {m.name.tag for m in session.experiment.metric_infos}
+    assert {"ppo.gamma", "ppo.learning_rate", "num_envs", "reset.mode"} <= names, names
+    assert {"milestone/route1", "milestone/complete", "milestone/moved"} <= metrics, metrics
     lengths = [e.value for e in acc.Scalars("episode/length")]
     assert lengths and all(v == 24 for v in lengths)  # truncation at env.max_steps
     saved = (tmp_path / "config.yaml").read_text()

@@ -30,6 +30,7 @@ from pokerl.boot import start_state
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
 from pokerl.exploration import Exploration
+from pokerl.heatmap import ScreenCapture
 from pokerl.rewards import RewardTracker
 from pokerl.spec import ConfigSource, GameSpec, load_spec
 
@@ -60,7 +61,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """``spec`` (or ``game``/``reward``/``env`` and env-config ``overrides`` to load one) says what
         to play; ``writes``: RAM writes after each reset on top of the profile's; ``boot_cache``: a
         folder where the run's envs share their start state; ``capture_screens``: each episode summary
-        carries a screenshot of every map entered (heat-map backgrounds, non-scrolling games only);
+        carries the screens the agent saw (``screens``, heat-map backgrounds, see :mod:`pokerl.heatmap`);
         ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see
         :meth:`set_archive`); ``archive``: offer a state in ``info["archive_entry"]`` whenever a new
         set of milestones is held; ``start``: begin every episode at this archived state."""
@@ -82,8 +83,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._busy = profile.predicate(profile.busy_when, "busy_when") if profile.busy_when else None
         self._helpers = [(profile.predicate(h.when, f"helpers.{name}.when"), h.press, h.max_presses)
                          for name, h in ((n, profile.helpers[n]) for n in self.config.helpers)]
-        self._capture = capture_screens and not profile.screen_scrolls
-        self._screens: dict[int, np.ndarray] = {}
+        self._capture = ScreenCapture(profile.world_map, profile.screen) if capture_screens else None
         self._reset_cfg = reset or ResetConfig()
         self._archiving = archive
         self._start_entry = start
@@ -135,7 +135,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._tracker.reset(ram, held=entry.key if entry is not None else ())
         self._pending = False
         self._explore.reset()
-        self._screens = {}
+        if self._capture is not None:
+            self._capture.take()  # a new episode keeps its own screens
         self._steps = 0
         self._return = 0.0
         self._pos = (int(ram[self._map_field]), int(ram[self._x_field]), int(ram[self._y_field]))
@@ -198,7 +199,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.session.load_state(state["emulator"], source="env snapshot")
         self._stack[...] = np.frombuffer(state["stack"], np.uint8).reshape(self._stack.shape)
         self._explore.load_state_dict(state["visits"])
-        self._screens = {}
+        if self._capture is not None:
+            self._capture.take()  # a new episode keeps its own screens
         self._steps, self._return = int(state["steps"]), float(state["return"])
         self._pos = tuple(int(v) for v in state["pos"])  # type: ignore[assignment]
         ram = self.profile.read_ram(self.session.memory)
@@ -224,8 +226,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         new_tile = self._explore.visit(*pos)
         moved = pos != self._pos
         busy = self._busy(ram) if self._busy else False
-        if self._capture and pos[0] == self._pos[0] and pos[0] not in self._screens and not busy:
-            self._screens[pos[0]] = self.session.rgb()  # a step after arriving: the map is drawn
+        if self._capture is not None and pos[0] == self._pos[0] and not busy:  # a step after arriving: drawn
+            self._capture.offer(*pos, self.session.rgb)
         self._pos = pos
         reached = self._tracker.reached
         before = len(reached)
@@ -286,8 +288,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "maps_visited": self._explore.maps_visited(),
             "visits": self._explore.summary(),
         }
-        if self._capture:
-            summary["map_screens"] = dict(self._screens)
+        if self._capture is not None:
+            summary["screens"] = self._capture.take()
         return summary
 
     def render(self) -> np.ndarray | None:

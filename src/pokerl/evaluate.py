@@ -3,8 +3,8 @@
 ``load_agent`` rebuilds the env settings and the policy from a checkpoint's saved config and
 loads the weights (one-line :class:`~pokerl.errors.CheckpointError` when they do not fit).
 ``evaluate`` runs episodes through the vector pool with the recurrent state carried along and
-aggregates milestone rates, returns, lengths, maps visited and tile visits; ``draw_heatmap`` paints
-them on the world map, over screenshots the evaluated envs captured (no extra emulator).
+aggregates milestone rates, returns, lengths, maps visited and tile visits; ``save_heatmap`` draws
+them on the world map, over screens the evaluated envs captured (no extra emulator).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pokerl.archive import Archive
 from pokerl.checkpoint import check_compatible, load_checkpoint, resolve_checkpoint
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, PokerlError
-from pokerl.logger import VisitMap, heat_to_rgb
+from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, world_scale
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import VectorPool
 from pokerl.schema import from_mapping
@@ -107,7 +107,7 @@ class EvalResult:
     maps_visited: dict[int, float]  # map id → share of episodes that entered it
     returns: list[float] = field(default_factory=list)
     visits: VisitMap | None = None
-    screens: dict[int, np.ndarray] = field(default_factory=dict)  # map id → a screenshot (capture_screens)
+    backdrop: Backdrop | None = None  # the screens the envs saw, painted on the world map (capture_screens)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,13 +158,13 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     wm = spec.world_map
     visits = VisitMap((wm.map_height, wm.map_width))
     maps: dict[int, float] = {}
-    screens: dict[int, np.ndarray] = {}
+    backdrop = Backdrop(wm, spec.profile.screen) if capture_screens else None
     for s in summaries:
         visits.add(s["visits"])
         for m in s["maps_visited"]:
             maps[int(m)] = maps.get(int(m), 0) + 1 / len(summaries)
-        for m, frame in s.get("map_screens", {}).items():
-            screens.setdefault(int(m), frame)
+        if backdrop is not None:
+            backdrop.add(s["screens"])
     return EvalResult(
         episodes=len(summaries),
         mean_return=float(np.mean([s["return"] for s in summaries])),
@@ -175,32 +175,15 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
         maps_visited=maps,
         returns=[float(s["return"]) for s in summaries],
         visits=visits,
-        screens=screens,
+        backdrop=backdrop,
     )
 
 
-def draw_heatmap(agent: Agent, result: EvalResult, path: str | os.PathLike[str], scale: int = 8) -> None:
-    """Save a PNG: the visit heat map on the world grid, blended over each map's screenshot where
-    evaluation captured one (``evaluate(..., capture_screens=True)``, games whose screen shows a
-    whole map: 8 px per map tile)."""
+def save_heatmap(agent: Agent, result: EvalResult, path: str | os.PathLike[str]) -> None:
+    """Save :func:`pokerl.heatmap.draw_heatmap` of an evaluation as a PNG (over the screens its envs
+    captured when run with ``capture_screens``)."""
     from PIL import Image
 
-    wm = agent.spec.world_map
-    tile = scale
-    canvas = np.zeros((wm.height * tile, wm.width * tile, 3), np.float32)
-    for map_id, frame in result.screens.items():
-        if map_id not in wm.offsets:
-            continue
-        crop = frame[: min(wm.map_height * 8, frame.shape[0]), : min(wm.map_width * 8, frame.shape[1])]
-        bg = np.asarray(Image.fromarray(crop).resize((crop.shape[1] * tile // 8, crop.shape[0] * tile // 8),
-                                                     Image.NEAREST), np.float32)
-        ox, oy = wm.offsets[map_id]
-        y0, x0 = oy * tile, ox * tile
-        h, w = min(bg.shape[0], canvas.shape[0] - y0), min(bg.shape[1], canvas.shape[1] - x0)
-        canvas[y0 : y0 + h, x0 : x0 + w] = bg[:h, :w]
     assert result.visits is not None
-    world = result.visits.world(wm.offsets, (wm.width, wm.height))
-    heat = heat_to_rgb(world).repeat(tile, 0).repeat(tile, 1).astype(np.float32)
-    mask = (world > 0).repeat(tile, 0).repeat(tile, 1)[..., None]
-    image = np.where(mask, 0.35 * canvas + 0.65 * heat, 0.6 * canvas)
-    Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path)
+    scale = world_scale(agent.spec.world_map, agent.spec.profile.screen)
+    Image.fromarray(draw_heatmap(agent.spec.world_map, result.visits, scale, result.backdrop)).save(path)

@@ -7,77 +7,39 @@ pool) and PPO statistics; it aggregates episodes between flushes and writes:
   ``milestone/<name>`` (share of episodes that reached it, including names never reached),
 - ``perf/*``, ``loss/*``, ``ppo/*`` scalars as given,
 - ``exploration/map_<id>`` heat-map images (cumulative visits, log-scaled), and
-  ``exploration/world`` when the game profile places maps on a global grid,
-- ``video/episode``: an animated GIF image summary (TensorBoard's image plugin plays GIFs).
+  ``exploration/world`` when the game profile places maps on a global grid: the same picture as
+  ``pokerl-eval --heatmap``, over the screens the envs saw (:mod:`pokerl.heatmap`),
+- ``video/episode``: an animated GIF image summary (TensorBoard's image plugin plays GIFs),
+- at the start: the config (text), a custom-scalars layout and the hparams plugin's record.
 """
 
 from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import Summary
+from torch.utils.tensorboard.summary import Summary, hparams
 
+from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb
 from pokerl.spec import GameSpec
 
-# Heat-map colour ramp (black → purple → orange → yellow), 4 stops, interpolated per channel.
-_RAMP = np.array([[0, 0, 0], [90, 20, 140], [240, 110, 30], [255, 240, 80]], dtype=np.float32)
-
-
-def heat_to_rgb(counts: np.ndarray) -> np.ndarray:
-    """Map a 2-D array of visit counts to an RGB uint8 image (log scale, 0 stays black)."""
-    counts = np.asarray(counts, dtype=np.float32)
-    scaled = np.log1p(counts)
-    top = float(scaled.max())
-    x = scaled / top if top > 0 else scaled
-    pos = x * (len(_RAMP) - 1)
-    lo = np.clip(np.floor(pos).astype(np.int64), 0, len(_RAMP) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = _RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac
-    return rgb.astype(np.uint8)
+# The config's main knobs, shown by TensorBoard's hparams plugin beside the milestone rates.
+HPARAMS = (
+    "game.name", "reward.name", "model.hidden", "num_envs", "total_steps", "seed", "env.max_steps",
+    "ppo.learning_rate", "ppo.gamma", "ppo.gae_lambda", "ppo.clip_coef", "ppo.ent_coef", "ppo.num_steps",
+    "ppo.bptt", "ppo.update_epochs", "ppo.bootstrap_truncated", "reset.mode", "archive.max_states",
+)
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscale of an (H, W, C) image so single tiles are visible."""
     return image.repeat(factor, axis=0).repeat(factor, axis=1)
-
-
-class VisitMap:
-    """Cumulative per-map visit counts, fed from episode summaries' ``visits`` entries."""
-
-    def __init__(self, map_shape: tuple[int, int]) -> None:
-        self.map_shape = map_shape
-        self.counts: dict[int, np.ndarray] = {}
-
-    def add(self, visits: Mapping[Any, Iterable[Sequence[int]]]) -> None:
-        """Add ``{map_id: [[x, y, count], ...]}`` to the totals."""
-        h, w = self.map_shape
-        for map_id, cells in visits.items():
-            grid = self.counts.setdefault(int(map_id), np.zeros((h, w), dtype=np.int64))
-            for x, y, count in cells:
-                if 0 <= y < h and 0 <= x < w:
-                    grid[y, x] += count
-
-    def world(self, offsets: Mapping[int, Sequence[int]], size: Sequence[int]) -> np.ndarray:
-        """All maps pasted on one global grid of ``size`` = (width, height) at their offsets."""
-        width, height = int(size[0]), int(size[1])
-        world = np.zeros((height, width), dtype=np.int64)
-        h, w = self.map_shape
-        for map_id, grid in self.counts.items():
-            if map_id not in offsets:
-                continue
-            ox, oy = (int(v) for v in offsets[map_id])
-            y0, x0 = max(oy, 0), max(ox, 0)
-            y1, x1 = min(oy + h, height), min(ox + w, width)
-            if y1 > y0 and x1 > x0:
-                world[y0:y1, x0:x1] += grid[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-        return world
 
 
 def gif_bytes(frames: Sequence[np.ndarray], fps: int = 15) -> bytes:
@@ -97,12 +59,34 @@ class TrainLogger:
         self.writer = SummaryWriter(log_dir=str(logdir), purge_step=purge_step)
         self.milestone_names = list(spec.milestone_names)
         self.reward_terms = list(spec.term_names)
-        world = spec.world_map
-        self.visits = VisitMap((world.map_height, world.map_width))
-        self.world_offsets = dict(world.offsets)
-        self.world_size = (world.width, world.height)
+        self.world = spec.world_map
+        self.visits = VisitMap((self.world.map_height, self.world.map_width))
+        self.backdrop = Backdrop(self.world, spec.profile.screen) if self.world.offsets else None
         self.heatmap_scale = heatmap_scale
         self._episodes: list[Mapping[str, Any]] = []
+
+    def describe_run(self, config: Mapping[str, Any], config_yaml: str) -> None:
+        """Written at the start (a killed run still shows it): the config as text, a custom-scalars
+        layout (milestone rates, reward terms, throughput: one chart each) and the hparams plugin's
+        record linking the config's main knobs (:data:`HPARAMS`) to the ``milestone/*`` scalars."""
+        self.writer.add_text("config", "\n".join(f"    {line}" for line in config_yaml.splitlines()), 0)
+        self.writer.add_custom_scalars({"pokerl": {
+            "milestone rates": ["Multiline", [r"milestone/.*"]],
+            "reward terms": ["Multiline", [r"reward/.*"]],
+            "throughput (env steps/s)": ["Multiline", [r"perf/.*sps"]],
+            "first reached (global step)": ["Multiline", [r"milestone_first/.*"]],
+        }})
+        knobs = {}
+        for key in HPARAMS:
+            value: Any = config
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if isinstance(value, (bool, int, float, str)):
+                knobs[key] = value
+        metrics = {f"milestone/{name}": 0.0 for name in self.milestone_names}
+        file_writer = self.writer._get_file_writer()
+        for summary in hparams(knobs, metrics):  # into this run, not the sub-run add_hparams makes
+            file_writer.add_summary(summary)
 
     def add_episode(self, summary: Mapping[str, Any]) -> None:
         """Record one finished episode's summary (``info["episode"]``)."""
@@ -110,6 +94,8 @@ class TrainLogger:
         visits = summary.get("visits")
         if visits:
             self.visits.add(visits)
+        if self.backdrop is not None:
+            self.backdrop.add(summary.get("screens", ()))
 
     def episode_means(self) -> dict[str, float]:
         """Means over the episodes recorded since the last flush (empty dict when none)."""
@@ -155,9 +141,9 @@ class TrainLogger:
         for map_id, grid in sorted(self.visits.counts.items()):
             image = upscale(heat_to_rgb(grid), self.heatmap_scale)
             self.writer.add_image(f"exploration/map_{map_id}", image, step, dataformats="HWC")
-        if self.world_offsets and self.visits.counts:
-            world = self.visits.world(self.world_offsets, self.world_size)
-            self.writer.add_image("exploration/world", upscale(heat_to_rgb(world), 2), step, dataformats="HWC")
+        if self.backdrop is not None and self.visits.counts:
+            image = draw_heatmap(self.world, self.visits, self.backdrop.scale, self.backdrop)
+            self.writer.add_image("exploration/world", image, step, dataformats="HWC")
 
     def video(self, frames: Sequence[np.ndarray], step: int, tag: str = "video/episode", fps: int = 15) -> None:
         """Write frames as an animated GIF image summary."""

@@ -80,6 +80,7 @@ class WorldMapYaml:
     offsets: dict[int | str, list[int]]
     size: list[int]
     map_size: list[int]
+    sizes: dict[int | str, list[int]] = field(default_factory=dict)  # maps smaller than map_size
 
 
 @dataclass
@@ -91,8 +92,9 @@ class HelperYaml:
 
 @dataclass
 class ScreenYaml:
-    scrolls: bool = True  # false: the screen shows a whole map from its origin (tinyquest), so a
-    #                       screenshot of it can be a heat map's background
+    scrolls: bool = True  # false: the screen shows a whole map from its origin (tinyquest)
+    step_pixels: int = 8  # screen pixels per coordinate step (Pokémon: 16, a 2x2-tile block)
+    player: list[int] = field(default_factory=lambda: [0, 0])  # the player's step cell on screen [x, y]
 
 
 @dataclass
@@ -158,6 +160,23 @@ class WorldMap:
     height: int
     map_width: int
     map_height: int
+    sizes: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # (width, height) where not map_size
+
+    def map_rect(self, map_id: int) -> tuple[int, int, int, int]:
+        """``(x0, y0, width, height)`` of a placed map on the world grid."""
+        ox, oy = self.offsets[map_id]
+        w, h = self.sizes.get(map_id, (self.map_width, self.map_height))
+        return ox, oy, w, h
+
+
+@dataclass(frozen=True)
+class ScreenGeometry:
+    """Where the screen sits on the map grid: a whole map from its origin (``scrolls`` false), or
+    centred on the player, whose step cell is at ``player`` (in steps of ``step_pixels`` pixels)."""
+
+    scrolls: bool = True
+    step_pixels: int = 8
+    player: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -192,7 +211,7 @@ class GameProfile:
     done_when: str | None  # a predicate over RAM fields that ends the episode (game complete)
     busy_when: str | None = None  # a predicate: the player is in a battle or text (no stuck penalty)
     helpers: Mapping[str, Helper] = field(default_factory=dict)  # optional scripted helpers (env.helpers)
-    screen_scrolls: bool = True  # see ScreenYaml
+    screen: ScreenGeometry = field(default_factory=ScreenGeometry)
 
     @property
     def vector_size(self) -> int:
@@ -313,17 +332,32 @@ def _vector(items: list[VectorYaml], source: str, ram: Mapping[str, RamField]) -
 def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
     if data is None:
         return WorldMap({}, 256, 256, 256, 256)
-    offsets = {}
+    offsets, sizes = {}, {}
     for key, value in data.offsets.items():
         where = f"{source}: world_map.offsets.{key}"
         if len(value) != 2:
             raise ConfigError(f"{where}: expected [x, y], got {value!r}")
         offsets[_address(key, where)] = (value[0], value[1])
+    for key, value in data.sizes.items():
+        where = f"{source}: world_map.sizes.{key}"
+        if not (len(value) == 2 and all(v > 0 for v in value)):
+            raise ConfigError(f"{where}: expected [width, height], got {value!r}")
+        sizes[_address(key, where)] = (value[0], value[1])
     for key in ("size", "map_size"):
         v = getattr(data, key)
         if not (len(v) == 2 and all(x > 0 for x in v)):
             raise ConfigError(f"{source}: world_map.{key}: expected [width, height], got {v!r}")
-    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1])
+    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1], sizes)
+
+
+def _screen(data: ScreenYaml, source: str) -> ScreenGeometry:
+    cols, rows = 160 // max(data.step_pixels, 1), 144 // max(data.step_pixels, 1)
+    if data.step_pixels < 1 or cols < 1 or rows < 1:
+        raise ConfigError(f"{source}: screen.step_pixels: expected 1..144, got {data.step_pixels}")
+    if not (len(data.player) == 2 and 0 <= data.player[0] < cols and 0 <= data.player[1] < rows):
+        raise ConfigError(f"{source}: screen.player: expected [x, y] inside the {cols}x{rows}-step screen, "
+                          f"got {data.player}")
+    return ScreenGeometry(data.scrolls, data.step_pixels, (data.player[0], data.player[1]))
 
 
 def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfile:
@@ -354,7 +388,7 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
         env_var=y.rom.env, actions=tuple(y.actions), boot=_boot(y.boot, source, ram), ram=ram,
         coords=coords, vector=_vector(y.vector, source, ram), visited_cell=y.visited_cell,  # type: ignore[arg-type]
         world_map=_world(y.world_map, source), done_when=y.done_when, busy_when=y.busy_when, helpers=helpers,
-        screen_scrolls=y.screen.scrolls,
+        screen=_screen(y.screen, source),
     )
 
 

@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-eval``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from pokerl.evaluate import draw_heatmap, evaluate, load_agent
+    from pokerl.evaluate import evaluate, load_agent, save_heatmap
     from pokerl.schema import load_yaml
 
     model = load_yaml("model", args.model)[0] if args.model else None
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone,
                       progress=not args.quiet)
     if args.heatmap:
-        draw_heatmap(agent, result, args.heatmap)
+        save_heatmap(agent, result, args.heatmap)
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
