@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pokerl.config import compose_train_config
 from pokerl.heatmap import LEGEND_HEIGHT
+from pokerl.pretrained import card_path, export_weights
 from pokerl.trainer import train
 
 # A tiny policy and an easy test-only milestone (walk 4 tiles east of the start, x >= 13), so a
@@ -175,9 +177,34 @@ def test_bad_inputs_are_one_line_errors(runs: dict[str, Path], tmp_path: Path) -
          "has model.channels="),
         (["pokerl.cli.play", str(runs["untrained"]), "--steps", "1"], "no display"),
         (["pokerl.cli.play", str(corrupt), "--headless", "--steps", "1"], "corrupt or unreadable checkpoint"),
+        (["pokerl.cli.eval", "--pretrained", "nethack"], "no pretrained agent 'nethack' in this pokerl (shipped:"),
+        (["pokerl.cli.play", str(runs["untrained"]), "--pretrained", "tinyquest", "--headless"],
+         "or --pretrained NAME (one of"),
+        (["pokerl.cli.eval", str(runs["untrained"] / "checkpoints" / "latest.pt"), "--info"], "cannot read the model"),
     ]
     for args, message in cases:
         out = cli(*args, env={"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""})
         assert out.returncode == 2, (args, out.stderr)
         assert out.stderr.startswith("pokerl: error: ") and message in out.stderr, (args, out.stderr)
         assert out.stderr.strip().count("\n") == 0, (args, out.stderr)
+
+
+def test_exported_weights_are_half_precision_play_alike_and_show_their_card(runs: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    checkpoint = runs["trained"] / "checkpoints" / "latest.pt"
+    weights = tmp_path / "tinyquest.pt"
+    export_weights(checkpoint, weights)
+    saved = torch.load(weights, weights_only=True)
+    assert set(saved) == {"model", "config", "about", "global_step"}  # no optimiser, env or archive state
+    assert all(t.dtype == torch.float16 for t in saved["model"].values() if t.is_floating_point())
+    assert weights.stat().st_size < 0.6 * sum(t.numel() * 4 for t in saved["model"].values())
+    rates = []
+    for path in (checkpoint, weights):
+        out = cli("pokerl.cli.eval", str(path), "--episodes", "16", "--seed", "3", "--deterministic", "--json")
+        assert out.returncode == 0, out.stderr
+        rates.append(json.loads(out.stdout)["milestone_rates"]["east"])
+    assert rates[1] == pytest.approx(rates[0], abs=0.2), rates  # float16 weights, the same greedy agent
+    card_path(weights).write_text("agent: a test card\nevaluation: {episodes: 16}\n")
+    out = cli("pokerl.cli.play", str(weights), "--info", env={"DISPLAY": ""})  # no window needed to read it
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == ["agent: a test card", "evaluation: {episodes: 16}"]

@@ -11,7 +11,10 @@ from pokerl.errors import exit_on_error
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pokerl-eval", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("checkpoint", nargs="?", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("--pretrained", default=None, metavar="NAME",
+                        help="the agent shipped with pokerl for game NAME (e.g. tinyquest) instead of a checkpoint")
+    parser.add_argument("--info", action="store_true", help="print the agent's model card and exit")
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1 = in this process)")
     parser.add_argument("--envs-per-worker", type=int, default=1)
@@ -33,10 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-eval``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from pokerl.evaluate import evaluate, load_agent, save_heatmap
+    from pokerl.pretrained import agent_source, card_text
     from pokerl.schema import load_yaml
 
+    source = agent_source(args.checkpoint, args.pretrained)
+    if args.info:
+        print(card_text(source), end="")
+        return 0
     model = load_yaml("model", args.model)[0] if args.model else None
-    agent = load_agent(args.checkpoint, rom=args.rom, model=model)
+    agent = load_agent(source, rom=args.rom, model=model)
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
                       args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone,
                       progress=not args.quiet)

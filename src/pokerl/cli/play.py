@@ -20,7 +20,10 @@ from pokerl.errors import PokerlError, exit_on_error
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pokerl-play", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("checkpoint", nargs="?", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("--pretrained", default=None, metavar="NAME",
+                        help="the agent shipped with pokerl for game NAME (e.g. tinyquest) instead of a checkpoint")
+    parser.add_argument("--info", action="store_true", help="print the agent's model card and exit")
     parser.add_argument("--speed", type=int, default=1, help="1 = real time, N = N x, 0 = unlimited")
     parser.add_argument("--scale", type=int, default=3, help="window scale")
     parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
@@ -62,7 +65,7 @@ def load_actions(path: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-play``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    check_display(args.headless)
+    check_display(args.headless or args.info)
     if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
         raise PokerlError(f"--record must end in .gif or .mp4, got {args.record}")
     import numpy as np
@@ -70,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from pokerl.env import make_env
     from pokerl.evaluate import load_agent
+    from pokerl.pretrained import agent_source, card_text
     from pokerl.schema import load_yaml
 
+    source = agent_source(args.checkpoint, args.pretrained)
+    if args.info:
+        print(card_text(source), end="")
+        return 0
     model = load_yaml("model", args.model)[0] if args.model else None
-    agent = load_agent(args.checkpoint, rom=args.rom, model=model)
+    agent = load_agent(source, rom=args.rom, model=model)
     replay = load_actions(args.actions) if args.actions else None
     window = "null" if args.headless else "SDL2"
     env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, speed=args.speed)

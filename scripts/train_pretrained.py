@@ -1,0 +1,85 @@
+"""Make the agent shipped in the package: train one seed, export half-precision weights, measure them
+and write the model card beside them.
+
+The training is one seed of the learning benchmark (``pokerl.bench.learning.run_seed``) with the method
+it found best (``METHOD``; the benchmark's table is in the README): the same config and the same run
+folder (``--run-root``/<overrides hash>/seed<N>), so a seed the benchmark trained is continued or reused
+rather than trained again, and a stopped run continues where it stopped. The card's figures are
+measured on the shipped half-precision weights, from power-on, over ``--episodes`` seeded episodes.
+
+  python scripts/train_pretrained.py [--seed 1] [--steps 1_000_000] [--run-root runs/pretrained]
+                                     [--episodes 32] [--out src/pokerl/pretrained]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from pokerl import __version__
+from pokerl.bench.learning import run_seed, seed_dir
+from pokerl.evaluate import evaluate, load_agent
+from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir
+
+# The best method measured by the learning benchmark so far (README, "Learning benchmark").
+METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=frontier"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps", type=lambda s: int(s.replace("_", "")), default=1_000_000)
+    parser.add_argument("--run-root", type=Path, default=Path("runs/pretrained"))
+    parser.add_argument("--episodes", type=int, default=32, help="seeded episodes from power-on for the card")
+    parser.add_argument("--out", type=Path, default=pretrained_dir(), help="where the weights and card go")
+    args = parser.parse_args(argv)
+
+    trained = run_seed(args.seed, args.steps, METHOD, args.run_root, eval_episodes=0)
+    run_dir = seed_dir(args.run_root, args.seed, METHOD)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    weights_path = args.out / f"{config['game']['name']}.pt"
+    weights = export_weights(run_dir / "checkpoints" / "latest.pt", weights_path)
+
+    agent = load_agent(weights_path)  # the shipped file, half precision, loaded as users will
+    result = evaluate(agent, args.episodes, envs_per_worker=4, seed=0, progress=True)
+    card = {
+        "agent": f"{config['game']['name']}: a CNN-LSTM policy trained by PPO, no demonstrations (config below)",
+        "pokerl_version": __version__,
+        "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "training": {
+            "script": "scripts/train_pretrained.py", "method": METHOD, "seed": args.seed,
+            "env_steps": trained["steps"], "wall_time_s": trained["seconds"],
+            "milestone_first_step": trained["milestone_first"], "config": config,
+        },
+        "weights": {
+            "file": weights_path.name, "dtype": "float16", "bytes": weights_path.stat().st_size,
+            "sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
+            "parameters": count_parameters(weights["model"]),
+        },
+        "evaluation": {
+            "what": "the shipped float16 weights, sampled actions, episodes from power-on",
+            "episodes": result.episodes, "seed": 0, "max_steps": agent.spec.env.max_steps,
+            "milestone_rates": result.milestone_rates, "median_steps_to_milestone": result.milestone_steps,
+            "mean_return": round(result.mean_return, 3), "mean_length": round(result.mean_length, 1),
+        },
+    }
+    path = card_path(weights_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(card, f, sort_keys=False, width=110)
+    os.replace(tmp, path)
+    for shipped in (weights_path, path):
+        shipped.chmod(0o644)  # package data: readable by everyone (the atomic writes made them 0600)
+    print(f"{weights_path} ({weights_path.stat().st_size / 1e6:.1f} MB) and {path}: "
+          f"complete in {result.milestone_rates.get('complete', 0.0):.2f} of {result.episodes} episodes")
+    return 0
+
+
+if __name__ == "__main__":  # worker processes are spawned: keep the guard
+    raise SystemExit(main())
