@@ -89,7 +89,7 @@ def test_masked_columns_leave_the_losses() -> None:
     """A column marked invalid changes nothing: the loss equals the loss over the other columns."""
     import torch
 
-    from pokerl.ppo import policy_loss, value_loss
+    from pokerl.ppo import kl_and_clipfrac, policy_loss, value_loss
 
     new, old = torch.randn(8, 4), torch.randn(8, 4)
     adv, ret = torch.randn(8, 4), torch.randn(8, 4)
@@ -100,6 +100,9 @@ def test_masked_columns_leave_the_losses() -> None:
         policy_loss(new[:, keep], old[:, keep], adv[:, keep], 0.1).item(), rel=1e-6)
     assert value_loss(new, old, ret, 0.1, mask).item() == pytest.approx(
         value_loss(new[:, keep], old[:, keep], ret[:, keep], 0.1).item(), rel=1e-6)
+    for masked, kept in zip(kl_and_clipfrac(new, old, 0.1, mask), kl_and_clipfrac(new[:, keep], old[:, keep], 0.1),
+                            strict=True):
+        assert masked.item() == pytest.approx(kept.item(), rel=1e-6)
 
 
 HANG_SCRIPT = """

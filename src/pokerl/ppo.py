@@ -124,6 +124,15 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x.mean() if mask is None else (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def kl_and_clipfrac(new_logprob: torch.Tensor, old_logprob: torch.Tensor, clip: float,
+                    mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The approximate KL (http://joschu.net/blog/kl-approx.html, k3) and the share of clipped ratios,
+    over the valid steps (``target_kl`` stops on the first: lost envs' steps must not count)."""
+    logratio = new_logprob - old_logprob
+    ratio = logratio.exp()
+    return masked_mean((ratio - 1) - logratio, mask), masked_mean(((ratio - 1).abs() > clip).float(), mask)
+
+
 def policy_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor,
                 clip: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The clipped surrogate objective, as a loss: mean of max(-A·r, -A·clip(r, 1±ε))."""
@@ -219,10 +228,7 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
                 before_step()
             grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             with torch.no_grad():
-                logratio = new_logprobs - old_logprobs[:, idx]
-                ratio = logratio.exp()
-                approx_kl = ((ratio - 1) - logratio).mean()
-                clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean()
+                approx_kl, clipfrac = kl_and_clipfrac(new_logprobs, old_logprobs[:, idx], cfg.clip_coef, mb_valid)
                 # one device-to-host read per minibatch for every figure (each .item() is a GPU sync)
                 figures = torch.stack([loss, grad_norm.float(), pg_loss, v_loss, entropy, approx_kl, clipfrac])
             loss_v, norm_v, pg_v, value_v, entropy_v, kl_v, clip_v = figures.tolist()
