@@ -139,3 +139,9 @@ def test_bench_learning_counts_steps_and_reuses_finished_seeds(tmp_path: Path,
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["seeds"] == first["seeds"]
     assert len(results.read_text().splitlines()) == 2
     assert len(list((tmp_path / "runs").glob("*/seed*"))) == 2
+    assert main([*args[:-2], args[-1], args[-2]]) == 0  # the same config, overrides in another order: reused
+    assert len(results.read_text().splitlines()) == 2
+    edited = [*args[:-1], "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.1}"]  # another config
+    assert main(edited) == 0
+    assert len(results.read_text().splitlines()) == 4  # trained again, as a new setting
+    assert len(list((tmp_path / "runs").glob("*/seed*"))) == 4

@@ -106,6 +106,21 @@ def test_level_up_by_winning_a_battle(tq_env: GameBoyEnv) -> None:
     assert last["reward_terms"]["heal"] == 0.0  # HP rising with a level-up is not healing
 
 
+@pytest.mark.parametrize(("cap", "paid"), [(1, 0.0), (2, 0.5)])
+def test_level_cap_stops_paying_levels_above_it(cap: int, paid: float) -> None:
+    env = make_tq(reward={"name": "capped", "level": {"weight": 0.5, "fields": ["level"], "cap": cap}})
+    try:
+        env.reset(seed=3)
+        walk_town_to_route1(env)
+        walk_route1_to_grass(env)
+        write_u16(env, TQ_XP, 9)
+        infos = grind(env, lambda i: i["level"] == 2, on_menu=lambda e: write_u16(e, TQ_HP, 18))
+        assert infos[-1]["level"] == 2  # the ROM levelled up: level 2 pays only under a cap of 2 or more
+        assert sum(i["reward_terms"]["level"] for i in infos) == pytest.approx(paid)
+    finally:
+        env.close()
+
+
 def test_heal_on_the_heal_pad(tq_env: GameBoyEnv) -> None:
     write_u16(tq_env, TQ_HP, 5)
     _, info = press(tq_env, "right")  # (10, 9)

@@ -7,7 +7,8 @@ bookkeeping) and reported separately in ``info["reward_terms"]``:
   the power of the tiles already found (``decay: 1`` = no decay);
 - ``milestones``: named predicates over RAM fields (``badges & 1``, ``events[0]``,
   ``map_id == 5``), each paid ``reward`` once per episode when it first holds;
-- ``level``: ``weight`` per level gained (the sum of the ``fields`` listed);
+- ``level``: ``weight`` per level gained (the sum of the ``fields`` listed), up to a level sum of
+  ``cap`` (unbounded terms get farmed: see configs/reward/tinyquest.yaml);
 - ``gain``: for each field listed (``field: weight``), ``weight`` × each new high of the field this
   episode: XP, money, Pokédex entries; for flag arrays (event flags) the count of set flags. Only
   new highs pay, so a value that falls and rises again is not paid twice;
@@ -52,6 +53,7 @@ class MilestoneYaml:
 class LevelYaml:
     weight: float = 0.0
     fields: list[str] = field(default_factory=list)
+    cap: int | None = None  # levels above this sum pay nothing (so grinding stops paying)
 
 
 @dataclass
@@ -103,6 +105,7 @@ class RewardConfig:
     milestones: tuple[Milestone, ...] = ()
     level_weight: float = 0.0
     level_fields: tuple[str, ...] = ()
+    level_cap: int | None = None
     gain: tuple[tuple[str, float], ...] = ()  # (field, weight)
     heal_weight: float = 0.0
     heal_hp: str | None = None
@@ -136,9 +139,11 @@ def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str] | Map
                        for name, m in y.milestones.items())
     for f in (*y.level.fields, *y.gain):
         known(f, "level.fields" if f in y.level.fields else f"gain.{f}")
+    if y.level.cap is not None and y.level.cap < 1:
+        raise ConfigError(f"{where}: level.cap: must be >= 1 (or null: no cap), got {y.level.cap}")
     return RewardConfig(
         exploration_weight=y.exploration.weight, exploration_decay=y.exploration.decay,
-        milestones=milestones, level_weight=y.level.weight, level_fields=tuple(y.level.fields),
+        milestones=milestones, level_weight=y.level.weight, level_fields=tuple(y.level.fields), level_cap=y.level.cap,
         gain=tuple(y.gain.items()),
         heal_weight=y.heal.weight, heal_hp=known(y.heal.hp, "heal.hp"), heal_max_hp=known(y.heal.max_hp, "heal.max_hp"),
         heal_in_battle=known(y.heal.in_battle, "heal.in_battle"),
@@ -206,10 +211,11 @@ class RewardTracker:
             terms["milestones"] += m.reward
         levelled = False
         if cfg.level_fields:
-            gained = self._level_sum(ram) - self._level_sum(prev)
-            levelled = gained > 0
+            now, before = self._level_sum(ram), self._level_sum(prev)
+            levelled = now > before
             if levelled:
-                terms["level"] = cfg.level_weight * gained
+                cap = now if cfg.level_cap is None else cfg.level_cap
+                terms["level"] = cfg.level_weight * max(0, min(now, cap) - min(before, cap))
         for f, weight in cfg.gain:
             amount = _amount(ram[f])
             high = self.highs.get(f, amount)

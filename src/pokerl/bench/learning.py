@@ -9,8 +9,9 @@ seconds are reported beside.
 Per seed: the run's global step at which each milestone was first reached (any env). Across seeds:
 the share of seeds that reached each milestone and the median of those steps. ``--results FILE``
 appends each finished seed as one JSON line and reuses lines already there for the same seed and
-overrides, so a benchmark of many hours can be run a few seeds at a time. ``--reset fresh,frontier``
-compares reset modes (``reset.mode=...`` added to the overrides); each trained policy is also
+composed config (``config``: a hash, so an edited reward file is a new setting), so a benchmark of
+many hours can be run a few seeds at a time. ``--reset fresh,frontier`` compares reset modes
+(``reset.mode=...`` added to the overrides); each trained policy is also
 evaluated from power-on (``--eval-episodes``, default 8).
 
   pokerl-bench learning [--steps 1_000_000] [--seeds 3] [--results FILE] [--json] [hydra overrides...]
@@ -27,15 +28,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pokerl.config import compose_train_config
+from pokerl.config import compose_train_config, dump_config
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
 
+# Every seed's settings on top of configs/train.yaml (then the overrides, then seed, budget and run dir).
+BENCH = ["model=small", "log.progress=false", "env.max_steps=2048"]
+
+
+def fingerprint(overrides: list[str]) -> str:
+    """The composed config a seed trains with, as a short hash: overrides in any order, or a changed
+    config file (a reward edit), give the same or a different one. Seed, budget and logging are left out."""
+    cfg = compose_train_config([*BENCH, *overrides])
+    for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
+        cfg.pop(key, None)
+    return hashlib.sha1(dump_config(cfg).encode()).hexdigest()[:10]
+
 
 def seed_dir(run_root: Path, seed: int, overrides: list[str]) -> Path:
-    """Where a seed's run lives: one folder per set of overrides (in any order) and seed."""
-    key = hashlib.sha1(json.dumps(sorted(overrides)).encode()).hexdigest()[:10]
-    return run_root / key / f"seed{seed}"
+    """Where a seed's run lives: one folder per composed config (:func:`fingerprint`) and seed."""
+    return run_root / fingerprint(overrides) / f"seed{seed}"
 
 
 def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_episodes: int) -> dict[str, Any]:
@@ -52,10 +64,8 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
         cfg = compose_train_config([f"resume={run_dir}", f"run_dir={run_dir}", f"total_steps={steps}"])
         seconds = float(done_before.read_text())
     else:
-        cfg = compose_train_config([
-            "model=small", "log.progress=false", f"seed={seed}", f"run_dir={run_dir}",
-            f"total_steps={steps}", "env.max_steps=2048", "overwrite=true", *overrides,
-        ])
+        cfg = compose_train_config([*BENCH, *overrides, f"seed={seed}", f"run_dir={run_dir}", f"total_steps={steps}",
+                                    "overwrite=true"])
         seconds = 0.0
     start = time.perf_counter()
     trainer = Trainer(cfg)
@@ -73,7 +83,8 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
         result = evaluate(agent, eval_episodes, workers=1, envs_per_worker=min(eval_episodes, 4), seed=seed)
         rates = result.milestone_rates
     return {
-        "seed": seed, "overrides": overrides, "budget": steps, "steps": trainer.global_step,
+        "seed": seed, "overrides": overrides, "config": fingerprint(overrides), "budget": steps,
+        "steps": trainer.global_step,
         "seconds": round(seconds, 1),
         "milestone_first": dict(sorted(trainer.milestone_first.items(), key=lambda kv: kv[1])),
         "eval_from_power_on": rates,
@@ -109,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    # a seed run is known by its seed, budget and overrides in any order (so that e.g. `--reset fresh,frontier`
-    # reuses the runs of an earlier `--reset fresh`)
-    done = {(r["seed"], tuple(sorted(r["overrides"])), r["budget"]): r for r in load_results(args.results)}
+    # a seed run is known by its seed, budget and composed config (so that e.g. `--reset fresh,frontier` reuses
+    # the runs of an earlier `--reset fresh`, and runs made before a config file changed are not reused)
+    done = {(r["seed"], r.get("config"), r["budget"]): r for r in load_results(args.results)}
     settings = {mode: [*args.overrides, f"reset.mode={mode}"] for mode in args.reset.split(",")} if args.reset \
         else {"default": args.overrides}
     out: dict[str, Any] = {}
@@ -120,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(args.run_root or tmp)
             seeds = []
             for seed in range(1, args.seeds + 1):
-                result = done.get((seed, tuple(sorted(overrides)), args.steps))
+                result = done.get((seed, fingerprint(overrides), args.steps))
                 if result is None:
                     result = run_seed(seed, args.steps, overrides, root, args.eval_episodes)
                     if args.results is not None:
