@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tq
+from pokerl import boot as boot_module
 from pokerl import emulator
 from pokerl.config import compose_train_config
 from pokerl.errors import ConfigError
@@ -50,7 +51,8 @@ def test_spec_matches_what_the_env_has(sessions: list[int]) -> None:
     assert spec.milestone_names[0] == "route1" and spec.world_map.offsets[3] == (40, 16)
 
 
-def test_training_and_evaluation_boot_only_the_envs_they_step(tmp_path: Path, sessions: list[int]) -> None:
+def test_training_and_evaluation_boot_only_the_envs_they_step(tmp_path: Path, sessions: list[int],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = compose_train_config([*TINY, "num_envs=2", "pool.mode=serial", "pool.workers=1", "total_steps=16",
                                 f"run_dir={tmp_path}"])
     Trainer(cfg).run()
@@ -58,8 +60,11 @@ def test_training_and_evaluation_boot_only_the_envs_they_step(tmp_path: Path, se
     sessions.clear()
     agent = load_agent(tmp_path)
     assert not sessions
+    boots: list[int] = []
+    real_boot = boot_module.boot
+    monkeypatch.setattr(boot_module, "boot", lambda *a, **k: (boots.append(1), real_boot(*a, **k))[1])
     result = evaluate(agent, episodes=2, envs_per_worker=2, capture_screens=True)
-    assert len(sessions) == 2
+    assert len(sessions) == 2 and len(boots) == 1  # the second env loaded the first one's start state
     save_heatmap(agent, result, tmp_path / "heat.png")
     assert len(sessions) == 2  # the background came from the evaluated envs' screens
     assert result.backdrop is not None and result.backdrop.painted.any()

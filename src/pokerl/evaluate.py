@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -131,7 +132,9 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     episodes and env steps on stderr (a Pokémon episode is minutes long)."""
     spec = run_spec(agent.config, max_steps=max_steps) if max_steps else agent.spec
     kwargs = {**agent.env_kwargs(rom, from_milestone), "spec": spec}
-    env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens)
+    # the envs share one start state (Pokémon's intro is made once, not once per env)
+    boot_cache = tempfile.TemporaryDirectory(prefix="pokerl-eval-")
+    env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens, boot_cache=boot_cache.name)
     workers = max(1, workers)
     n = workers * max(1, envs_per_worker)
     policy, device = agent.policy, next(agent.policy.parameters()).device
@@ -141,7 +144,7 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     ep_bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, position=0)
     step_bar = tqdm(total=most_steps, desc="env steps", unit="step", unit_scale=True, disable=not progress,
                     position=1, leave=False)
-    with VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool, ep_bar, step_bar:
+    with boot_cache, VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool, ep_bar, step_bar:
         obs, _ = pool.reset(seed=seed)
         state = policy.initial_state(n, device)
         starts = torch.ones(n, device=device)
