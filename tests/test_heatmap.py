@@ -81,3 +81,27 @@ def test_draw_crops_to_the_visits_outlines_unvisited_maps_and_adds_a_legend() ->
     assert not (image[: 11 * 8, (30 - 18) * 8 - 8] == 110).all()
     legend = image[-LEGEND_HEIGHT:]
     assert legend[4:14, 8:-8].std() > 20  # the colour scale is drawn
+
+
+def test_screens_near_the_world_origin_are_clipped_and_drawn_under_the_heat() -> None:
+    backdrop = Backdrop(WORLD, SCROLLING, max_pixels=60 * 20 * 16)
+    backdrop.paint(0, 1, 1, synthetic_screen(200))  # the screen starts 3 steps left of and above the world
+    pixels, painted = cell(backdrop, 0, 0)
+    assert painted.all() and (pixels == (200, 3 * 20, 3 * 20)).all()  # screen cell (3, 3) lands on step (0, 0)
+    assert backdrop.painted[: 6 * 4, : 7 * 4].all() and not backdrop.painted[6 * 4 :].any()
+    visits = VisitMap((20, 30))
+    visits.add({0: [[1, 1, 3]]})
+    image = draw_heatmap(WORLD, visits, scale=1, backdrop=backdrop)  # the backdrop's scale wins: 4 px a step
+    assert image.shape[:2] == ((1 + 1 + 4) * 4 + LEGEND_HEIGHT, 240)
+    under = image[2 * 4 + 1, 0 * 4 + 1].astype(int)  # step (0, 2): not visited, painted: the picture, dimmed
+    assert tuple(under) == tuple(int(0.6 * v) for v in (200, 3 * 20, 5 * 20))
+
+
+def test_scrolling_screens_without_the_players_place_are_not_captured() -> None:
+    unknown = ScreenGeometry(scrolls=True, step_pixels=16)  # an older profile: no `player`
+    capture = ScreenCapture(WORLD, unknown)
+    capture.offer(0, 10, 8, lambda: synthetic_screen(50))
+    assert capture.take() == []
+    backdrop = Backdrop(WORLD, unknown)
+    backdrop.paint(0, 10, 8, synthetic_screen(50))
+    assert not backdrop.painted.any()

@@ -180,7 +180,7 @@ def test_bad_inputs_are_one_line_errors(runs: dict[str, Path], tmp_path: Path) -
         (["pokerl.cli.eval", "--pretrained", "nethack"], "no pretrained agent 'nethack' in this pokerl (shipped:"),
         (["pokerl.cli.play", str(runs["untrained"]), "--pretrained", "tinyquest", "--headless"],
          "or --pretrained NAME (one of"),
-        (["pokerl.cli.eval", str(runs["untrained"] / "checkpoints" / "latest.pt"), "--info"], "cannot read the model"),
+        (["pokerl.cli.eval", str(runs["untrained"] / "checkpoints" / "latest.pt"), "--info"], "has no model card"),
     ]
     for args, message in cases:
         out = cli(*args, env={"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""})

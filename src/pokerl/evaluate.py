@@ -139,6 +139,9 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     n = workers * max(1, envs_per_worker)
     policy, device = agent.policy, next(agent.policy.parameters()).device
     summaries: list[dict[str, Any]] = []
+    wm = spec.world_map
+    visits = VisitMap((wm.map_height, wm.map_width))
+    backdrop = Backdrop(wm, spec.profile.screen) if capture_screens else None
     # env steps at most: every round of n episodes runs to max_steps (early ends finish the bar early)
     most_steps = math.ceil(episodes / n) * n * spec.env.max_steps
     ep_bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, position=0)
@@ -153,21 +156,18 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
             action, _, _, state = policy.act(obs_t, state, starts, deterministic=deterministic)
             obs, _, terminated, truncated, infos = pool.step(action.cpu().numpy())
             starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
-            summaries.extend(summary for _, summary in infos["episodes"])
+            for _, summary in infos["episodes"][: episodes - len(summaries)]:
+                visits.add(summary.pop("visits"))  # aggregated now: a Pokémon episode's screens are MBs
+                if backdrop is not None:
+                    backdrop.add(summary.pop("screens"))
+                summaries.append(summary)
+                ep_bar.update(1)
             step_bar.update(n)
-            ep_bar.update(min(len(infos["episodes"]), episodes - ep_bar.n))
-    summaries = summaries[:episodes]
     milestones = list(spec.milestone_names)
-    wm = spec.world_map
-    visits = VisitMap((wm.map_height, wm.map_width))
     maps: dict[int, float] = {}
-    backdrop = Backdrop(wm, spec.profile.screen) if capture_screens else None
     for s in summaries:
-        visits.add(s["visits"])
         for m in s["maps_visited"]:
             maps[int(m)] = maps.get(int(m), 0) + 1 / len(summaries)
-        if backdrop is not None:
-            backdrop.add(s["screens"])
     return EvalResult(
         episodes=len(summaries),
         mean_return=float(np.mean([s["return"] for s in summaries])),

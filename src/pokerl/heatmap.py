@@ -110,7 +110,7 @@ class ScreenCapture:
     def offer(self, map_id: int, x: int, y: int, grab: Callable[[], np.ndarray]) -> None:
         """Keep ``grab()`` if this place's chunk has no screen yet (``grab`` is called only then)."""
         key = (map_id, x // self.chunk[0], y // self.chunk[1]) if self.screen.scrolls else (map_id,)
-        if key in self.keys or len(self.screens) >= self.max_screens:
+        if key in self.keys or len(self.screens) >= self.max_screens or not self.screen.placeable:
             return
         self.keys.add(key)
         self.screens.append((map_id, x, y, shrink(grab(), self.screen, self.scale)))
@@ -133,12 +133,12 @@ class Backdrop:
 
     def paint(self, map_id: int, x: int, y: int, shot: np.ndarray) -> None:
         """Paste one screen taken at step ``(x, y)`` of ``map_id``, clipped to that map's rectangle."""
-        if map_id not in self.world.offsets:
+        if map_id not in self.world.offsets or not self.screen.placeable:
             return
         s = self.scale
         shot = shrink(shot, self.screen, s)  # a no-op unless the capture had another scale
         mx, my, mw, mh = self.world.map_rect(map_id)
-        px, py = self.screen.player if self.screen.scrolls else (x, y)  # whole-map screens start at its origin
+        px, py = (self.screen.player or (0, 0)) if self.screen.scrolls else (x, y)  # whole maps: from the origin
         left, top = (mx + x - px) * s, (my + y - py) * s
         x0, y0 = max(left, mx * s, 0), max(top, my * s, 0)
         x1 = min(left + shot.shape[1], (mx + mw) * s, self.image.shape[1])

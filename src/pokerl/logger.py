@@ -29,6 +29,10 @@ from torch.utils.tensorboard.summary import Summary, hparams
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb
 from pokerl.spec import GameSpec
 
+# TensorBoard's world heat map is shrunk to at most this many pixels (it is written every heatmap_every
+# updates for the whole run; pokerl-eval --heatmap keeps the full size).
+WORLD_IMAGE_PIXELS = 1_500_000
+
 # The config's main knobs, shown by TensorBoard's hparams plugin beside the milestone rates.
 HPARAMS = (
     "game.name", "reward.name", "model.hidden", "num_envs", "total_steps", "seed", "env.max_steps",
@@ -84,9 +88,9 @@ class TrainLogger:
             if isinstance(value, (bool, int, float, str)):
                 knobs[key] = value
         metrics = {f"milestone/{name}": 0.0 for name in self.milestone_names}
-        file_writer = self.writer._get_file_writer()
-        for summary in hparams(knobs, metrics):  # into this run, not the sub-run add_hparams makes
-            file_writer.add_summary(summary)
+        experiment, session_start, _ = hparams(knobs, metrics)  # no session end: it would say "success" now
+        for summary in (experiment, session_start):  # into this run, not the sub-run add_hparams makes
+            self.writer._get_file_writer().add_summary(summary)
 
     def add_episode(self, summary: Mapping[str, Any]) -> None:
         """Record one finished episode's summary (``info["episode"]``)."""
@@ -143,6 +147,10 @@ class TrainLogger:
             self.writer.add_image(f"exploration/map_{map_id}", image, step, dataformats="HWC")
         if self.backdrop is not None and self.visits.counts:
             image = draw_heatmap(self.world, self.visits, self.backdrop.scale, self.backdrop)
+            if image.shape[0] * image.shape[1] > WORLD_IMAGE_PIXELS:  # all of Kanto: 1700x3700 at 5 px a step
+                shrink = (WORLD_IMAGE_PIXELS / (image.shape[0] * image.shape[1])) ** 0.5
+                size = (int(image.shape[1] * shrink), int(image.shape[0] * shrink))
+                image = np.asarray(Image.fromarray(image).resize(size, Image.BOX))
             self.writer.add_image("exploration/world", image, step, dataformats="HWC")
 
     def video(self, frames: Sequence[np.ndarray], step: int, tag: str = "video/episode", fps: int = 15) -> None:

@@ -87,5 +87,8 @@ def agent_source(checkpoint: str | None, pretrained: str | None) -> str:
 
 def card_text(weights: str | os.PathLike[str]) -> str:
     """The model card beside ``weights`` as ``--info`` prints it."""
-    read_card(weights)  # a one-line error when missing or not a card
+    if not card_path(weights).is_file():
+        raise PokerlError(f"{weights} has no model card ({card_path(weights).name}): --info is for shipped agents "
+                          f"(--pretrained NAME) and weights exported with one")
+    read_card(weights)  # a one-line error when not a card
     return f"# {card_path(weights)}\n{card_path(weights).read_text()}"

@@ -94,7 +94,8 @@ class HelperYaml:
 class ScreenYaml:
     scrolls: bool = True  # false: the screen shows a whole map from its origin (tinyquest)
     step_pixels: int = 8  # screen pixels per coordinate step (Pokémon: 16, a 2x2-tile block)
-    player: list[int] = field(default_factory=lambda: [0, 0])  # the player's step cell on screen [x, y]
+    player: list[int] | None = None  # the player's step cell on screen [x, y] (scrolling screens; unset: no
+    #                                   heat-map background can be painted)
 
 
 @dataclass
@@ -176,7 +177,12 @@ class ScreenGeometry:
 
     scrolls: bool = True
     step_pixels: int = 8
-    player: tuple[int, int] = (0, 0)
+    player: tuple[int, int] | None = None  # None: unknown, so screens are not placed on the map
+
+    @property
+    def placeable(self) -> bool:
+        """Screens can be pasted on the world grid: whole maps, or scrolling with the player's place known."""
+        return not self.scrolls or self.player is not None
 
 
 @dataclass(frozen=True)
@@ -337,6 +343,8 @@ def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
         where = f"{source}: world_map.offsets.{key}"
         if len(value) != 2:
             raise ConfigError(f"{where}: expected [x, y], got {value!r}")
+        if not (0 <= value[0] < data.size[0] and 0 <= value[1] < data.size[1]):
+            raise ConfigError(f"{where}: {value} is outside the world's size {data.size}")
         offsets[_address(key, where)] = (value[0], value[1])
     for key, value in data.sizes.items():
         where = f"{source}: world_map.sizes.{key}"
@@ -354,6 +362,8 @@ def _screen(data: ScreenYaml, source: str) -> ScreenGeometry:
     cols, rows = 160 // max(data.step_pixels, 1), 144 // max(data.step_pixels, 1)
     if data.step_pixels < 1 or cols < 1 or rows < 1:
         raise ConfigError(f"{source}: screen.step_pixels: expected 1..144, got {data.step_pixels}")
+    if data.player is None:
+        return ScreenGeometry(data.scrolls, data.step_pixels)
     if not (len(data.player) == 2 and 0 <= data.player[0] < cols and 0 <= data.player[1] < rows):
         raise ConfigError(f"{source}: screen.player: expected [x, y] inside the {cols}x{rows}-step screen, "
                           f"got {data.player}")

@@ -125,7 +125,8 @@ class Trainer:
         # envs share the start state made once per run (run_dir/cache)
         env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"),
                                    reset=self.tc.reset, archive=self.tc.archive.max_states > 0,
-                                   capture_screens=self.dist.is_main and self.tc.log.heatmap_every > 0)
+                                   capture_screens=(self.dist.is_main and self.tc.log.heatmap_every > 0
+                                                    and bool(self.spec.world_map.offsets)))
         self.archive = Archive(self.tc.archive.max_states)
         self._archive_sent = 0  # the archive version the envs hold
         self._archive_new: list[Entry] = []  # kept since the last exchange between ranks
@@ -178,7 +179,8 @@ class Trainer:
             # resumed after a kill: TensorBoard drops what the lost updates wrote past the checkpoint
             self.logger = TrainLogger(self.run_dir / "tb", self.spec,
                                       purge_step=self.global_step if checkpoint is not None else None)
-            self.logger.describe_run(self.cfg, config_yaml)
+            if checkpoint is None:  # a resumed run described itself when it started
+                self.logger.describe_run(self.cfg, config_yaml)
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self, ckpt: dict[str, Any]) -> None:

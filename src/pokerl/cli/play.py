@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             state = agent.policy.initial_state(1)
             start = torch.ones(1)
             ret, done = 0.0, False
+            status = f"episode {episode + 1}: no steps"
             while not done:
                 if args.steps is not None and total >= args.steps:
                     break
