@@ -208,3 +208,12 @@ def test_exported_weights_are_half_precision_play_alike_and_show_their_card(runs
     out = cli("pokerl.cli.play", str(weights), "--info", env={"DISPLAY": ""})  # no window needed to read it
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1:] == ["agent: a test card", "evaluation: {episodes: 16}"]
+
+
+def test_eval_into_a_closed_pipe_stops_quietly(runs: dict[str, Path]) -> None:
+    """``pokerl-eval RUN | head -1``: the reader leaves early; no traceback, the shell's SIGPIPE status."""
+    proc = subprocess.Popen([sys.executable, "-m", "pokerl.cli.eval", str(runs["untrained"]), "--episodes", "1",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=180) == 141 and "Traceback" not in err, err

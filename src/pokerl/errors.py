@@ -8,6 +8,7 @@ or value at fault. Command-line entry points wrap their body in :func:`exit_on_e
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -46,5 +47,8 @@ def exit_on_error(main: Callable[..., T]) -> Callable[..., T]:
         except PokerlError as err:
             print(f"pokerl: error: {one_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
+        except BrokenPipeError:  # `pokerl-eval ... | head`: the reader left; as other Unix tools, stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            raise SystemExit(141) from None  # 128 + SIGPIPE, as a shell reports it
 
     return wrapper
