@@ -116,6 +116,39 @@ def test_no_state_is_archived_mid_battle_or_where_the_episode_ends() -> None:
         env.close()
 
 
+def test_a_level_up_is_a_new_cell_archived_after_its_battle() -> None:
+    """With ``level_step`` 1, Route 1 at level 1 and Route 1 at level 2 are two cells: the level-up's
+    state is offered once the battle and its text are over; without it, no second entry."""
+    for level_step, cells in ((1, [(("route1",), 1), (("route1",), 2)]), (0, [(("route1",), 0)])):
+        env = make_tq(archive=True, level_step=level_step, writes={"ballast": 0, "xp": 9})  # one win levels up
+        try:
+            env.reset(seed=3)
+            infos = [info for _, info in walk_town_to_route1(env)]
+            walk_route1_to_grass(env)
+            toggle = 0
+            for _ in range(1500):  # up and down in the grass until a wild battle, then HIT until it is over
+                button = battle_button(env) or ("up" if (toggle := toggle ^ 1) else "down")
+                infos.append(press(env, button)[1])
+                if infos[-1]["level"] == 2 and not (infos[-1]["in_battle"] or infos[-1]["text"]):
+                    break
+            for _ in range(2):
+                infos.append(press(env, "left")[1])
+            assert infos[-1]["level"] == 2
+            assert [e.cell for e in offers(infos)] == cells
+            leveled = [i for i in infos if "archive_entry" in i][1:]
+            assert all(not i["in_battle"] and not i["text"] and i["level"] == 2 for i in leveled)
+        finally:
+            env.close()
+
+
+def test_cells_of_one_milestone_set_are_kept_apart_and_the_best_is_the_highest_level() -> None:
+    archive = Archive()
+    assert archive.offer(Entry(("a",), b"x", 5, {}, level=1)) and archive.offer(Entry(("a",), b"y", 9, {}, level=2))
+    assert sorted(archive.entries) == [(("a",), 1), (("a",), 2)]
+    assert archive.best().state == b"y"  # type: ignore[union-attr]
+    assert not archive.offer(Entry(("a",), b"z", 10, {}, level=2))  # more steps in the same cell
+
+
 TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "ppo.num_steps=16", "ppo.bptt=8",
         "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=16", "game.boot.writes.ballast=0",
         "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
@@ -144,7 +177,7 @@ def test_corrupt_entry_is_skipped_with_a_warning() -> None:
     archive = Archive()
     with pytest.warns(UserWarning, match="archive entry moved has a corrupt state: skipped"):
         archive.load_state_dict({"entries": [good.as_dict(), bad.as_dict()]})
-    assert list(archive.entries) == [("route1",)]
+    assert list(archive.entries) == [(("route1",), 0)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Archive().load_state_dict({"entries": [good.as_dict()]})
@@ -154,9 +187,9 @@ def test_eviction_keeps_the_best_and_each_stage() -> None:
     archive = Archive(max_states=3)
     for key, steps in [(("a",), 5), (("b",), 6), (("a", "b"), 9), (("c",), 7)]:
         archive.offer(Entry(key, b"x", steps, {}))
-    assert len(archive.entries) == 3 and ("a", "b") in archive.entries  # the best stays
+    assert len(archive.entries) == 3 and (("a", "b"), 0) in archive.entries  # the best stays
     assert not archive.offer(Entry(("a", "b"), b"y", 12, {}))  # more steps: not better
-    assert archive.offer(Entry(("a", "b"), b"z", 4, {})) and archive.entries[("a", "b")].state == b"z"
+    assert archive.offer(Entry(("a", "b"), b"z", 4, {})) and archive.entries[(("a", "b"), 0)].state == b"z"
 
 
 def test_eval_from_milestone(tmp_path: Path) -> None:
@@ -196,7 +229,7 @@ rank = dist.get_rank()
 trainer._offer([(0, Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))])
 trainer._share_archive()  # what every update boundary does
 print(sorted(trainer.archive.entries), flush=True)
-assert set(trainer.archive.entries) == {("rank0",), ("rank1",)}
+assert set(trainer.archive.entries) == {(("rank0",), 0), (("rank1",), 0)}
 trainer.close()
 """
 
@@ -212,7 +245,7 @@ def test_two_ranks_share_one_archive(tmp_path: Path) -> None:
                           str(script), *TINY, "total_steps=64", f"run_dir={tmp_path / 'run'}"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("[('rank0',), ('rank1',)]") == 2
+    assert out.stdout.count("[(('rank0',), 0), (('rank1',), 0)]") == 2
 
 
 def test_swarm_jumps_a_share_of_envs_to_the_best_entry(tmp_path: Path) -> None:

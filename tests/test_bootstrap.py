@@ -145,3 +145,12 @@ def test_bench_learning_counts_steps_and_reuses_finished_seeds(tmp_path: Path,
     assert main(edited) == 0
     assert len(results.read_text().splitlines()) == 4  # trained again, as a new setting
     assert len(list((tmp_path / "runs").glob("*/seed*"))) == 4
+
+
+def test_bench_learning_keys_fresh_seeds_without_the_archive_settings_they_never_read() -> None:
+    from pokerl.bench.learning import fingerprint
+
+    fresh, frontier = ["reset.mode=fresh"], ["reset.mode=frontier"]
+    assert fingerprint(fresh) == fingerprint([*fresh, "archive.level_step=3", "reset.fresh_share=0.5"])
+    assert fingerprint(frontier) != fingerprint([*frontier, "archive.level_step=3"])
+    assert fingerprint(fresh) != fingerprint([*fresh, "ppo.bootstrap_truncated=false"])

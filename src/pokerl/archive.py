@@ -1,11 +1,17 @@
-"""The milestone state archive: one saved game state per set of milestones held, the fewest steps in.
+"""The milestone state archive: one saved game state per cell (a set of milestones held and a level),
+the fewest steps in.
 
-When an env first holds a set of milestones the archive lacks (those held at its episode's start
-plus those reached since), or holds a known set in fewer env steps from power-on, its emulator
-state becomes that set's entry. Envs then start episodes from entries (``reset.mode=frontier``:
-sampled, weighted toward the largest sets and the least used entries) or jump to the best one
-(``swarm``), so progress one env made is shared by all: the idea behind the swarm of the agent that
-beat Pokémon Red (pokemonred_puffer). States where the episode ends or the player is busy (battle,
+A cell is Go-Explore's: the milestones held (those at the episode's start plus those reached since)
+and, with ``archive.level_step`` n > 0, the reward's level sum (capped as the reward caps it) in
+steps of n. When an env first reaches a cell the archive lacks, or a known cell in fewer env steps
+from power-on, its emulator state becomes that cell's entry. Levels split cells because the fewest
+steps alone keeps the states that trained least: in tinyquest every "fought Rocko" entry of the
+first frontier seed was in town at level 1, after the lost fight, and it needs level 2-3 to win.
+
+Envs then start episodes from entries (``reset.mode=frontier``: sampled, weighted toward the
+largest sets and the least used entries) or jump to the best one (``swarm``), so progress one env
+made is shared by all: the idea behind the swarm of the agent that beat Pokémon Red
+(pokemonred_puffer). States where the episode ends or the player is busy (battle,
 text) are not archived: the env waits for the next free step.
 
 The archive is bounded (``archive.max_states``). Eviction: the best entry (the largest set) is never
@@ -26,6 +32,7 @@ from typing import Any
 import numpy as np
 
 Key = tuple[str, ...]  # a milestone set, sorted
+Cell = tuple[Key, int]  # (milestone set, level bucket)
 
 
 @dataclass
@@ -39,16 +46,23 @@ class Entry:
     rng: int = 0  # the game's RNG field when it was saved (0 when the profile names none)
     time: float = 0.0  # wall-clock time (s since the epoch) it was saved at
     uses: int = 0  # episodes started from it
+    level: int = 0  # the level bucket (0 when levels do not split cells)
+
+    @property
+    def cell(self) -> Cell:
+        return self.key, self.level
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": list(self.key), "state": self.state, "steps": self.steps,
-                "milestone_steps": dict(self.milestone_steps), "rng": self.rng, "time": self.time, "uses": self.uses}
+                "milestone_steps": dict(self.milestone_steps), "rng": self.rng, "time": self.time, "uses": self.uses,
+                "level": self.level}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Entry:
+        # "level" is absent from archives saved before levels split cells: those were level 0
         return Entry(tuple(data["key"]), bytes(data["state"]), int(data["steps"]),
                      {str(k): int(v) for k, v in data["milestone_steps"].items()}, int(data["rng"]),
-                     float(data["time"]), int(data["uses"]))
+                     float(data["time"]), int(data["uses"]), int(data.get("level", 0)))
 
 
 @dataclass
@@ -74,64 +88,67 @@ class ArchiveConfig:
     """``archive:`` in ``configs/train.yaml``."""
 
     max_states: int = 64  # entries kept (0: no archive)
+    level_step: int = 0  # > 0: cells split by the reward's level sum in steps of this (0: milestones only)
 
     def __post_init__(self) -> None:
         if self.max_states < 0:
             raise ValueError(f"max_states: must be >= 0, got {self.max_states}")
+        if self.level_step < 0:
+            raise ValueError(f"level_step: must be >= 0, got {self.level_step}")
 
 
 def better(new: Entry, old: Entry | None) -> bool:
-    """Does ``new`` replace ``old`` (the entry for the same set, if any)? Fewer steps win."""
+    """Does ``new`` replace ``old`` (the entry for the same cell, if any)? Fewer steps win."""
     return old is None or new.steps < old.steps
 
 
-def weights(entries: Sequence[Entry], uses: Mapping[Key, int]) -> np.ndarray:
+def weights(entries: Sequence[Entry], uses: Mapping[Cell, int]) -> np.ndarray:
     """Sampling weights for frontier resets: doubled per milestone in the set (the frontier first),
     divided by 1 + the times this env started from the entry (the least used first)."""
     sizes = np.array([len(e.key) for e in entries], np.float64)
-    w = 2.0 ** (sizes - sizes.max()) / (1.0 + np.array([uses.get(e.key, 0) for e in entries], np.float64))
+    w = 2.0 ** (sizes - sizes.max()) / (1.0 + np.array([uses.get(e.cell, 0) for e in entries], np.float64))
     return w / w.sum()
 
 
 @dataclass
 class Archive:
-    """Entries by milestone set; see the module docstring."""
+    """Entries by cell; see the module docstring."""
 
     max_states: int = 64
-    entries: dict[Key, Entry] = field(default_factory=dict)
+    entries: dict[Cell, Entry] = field(default_factory=dict)
     version: int = 0  # counts changes, so copies elsewhere know when to refresh
 
     def offer(self, entry: Entry) -> bool:
-        """Add or replace ``entry``'s set if it is new or reached in fewer steps; True when kept."""
-        if not better(entry, self.entries.get(entry.key)):
+        """Add or replace ``entry``'s cell if it is new or reached in fewer steps; True when kept."""
+        old = self.entries.get(entry.cell)
+        if not better(entry, old):
             return False
-        old = self.entries.get(entry.key)
         entry.uses = old.uses if old is not None else 0
-        self.entries[entry.key] = entry
+        self.entries[entry.cell] = entry
         while len(self.entries) > self.max_states:
             self._evict()
         self.version += 1
-        return entry.key in self.entries
+        return entry.cell in self.entries
 
     def _evict(self) -> None:
         best = self.best()
-        by_size = Counter(len(k) for k in self.entries if best is None or k != best.key)
+        by_size = Counter(len(c[0]) for c in self.entries if best is None or c != best.cell)
         size = max(by_size, key=lambda s: (by_size[s], -s))  # the fullest bucket; the smaller sets first
-        victims = [e for k, e in self.entries.items() if len(k) == size and (best is None or k != best.key)]
-        del self.entries[max(victims, key=lambda e: (e.uses, e.steps)).key]
+        victims = [e for c, e in self.entries.items() if len(c[0]) == size and (best is None or c != best.cell)]
+        del self.entries[max(victims, key=lambda e: (e.uses, e.steps)).cell]
 
     def best(self) -> Entry | None:
-        """The entry with the most milestones (fewest steps among equals)."""
-        return min(self.entries.values(), key=lambda e: (-len(e.key), e.steps), default=None)
+        """The entry with the most milestones (then the highest level, then the fewest steps)."""
+        return min(self.entries.values(), key=lambda e: (-len(e.key), -e.level, e.steps), default=None)
 
     def for_milestone(self, name: str) -> Entry | None:
         """The entry holding ``name`` reached in the fewest steps (``--from-milestone``)."""
         return min((e for e in self.entries.values() if name in e.key), key=lambda e: e.steps, default=None)
 
-    def count_uses(self, started: Iterable[Key]) -> None:
-        for key in started:
-            if key in self.entries:
-                self.entries[key].uses += 1
+    def count_uses(self, started: Iterable[Cell]) -> None:
+        for cell in started:
+            if cell in self.entries:
+                self.entries[cell].uses += 1
 
     def state_dict(self) -> dict[str, Any]:
         return {"max_states": self.max_states, "version": self.version,
@@ -148,5 +165,5 @@ class Archive:
                 warnings.warn(f"pokerl: {source}: archive entry {'+'.join(entry.key) or 'start'} has a corrupt "
                               "state: skipped", stacklevel=2)
                 continue
-            self.entries[entry.key] = entry
+            self.entries[entry.cell] = entry
         self.version = int(data.get("version", 0))

@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from pokerl.archive import Entry, Key, ResetConfig, weights
+from pokerl.archive import Cell, Entry, ResetConfig, weights
 from pokerl.boot import start_state
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
@@ -55,6 +55,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         capture_screens: bool = False,
         reset: ResetConfig | None = None,
         archive: bool = False,
+        level_step: int = 0,
         start: Entry | None = None,
         **overrides: Any,
     ) -> None:
@@ -64,7 +65,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         carries the screens the agent saw (``screens``, heat-map backgrounds, see :mod:`pokerl.heatmap`);
         ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see
         :meth:`set_archive`); ``archive``: offer a state in ``info["archive_entry"]`` whenever a new
-        set of milestones is held; ``start``: begin every episode at this archived state."""
+        set of milestones is held (or, with ``level_step`` > 0, a new level bucket: see
+        :mod:`pokerl.archive`); ``start``: begin every episode at this archived state."""
         self.spec = spec if spec is not None else load_spec(game, reward, env, **overrides)
         if spec is not None and overrides:
             raise ConfigError(f"env config overrides {sorted(overrides)} given with a spec: put them in the spec")
@@ -86,12 +88,14 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._capture = ScreenCapture(profile.world_map, profile.screen) if capture_screens else None
         self._reset_cfg = reset or ResetConfig()
         self._archiving = archive
+        self._level_step = level_step
         self._start_entry = start
         self._archive: list[Entry] = []  # this env's copy of the run's archive (set_archive)
-        self._archived_steps: dict[Key, int] = {}  # set -> its entry's steps, to offer only better ones
-        self._uses: dict[Key, int] = {}  # episodes this env started from each entry
+        self._archived_steps: dict[Cell, int] = {}  # cell -> its entry's steps, to offer only better ones
+        self._uses: dict[Cell, int] = {}  # episodes this env started from each entry
         self._start: Entry | None = None  # the entry this episode started from (None: power-on)
-        self._pending = False  # a new milestone set is held but not archived yet (busy, or the end)
+        self._pending = False  # a new cell is held but not archived yet (busy, or the end)
+        self._level = 0  # the level bucket now (archive cells)
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
@@ -134,6 +138,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ram = self.profile.read_ram(self.session.memory)
         self._tracker.reset(ram, held=entry.key if entry is not None else ())
         self._pending = False
+        self._level = self._level_bucket(ram)
         self._explore.reset()
         if self._capture is not None:
             self._capture.take()  # a new episode keeps its own screens
@@ -149,7 +154,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def set_archive(self, entries: list[Entry]) -> None:
         """This env's copy of the run's archive: where frontier resets start, what is worth offering."""
         self._archive = list(entries)
-        self._archived_steps = {e.key: e.steps for e in entries}
+        self._archived_steps = {e.cell: e.steps for e in entries}
 
     def _sample_entry(self) -> Entry | None:
         """A frontier reset's start (None: power-on), drawn with this env's RNG (so resume is exact)."""
@@ -157,8 +162,16 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if cfg.mode != "frontier" or not self._archive or self.np_random.random() < cfg.fresh_share:
             return None
         entry = self._archive[int(self.np_random.choice(len(self._archive), p=weights(self._archive, self._uses)))]
-        self._uses[entry.key] = self._uses.get(entry.key, 0) + 1
+        self._uses[entry.cell] = self._uses.get(entry.cell, 0) + 1
         return entry
+
+    def _level_bucket(self, ram: Mapping[str, Any]) -> int:
+        """The level part of this moment's archive cell: the reward's level sum, capped, // level_step."""
+        if not self._level_step:
+            return 0
+        level = sum(int(ram[f]) for f in self.rewards.level_fields)
+        cap = self.rewards.level_cap
+        return (level if cap is None else min(level, cap)) // self._level_step
 
     def _archive_entry(self, ram: Mapping[str, Any]) -> Entry:
         """This moment as an archive entry: the milestones held, the state, the steps from power-on."""
@@ -166,7 +179,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         seed_field = self.profile.boot.seed_field
         return Entry(tuple(sorted(summary["milestones"])), self.session.save_state(),
                      summary["start_steps"] + self._steps, summary["milestone_steps"],
-                     int(ram[seed_field]) if seed_field else 0, time.time())
+                     int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level)
 
     def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """End the episode here (a truncation) and start the next at ``entry``: (summary, observation)."""
@@ -190,8 +203,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "rewards": self._tracker.state_dict(),
             "np_random": repr(self.np_random.bit_generator.state),
             "start": None if self._start is None else self._start.as_dict(),
-            "uses": [[list(k), n] for k, n in self._uses.items()],
+            "uses": [[list(k), level, n] for (k, level), n in self._uses.items()],
             "pending": self._pending,
+            "level": self._level,
         }
 
     def set_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -207,8 +221,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._tracker.load_state_dict(state["rewards"], ram)
         self.np_random.bit_generator.state = ast.literal_eval(state["np_random"])
         self._start = None if state["start"] is None else Entry.from_dict(state["start"])
-        self._uses = {tuple(k): int(n) for k, n in state["uses"]}
+        # [set, n] in snapshots saved before levels split cells (level 0)
+        self._uses = {(tuple(u[0]), int(u[1]) if len(u) == 3 else 0): int(u[-1]) for u in state["uses"]}
         self._pending = bool(state["pending"])
+        self._level = int(state.get("level", 0))
         return self._obs(ram)
 
     # ------------------------------------------------------------------ step
@@ -232,8 +248,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         reached = self._tracker.reached
         before = len(reached)
         terms = self._tracker.step(ram, new_tile, moved, busy)
-        if len(reached) > before:
+        level = self._level_bucket(ram)
+        if len(reached) > before or level != self._level:
             self._pending = self._archiving
+            self._level = level
         reward = float(sum(terms.values()))
         self._steps += 1
         self._return += reward
@@ -250,7 +268,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._pending and not busy and not terminated:
             self._pending = False
             candidate = self._archive_entry(ram)
-            if candidate.steps < self._archived_steps.get(candidate.key, candidate.steps + 1):
+            if candidate.steps < self._archived_steps.get(candidate.cell, candidate.steps + 1):
                 info["archive_entry"] = candidate
         if terminated or truncated:
             info["episode"] = self.episode_summary()
@@ -282,6 +300,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "start": "power-on" if self._start is None else "archive",
             "start_steps": base,
             "start_milestones": list(held),
+            "start_level": start.level if start is not None else 0,
             # held at the start, then reached in the episode; steps from power-on (fresh: the episode's)
             "milestones": [*held, *self._tracker.reached],
             "milestone_steps": {**start_steps, **{m: base + at for m, at in self._tracker.reached_at.items()}},

@@ -56,7 +56,7 @@ class Agent:
         if from_milestone is not None:
             entry = self.archive.for_milestone(from_milestone)
             if entry is None:
-                held = sorted({m for key in self.archive.entries for m in key})
+                held = sorted({m for e in self.archive.entries.values() for m in e.key})
                 raise PokerlError(f"{self.checkpoint}: no archived state holds milestone {from_milestone!r} "
                                   f"(archived: {', '.join(held) or 'none'})")
             kwargs["start"] = entry

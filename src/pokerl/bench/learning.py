@@ -38,10 +38,15 @@ BENCH = ["model=small", "log.progress=false", "env.max_steps=2048"]
 
 def fingerprint(overrides: list[str]) -> str:
     """The composed config a seed trains with, as a short hash: overrides in any order, or a changed
-    config file (a reward edit), give the same or a different one. Seed, budget and logging are left out."""
+    config file (a reward edit), give the same or a different one. Seed, budget and logging are left out,
+    and for power-on resets (``reset.mode=fresh``) the archive's and the other resets' settings, which
+    such a run never reads: changing how the frontier archives does not make fresh seeds run again."""
     cfg = compose_train_config([*BENCH, *overrides])
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
         cfg.pop(key, None)
+    if cfg["reset"]["mode"] == "fresh":
+        cfg["reset"] = {"mode": "fresh"}
+        cfg.pop("archive")
     return hashlib.sha1(dump_config(cfg).encode()).hexdigest()[:10]
 
 
