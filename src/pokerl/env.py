@@ -167,11 +167,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _level_bucket(self, ram: Mapping[str, Any]) -> int:
         """The level part of this moment's archive cell: the reward's level sum, capped, // level_step."""
-        if not self._level_step:
-            return 0
-        level = sum(int(ram[f]) for f in self.rewards.level_fields)
-        cap = self.rewards.level_cap
-        return (level if cap is None else min(level, cap)) // self._level_step
+        return self.rewards.capped_level(ram) // self._level_step if self._level_step else 0
 
     def _archive_entry(self, ram: Mapping[str, Any]) -> Entry:
         """This moment as an archive entry: the milestones held, the state, the steps from power-on."""

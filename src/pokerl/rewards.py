@@ -122,6 +122,15 @@ class RewardConfig:
     def milestone_names(self) -> list[str]:
         return [m.name for m in self.milestones]
 
+    def level_sum(self, ram: Mapping[str, Any]) -> int:
+        """The sum of the level fields, uncapped (a rise is a level-up)."""
+        return sum(int(ram[f]) for f in self.level_fields)
+
+    def capped_level(self, ram: Mapping[str, Any]) -> int:
+        """The level sum as the level term pays it: capped at ``level_cap``."""
+        level = self.level_sum(ram)
+        return level if self.level_cap is None else min(level, self.level_cap)
+
 
 def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str] | Mapping[str, RamField],
                         where: str) -> RewardConfig:
@@ -191,9 +200,6 @@ class RewardTracker:
                 if m.predicate(ram):
                     self._reached.add(m.name)
 
-    def _level_sum(self, ram: Mapping[str, Any]) -> int:
-        return sum(int(ram[f]) for f in self.cfg.level_fields)
-
     def step(self, ram: Mapping[str, Any], new_tile: bool, moved: bool, busy: bool) -> dict[str, float]:
         """Reward terms for one env step. ``busy``: in battle or in a text box (no stuck penalty)."""
         cfg, prev = self.cfg, self.prev
@@ -211,11 +217,9 @@ class RewardTracker:
             terms["milestones"] += m.reward
         levelled = False
         if cfg.level_fields:
-            now, before = self._level_sum(ram), self._level_sum(prev)
-            levelled = now > before
+            levelled = cfg.level_sum(ram) > cfg.level_sum(prev)
             if levelled:
-                cap = now if cfg.level_cap is None else cfg.level_cap
-                terms["level"] = cfg.level_weight * max(0, min(now, cap) - min(before, cap))
+                terms["level"] = cfg.level_weight * max(0, cfg.capped_level(ram) - cfg.capped_level(prev))
         for f, weight in cfg.gain:
             amount = _amount(ram[f])
             high = self.highs.get(f, amount)
