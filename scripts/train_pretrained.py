@@ -27,8 +27,10 @@ from pokerl.bench.learning import run_seed, seed_dir
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir
 
-# The best method measured by the learning benchmark so far (README, "Learning benchmark").
-METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=frontier"]
+# The best method measured by the learning benchmark so far (README, "Learning benchmark"): judged by
+# what its policies do from power-on, where the card is measured. At 1M steps, seed 1: fresh resets with
+# bootstrapping fight Rocko 8 of 8 times and win 1 of 8; the frontier policies reach the forest 4 of 8.
+METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=fresh"]
 
 
 def main(argv: list[str] | None = None) -> int:
