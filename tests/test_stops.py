@@ -106,9 +106,11 @@ def test_non_finite_losses_are_skipped_counted_and_stop_the_run(tmp_path: Path,
     assert [v for _, v in tags["fault/nonfinite_updates"]] == [1.0, 1.0]
     assert all(math.isfinite(v) for _, v in tags["loss/value"])
     assert all(torch.isfinite(p).all() for p in trainer.policy.parameters())
-    good = load_checkpoint(run_dir)["update"]
+    saved = load_checkpoint(run_dir)
+    good = saved["update"]
     bad_from["n"] = calls["n"] + 1  # from now on every step is non-finite: 4 in a row > 3
     trainer = Trainer(compose_train_config([f"resume={run_dir}", "total_steps=10_000"]))
+    assert saved["nonfinite_total"] == trainer.nonfinite_total == 1  # the run's count survives a resume
     with pytest.raises(ppo.NonFiniteError, match="4 optimiser steps in a row") as err:
         trainer.run()
     assert "\n" not in str(err.value)

@@ -197,6 +197,7 @@ class Trainer:
         self.update = int(ckpt["update"])
         set_rng_state(ckpt["rng"])
         self.milestone_first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
+        self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
         self.archive.load_state_dict(ckpt["archive"], f"checkpoint of {self.run_dir}")
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
@@ -215,6 +216,7 @@ class Trainer:
             "config": dump_config(self.cfg),
             "about": describe(self.spec, self.model_cfg),
             "milestone_first": dict(self.milestone_first),
+            "nonfinite_total": self.nonfinite_total,
             "archive": self.archive.state_dict(),
             "carry": {
                 "envs": self.pool.get_states(),
