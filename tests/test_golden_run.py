@@ -51,6 +51,7 @@ def test_pinned_run_is_unchanged(tmp_path: Path) -> None:
     if os.environ.get("POKERL_RECORD_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(got))
+        pytest.skip(f"recorded {GOLDEN.name}: a recording run compares nothing")
     want = json.loads(GOLDEN.read_text())
     assert len(got["actions"]) == 16
     assert got["actions"] == want["actions"]

@@ -29,7 +29,7 @@ TINY = [
     "model.hidden=64", "model.vector_hidden=32", "num_envs=8", "pool.mode=serial", "pool.workers=1",
     "ppo.num_steps=32", "ppo.bptt=8", "ppo.learning_rate=1e-3", "ppo.gamma=0.95", "env.max_steps=16",
     "game.boot.writes.ballast=0", "log.progress=false", "log.video_every=0", "log.checkpoint_every=1000",
-    "torch_threads=1", "ppo.bootstrap_truncated=false",
+    "torch_threads=1", "ppo.bootstrap_truncated=false", "seed=1",
 ]
 EAST = {"name": "east", "exploration": {"weight": 0.05}, "milestones": {"east": {"when": "x >= 13", "reward": 1.0}}}
 
@@ -129,12 +129,17 @@ def test_play_opens_a_window_showing_the_game(runs: dict[str, Path]) -> None:
 
     from pokerl.env import make_env
 
-    display = f":{90 + os.getpid() % 100}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    # -displayfd: Xvfb picks a free display and writes its number once it accepts clients
+    ready, ready_w = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(ready_w), "-screen", "0", "800x600x24"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(ready_w,))
+    os.close(ready_w)
     play = None
     try:
-        time.sleep(1.0)
+        with os.fdopen(ready) as f:
+            number = f.readline().strip()  # "" if Xvfb died first
+        assert number.isdigit(), "Xvfb did not start"
+        display = f":{number}"
         play = subprocess.Popen([sys.executable, "-m", "pokerl.cli.play", str(runs["trained"]), "--speed", "1",
                                  "--steps", "200"], env={**os.environ, "DISPLAY": display},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -57,11 +57,7 @@ def test_shared_and_serial_give_identical_trajectories(inline: bool) -> None:
 
 
 def test_different_seeds_give_different_games() -> None:
-    actions = np.random.default_rng(1).integers(0, 6, size=(1, 4))
-    a, _ = rollout(1, actions, seed=3)
     # env i is seeded seed+i: the RNG field written into the game differs between envs
-    vec = a[0][2]
-    assert vec.shape == (4, 25)
     with make_pool(2) as pool:
         assert not pool._procs  # serial: one inline group, no process
         pool.reset(seed=11)

@@ -201,8 +201,12 @@ def train_cue_task(recurrent: bool, updates: int = 60, seed: int = 0) -> float:
 
 
 def test_lstm_policy_solves_memory_task_and_memoryless_does_not() -> None:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    recurrent = train_cue_task(recurrent=True)
-    memoryless = train_cue_task(recurrent=False)
+    try:
+        recurrent = train_cue_task(recurrent=True)
+        memoryless = train_cue_task(recurrent=False)
+    finally:
+        torch.set_num_threads(threads)  # process-wide: later tests get the default back
     assert recurrent > 0.9, recurrent
     assert memoryless < 0.65, memoryless

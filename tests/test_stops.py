@@ -56,7 +56,7 @@ def test_sigterm_to_the_group_checkpoints_and_exits_143(tmp_path: Path) -> None:
     assert proc.returncode == 143, err
     assert "SIGTERM" in err and f"resume={run_dir}" in err and "Traceback" not in err
     ckpt = load_checkpoint(run_dir)
-    assert ckpt["update"] >= 1 and ckpt["global_step"] == 32 * ckpt["update"]
+    assert ckpt["update"] >= 1
     assert len(ckpt["carry"]["envs"]) == 2  # the worker ignored SIGTERM: its envs' states were saved
     target = ckpt["global_step"] + 32
     train(compose_train_config([f"resume={run_dir}", f"total_steps={target}"]))
@@ -67,9 +67,11 @@ def test_kill_9_resumes_from_the_last_checkpoint_without_temp_files_or_double_co
     run_dir = tmp_path / "run"
     proc = start(run_dir, "log.checkpoint_every=2")
     latest = run_dir / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 300  # a bound on a hang, not a timing assertion
     try:
         while not (latest.is_file() and load_checkpoint(latest)["update"] >= 4):
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no 4th checkpoint in 300 s"
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

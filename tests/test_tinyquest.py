@@ -267,5 +267,6 @@ def test_build_check_is_byte_identical():
         [sys.executable, str(ROOT / "scripts" / "build_tinyquest.py"), "--check"],
         capture_output=True,
         text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
