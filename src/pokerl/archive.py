@@ -11,7 +11,7 @@ first frontier seed was in town at level 1, after the lost fight, and it needs l
 Envs then start episodes from entries (``reset.mode=frontier``: sampled, weighted toward the
 largest sets and the least used entries) or jump to the best one (``swarm``), so progress one env
 made is shared by all: the idea behind the swarm of the agent that beat Pokémon Red
-(pokemonred_puffer). States where the episode ends or the player is busy (battle,
+(pokemonred_puffer). States where the game ends (``done_when``) or the player is busy (battle,
 text) are not archived: the env waits for the next free step.
 
 The archive is bounded (``archive.max_states``). Eviction: the best entry (the largest set) is never

@@ -2,7 +2,7 @@
 
 Each seed trains the ``small`` policy on tinyquest for ``--steps`` env steps (one seed after another,
 so each gets the whole machine), with 2,048-step episodes (``env.max_steps=2048``; tinyquest's
-walkthrough completes the game in ~900 steps). Steps, not minutes, are the budget: machines differ
+walkthrough completes the game in 765 steps). Steps, not minutes, are the budget: machines differ
 in speed (2x on this one from day to day), the step count a milestone costs does not. Wall-clock
 seconds are reported beside.
 
