@@ -43,6 +43,17 @@ def test_new_milestone_sets_are_archived_with_steps_from_power_on() -> None:
     assert entry.key == ("route1",) and entry.steps == 12 and entry.milestone_steps == {"route1": 12}
 
 
+def test_an_offer_leaves_the_episode_its_screens() -> None:
+    """Archiving the ``route1`` state mid-episode must not take the screens the heat map is painted with."""
+    env = make_tq(archive=True, capture_screens=True)
+    try:
+        env.reset(seed=1)
+        assert offers([info for _, info in walk_town_to_route1(env)])
+        assert 0 in {m for m, *_ in env.episode_summary()["screens"]}  # the town, seen before the offer
+    finally:
+        env.close()
+
+
 def test_an_entry_continues_identically_in_another_worker() -> None:
     """The same entry, seed and actions give the same frames and RAM in a worker process and here."""
     entry = route1_entry()

@@ -171,10 +171,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _archive_entry(self, ram: Mapping[str, Any]) -> Entry:
         """This moment as an archive entry: the milestones held, the state, the steps from power-on."""
-        summary = self.episode_summary()
+        held, milestone_steps, start_steps = self._held()
         seed_field = self.profile.boot.seed_field
-        return Entry(tuple(sorted(summary["milestones"])), self.session.save_state(),
-                     summary["start_steps"] + self._steps, summary["milestone_steps"],
+        return Entry(tuple(sorted(held)), self.session.save_state(), start_steps + self._steps, milestone_steps,
                      int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level)
 
     def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -284,22 +283,31 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         info["milestones"] = list(self._tracker.reached)
         return info
 
-    def episode_summary(self) -> dict[str, Any]:
-        """What the trainer logs for a finished episode (plain types, small)."""
+    def _held(self) -> tuple[list[str], dict[str, int], int]:
+        """The milestones held (at the start, then reached in this episode), each one's env step from
+        power-on, and the start's steps from power-on (0 for a power-on start)."""
         start = self._start
         held, base = (start.key, start.steps) if start is not None else ((), 0)
         start_steps = dict(start.milestone_steps) if start is not None else {}
+        return ([*held, *self._tracker.reached],
+                {**start_steps, **{m: base + at for m, at in self._tracker.reached_at.items()}}, base)
+
+    def episode_summary(self) -> dict[str, Any]:
+        """What the trainer logs for a finished episode (plain types, small); takes the episode's
+        captured screens."""
+        start = self._start
+        milestones, milestone_steps, base = self._held()
         summary = {
             "return": float(self._return),
             "length": int(self._steps),
             "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
             "start": "power-on" if self._start is None else "archive",
             "start_steps": base,
-            "start_milestones": list(held),
+            "start_milestones": list(start.key) if start is not None else [],
             "start_level": start.level if start is not None else 0,
             # held at the start, then reached in the episode; steps from power-on (fresh: the episode's)
-            "milestones": [*held, *self._tracker.reached],
-            "milestone_steps": {**start_steps, **{m: base + at for m, at in self._tracker.reached_at.items()}},
+            "milestones": milestones,
+            "milestone_steps": milestone_steps,
             "maps_visited": self._explore.maps_visited(),
             "visits": self._explore.summary(),
         }
