@@ -163,3 +163,39 @@ def test_a_worker_lost_between_steps_is_restarted_by_the_next_command() -> None:
         assert infos["restarted"].tolist() == [2, 3]
         *_, infos = pool.step(np.zeros(4, np.int64))
         assert infos["restarted"].tolist() == []
+
+
+def test_a_restarted_worker_gets_the_archive_and_async_recv_reports_it() -> None:
+    """A worker killed between rollouts (async pool): the command that finds it dead restarts it, its
+    fresh envs start from the run's archive like the others, and its next recv reports them restarted."""
+    import functools
+
+    import numpy as np
+
+    from conftest import make_tq, walk_town_to_route1
+    from pokerl.archive import ResetConfig
+    from pokerl.env import make_env
+    from pokerl.pool import VectorPool
+    from pokerl.spec import load_spec
+
+    walker = make_tq(archive=True)
+    try:
+        walker.reset(seed=1)
+        (entry,) = [info["archive_entry"] for _, info in walk_town_to_route1(walker) if "archive_entry" in info]
+    finally:
+        walker.close()
+    spec = load_spec("tinyquest")
+    fn = functools.partial(make_env, spec=spec, writes={"ballast": 0},
+                           reset=ResetConfig(mode="frontier", fresh_share=0.0))
+    with VectorPool([fn] * 4, spec, 2, inline=False, step_timeout_s=60, start_timeout_s=120) as pool:
+        pool.set_archive([entry])
+        pool.reset(seed=0)
+        victim = pool._procs[1]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join()
+        states = pool.get_states()
+        assert pool.restarts == 1 and states[2]["steps"] == 0  # fresh envs ...
+        assert [s["start"] is not None for s in states] == [True] * 4  # ... started from the archive
+        pool.send(np.zeros(4, np.int64), np.arange(4))
+        env_ids, *_, infos = pool.recv(min_workers=2)
+        assert env_ids[infos["restarted"]].tolist() == [2, 3]

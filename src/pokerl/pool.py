@@ -261,6 +261,7 @@ class VectorPool:
             faulthandler.register(signal.SIGALRM, file=sys.__stderr__, all_threads=True, chain=True)
         self._seed: int | None = None  # the last reset's seed: restarted envs get new seeds after it
         self._restarted_between: list[int] = []  # workers restarted outside a step: reported by the next
+        self._entries: list[Entry] = []  # the run's archive as last handed over: a restarted worker gets it too
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
         self._raw = _alloc(specs, alloc)
@@ -312,6 +313,9 @@ class VectorPool:
         self._start(w)
         self._ready(w)
         self.restarts += 1
+        if self._entries:  # before the reset: its fresh envs may start from the archive too
+            self._conns[w].send(("set_archive", self._entries))
+            self._reply(w, self.start_timeout_s)
         seed = None if self._seed is None else self._seed + self.num_envs * (1000 + self.restarts)
         self._conns[w].send(("reset", seed))
         self._reply(w, self.start_timeout_s)
@@ -427,6 +431,7 @@ class VectorPool:
 
     def set_archive(self, entries: list[Entry]) -> None:
         """Hand every env the run's archive entries (where frontier resets start)."""
+        self._entries = list(entries)
         self._command("set_archive", [entries] * self.num_workers)
         if self._local is not None:
             self._local.set_archive(entries)
@@ -503,6 +508,9 @@ class VectorPool:
                 self._busy[w] = False
                 done.append(w)
         done.sort()
+        # workers restarted by a command since their last step (set_archive, get_states, jump)
+        restarted += [w for w in done if w in self._restarted_between and w not in restarted]
+        self._restarted_between = [w for w in self._restarted_between if w not in done]
         env_ids = np.concatenate([np.arange(w * self.per_worker, (w + 1) * self.per_worker) for w in done])
         lost_rows = self._mark_restarted(restarted, env_ids)
         a = self._arrays
