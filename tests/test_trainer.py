@@ -144,6 +144,26 @@ def test_torchrun_two_cpu_ranks_train_one_model(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path)
     assert ckpt["update"] == 2 and ckpt["global_step"] == 128  # 2 ranks x 2 envs x 16 steps per update
+    # resumed: the checkpoint holds rank 0's RNG states, yet the ranks must not sample alike
+    script = tmp_path / "resume_draw.py"
+    script.write_text(RESUME_DRAW)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), f"resume={tmp_path}", "total_steps=256"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    draws = dict(line.split() for line in out.stdout.splitlines() if line.startswith("rank"))
+    assert len(draws) == 2 and draws["rank0"] != draws["rank1"], out.stdout
+
+
+RESUME_DRAW = """
+import sys, torch, torch.distributed as dist
+from pokerl.config import compose_train_config
+from pokerl.trainer import Trainer
+
+trainer = Trainer(compose_train_config(sys.argv[1:]))
+print(f"rank{dist.get_rank()} {torch.rand(1).item()!r}", flush=True)
+trainer.close()
+"""
 
 
 def test_async_rollout_keeps_each_env_column_consistent(tmp_path: Path) -> None:

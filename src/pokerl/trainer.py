@@ -166,11 +166,14 @@ class Trainer:
         self.obs, _ = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
         self.starts = torch.ones(self.num_envs, device=self.device)
-        if checkpoint is not None:
-            self._restore(checkpoint)
+        carried = checkpoint is not None and self._restore(checkpoint)
         if self.dist.world_size > 1:  # every rank starts from rank 0's weights
             broadcast_parameters(self.policy)
         self._share_archive()
+        if checkpoint is not None and not carried:
+            # the episodes could not continue (torchrun, or another env count): new ones, after the
+            # archive reached the envs (frontier starts), with seeds the run's first reset did not use
+            self.obs, _ = self.pool.reset(seed=self.seed + self.update * self.num_envs)
 
         self.logger: TrainLogger | None = None
         if self.dist.is_main:
@@ -184,7 +187,8 @@ class Trainer:
                 self.logger.describe_run(self.cfg, config_yaml)
 
     # ------------------------------------------------------------------ checkpoints
-    def _restore(self, ckpt: dict[str, Any]) -> None:
+    def _restore(self, ckpt: dict[str, Any]) -> bool:
+        """Continue the checkpointed run; True when every env continues its episode exactly."""
         if self.dist.is_main:
             remove_temp_files(self.run_dir / "checkpoints")  # left by a run killed while saving
         try:
@@ -195,9 +199,13 @@ class Trainer:
             raise CheckpointError(f"checkpoint does not match the model config: {first}") from None
         self.global_step = int(ckpt["global_step"])
         self.update = int(ckpt["update"])
-        set_rng_state(ckpt["rng"])
+        if self.dist.world_size == 1:
+            set_rng_state(ckpt["rng"])
+        else:  # the checkpoint holds rank 0's RNGs: each rank draws its own stream again
+            seed_everything(self.seed + self.update)
         self.milestone_first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
         self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
+        self.nonfinite_streak = int(ckpt.get("nonfinite_streak", 0))
         self.archive.load_state_dict(ckpt["archive"], f"checkpoint of {self.run_dir}")
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
@@ -205,6 +213,8 @@ class Trainer:
             self.obs = self.pool.set_states(carry["envs"])
             self.state = (carry["h"].to(self.device), carry["c"].to(self.device))
             self.starts = carry["starts"].to(self.device)
+            return True
+        return False
 
     def checkpoint_payload(self) -> dict[str, Any]:
         return {
@@ -217,6 +227,7 @@ class Trainer:
             "about": describe(self.spec, self.model_cfg),
             "milestone_first": dict(self.milestone_first),
             "nonfinite_total": self.nonfinite_total,
+            "nonfinite_streak": self.nonfinite_streak,
             "archive": self.archive.state_dict(),
             "carry": {
                 "envs": self.pool.get_states(),
