@@ -84,6 +84,41 @@ def test_too_many_restarts_stop_the_run_after_a_checkpoint(tmp_path: Path) -> No
     assert ckpt["update"] == 2 and len(ckpt["carry"]["envs"]) == 4
 
 
+RESTARTS_ON_RANK_1 = """
+import os, signal, sys, torch.distributed as dist
+from pokerl.config import compose_train_config
+from pokerl.errors import PokerlError
+from pokerl.trainer import Trainer
+
+if __name__ == "__main__":  # the workers are spawned: they import this file
+    trainer = Trainer(compose_train_config(sys.argv[1:]))
+    rank = dist.get_rank()
+    try:
+        trainer.run(after_update=lambda t: rank == 1 and os.kill(t.pool._procs[1].pid, signal.SIGKILL))
+    except PokerlError as err:
+        print(f"rank{rank}: {err}", flush=True)
+"""
+
+
+def test_too_many_restarts_on_one_rank_stop_every_rank(tmp_path: Path) -> None:
+    """torchrun, two ranks: only rank 1 loses workers, yet both stop at the same update (none is left
+    waiting in a collective) and rank 0 writes the checkpoint."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "restarts.py"
+    script.write_text(RESTARTS_ON_RANK_1)
+    run_dir = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), *SMALL, "pool.mode=inline", "pool.workers=2", "pool.max_restarts=0",
+                          "total_steps=10_000", "log.checkpoint_every=1000", f"run_dir={run_dir}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank{rank}: 1 worker restarts in a row" in out.stdout, out.stdout
+    assert load_checkpoint(run_dir)["update"] == 2
+
+
 def test_masked_columns_leave_the_losses() -> None:
     """A column marked invalid changes nothing: the loss equals the loss over the other columns."""
     import torch

@@ -64,6 +64,13 @@ def all_ranks_agree(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def largest(value: int, device: torch.device) -> int:
+    """The largest ``value`` over the ranks, on every rank."""
+    t = torch.tensor([float(value)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def exchange(items: list[Any]) -> list[list[Any]]:
     """Every rank's ``items`` (picklable), on every rank, in rank order."""
     gathered: list[Any] = [None] * dist.get_world_size()

@@ -41,6 +41,7 @@ from pokerl.distributed import (
     broadcast_parameters,
     exchange,
     init_distributed,
+    largest,
     rank0_decides,
 )
 from pokerl.env import make_env
@@ -324,9 +325,12 @@ class Trainer:
                 stats["fault/worker_restarts"] = self.pool.restarts
                 restarted = self.restarted_this_update
                 self.restart_streak = self.restart_streak + restarted if restarted else 0
-                if self.restart_streak > tc.pool.max_restarts:
-                    self.save()  # the envs' states as they are now (the restarted ones fresh)
-                    raise PokerlError(f"{self.restart_streak} worker restarts in a row (pool.max_restarts="
+                # under torchrun one rank's streak stops every rank, at this update
+                streak = largest(self.restart_streak, device) if self.dist.world_size > 1 else self.restart_streak
+                if streak > tc.pool.max_restarts:
+                    if self.dist.is_main:
+                        self.save()  # the envs' states as they are now (the restarted ones fresh)
+                    raise PokerlError(f"{streak} worker restarts in a row (pool.max_restarts="
                                       f"{tc.pool.max_restarts}): the run stopped after a checkpoint; "
                                       f"continue with resume={self.run_dir}")
                 learn_time = time.perf_counter() - t_learn
