@@ -153,6 +153,9 @@ def test_torchrun_two_cpu_ranks_train_one_model(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     draws = dict(line.split() for line in out.stdout.splitlines() if line.startswith("rank"))
     assert len(draws) == 2 and draws["rank0"] != draws["rank1"], out.stdout
+    # started again there, not resumed: every rank stops at once (rank 0 refuses the run dir)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "holds an earlier run" in out.stderr, out.stderr[-2000:]
 
 
 RESUME_DRAW = """

@@ -117,8 +117,16 @@ class Trainer:
         if self.dist.world_size > 1 and self.tc.run_dir is None:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
         self.cfg["run_dir"] = str(self.run_dir)
-        if checkpoint is None and self.dist.is_main:  # before anything (the start-state cache too) is written
-            claim_run_dir(self.run_dir, self.tc.overwrite)
+        if checkpoint is None:  # before anything (the start-state cache too) is written
+            refused = None
+            if self.dist.is_main:
+                try:
+                    claim_run_dir(self.run_dir, self.tc.overwrite)
+                except ConfigError as err:
+                    refused = err
+            # under torchrun rank 0 decides for all (and no rank writes before it has cleared the dir)
+            if rank0_decides(refused is not None, self.device) if self.dist.world_size > 1 else refused:
+                raise refused or ConfigError(f"run_dir {self.run_dir}: refused by rank 0 (its error says why)")
 
         self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
         if checkpoint is not None:  # before any env or worker starts
