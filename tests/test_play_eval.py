@@ -83,6 +83,17 @@ def test_eval_workers_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None
     assert picture[~heat].std() > 20  # the map's picture under the heat (walls, floor)
 
 
+def test_eval_with_one_seed_plays_the_same_episodes(runs: dict[str, Path]) -> None:
+    """Sampled actions included: the same --seed twice in one process gives the same episodes; each of
+    2 envs plays its share of 3 (the first 3 to end could all be one env's)."""
+    from pokerl.evaluate import evaluate, load_agent
+
+    agent = load_agent(runs["untrained"])
+    one, two, other = (evaluate(agent, 3, envs_per_worker=2, seed=s) for s in (5, 5, 6))
+    assert one.episodes == 3 and one.returns == two.returns and one.milestone_rates == two.milestone_rates
+    assert one.returns != other.returns  # the seed matters, so the equality above means something
+
+
 def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_path: Path) -> None:
     import imageio.v2 as imageio
     from PIL import Image

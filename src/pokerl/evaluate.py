@@ -126,7 +126,8 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
              deterministic: bool = False, rom: str | None = None, max_steps: int | None = None,
              capture_screens: bool = False, from_milestone: str | None = None,
              progress: bool = False) -> EvalResult:
-    """Run ``episodes`` episodes headless and aggregate them; ``capture_screens``: keep screenshots of
+    """Run ``episodes`` episodes headless (each env its share; ``seed`` seeds the envs and torch's RNG, so
+    sampled actions repeat) and aggregate them; ``capture_screens``: keep screenshots of
     what the agent saw (heat-map backgrounds); ``from_milestone``: start every episode at the run's
     archived state that holds it (milestones count from power-on); ``progress``: tqdm bars over
     episodes and env steps on stderr (a Pokémon episode is minutes long)."""
@@ -147,6 +148,10 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     ep_bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, position=0)
     step_bar = tqdm(total=most_steps, desc="env steps", unit="step", unit_scale=True, disable=not progress,
                     position=1, leave=False)
+    # each env plays its share of the episodes: the first `episodes` to finish would favour envs whose
+    # episodes end early (a game completed before the step limit), overstating the rates
+    quota = [episodes // n + (i < episodes % n) for i in range(n)]
+    torch.manual_seed(seed)  # sampled actions too: the same seed, the same episodes
     with boot_cache, VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool, ep_bar, step_bar:
         obs, _ = pool.reset(seed=seed)
         state = policy.initial_state(n, device)
@@ -156,7 +161,10 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
             action, _, _, state = policy.act(obs_t, state, starts, deterministic=deterministic)
             obs, _, terminated, truncated, infos = pool.step(action.cpu().numpy())
             starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
-            for _, summary in infos["episodes"][: episodes - len(summaries)]:
+            for i, summary in infos["episodes"]:
+                if not quota[i]:
+                    continue
+                quota[i] -= 1
                 visits.add(summary.pop("visits"))  # aggregated now: a Pokémon episode's screens are MBs
                 if backdrop is not None:
                     backdrop.add(summary.pop("screens"))
