@@ -257,22 +257,22 @@ class Trainer:
         per_update = self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size
         return max(1, -(-self.tc.total_steps // per_update))
 
-    def run(self, stop_at_update: int | None = None, time_limit_s: float | None = None,
+    def run(self, stop_at_update: int | None = None,
             after_update: Callable[[Trainer], None] | None = None) -> dict[str, float]:
         """Train until ``total_steps``; returns the last logged scalars.
 
-        ``stop_at_update`` / ``time_limit_s`` end the run earlier (after that update, or after the
-        first update that ends past the time limit), with a final checkpoint. ``after_update`` is
-        called with the trainer at the end of every update (benchmarks measure between updates).
+        ``stop_at_update`` ends the run earlier, after that update, with a final checkpoint.
+        ``after_update`` is called with the trainer at the end of every update (benchmarks measure
+        between updates).
         A first Ctrl-C or SIGTERM ends the run after the update in progress, with a checkpoint, and
         sets ``stop_signal``; under torchrun rank 0's signal decides, so every rank stops at the
         same update.
         """
         self.stop_signal = None
         with StopOnSignal() as stop:
-            return self._run(stop, stop_at_update, time_limit_s, after_update)
+            return self._run(stop, stop_at_update, after_update)
 
-    def _run(self, stop: StopOnSignal, stop_at_update: int | None, time_limit_s: float | None,
+    def _run(self, stop: StopOnSignal, stop_at_update: int | None,
              after_update: Callable[[Trainer], None] | None) -> dict[str, float]:
         tc, ppo = self.tc, self.ppo_cfg
         device, n, T = self.device, self.num_envs, ppo.num_steps
@@ -288,8 +288,6 @@ class Trainer:
         try:
             last_update = min(self.total_updates, stop_at_update or self.total_updates)
             while self.update < last_update:
-                if time_limit_s is not None and time.perf_counter() - start_time > time_limit_s:
-                    last_update = self.update + 1  # one more update, then checkpoint and stop
                 self.update += 1
                 lr = ppo.learning_rate
                 if ppo.anneal_lr:
