@@ -210,3 +210,28 @@ def test_lstm_policy_solves_memory_task_and_memoryless_does_not() -> None:
         torch.set_num_threads(threads)  # process-wide: later tests get the default back
     assert recurrent > 0.9, recurrent
     assert memoryless < 0.65, memoryless
+
+
+def test_minibatches_are_as_many_as_configured_when_sequences_do_not_divide() -> None:
+    """10 sequences (5 envs x 2 of 10 steps) in 4 minibatches: 4 optimiser steps per epoch, not 5."""
+    torch.manual_seed(0)
+    n, T = 5, 20
+    cfg = PPOConfig(num_steps=T, bptt=10, num_minibatches=4, update_epochs=2)
+    space = tiny_space()
+    policy = Policy(space, 2, tiny_config(recurrent=True))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    buffer = RolloutBuffer(T, n, space, cfg.bptt, 32, "cpu")
+    envs, state, starts = CueEnvs(n, 4, 0), policy.initial_state(n), torch.ones(n)
+    for t in range(T):
+        obs = envs.obs()
+        action, logprob, value, new_state = policy.act(obs, state, starts)
+        reward, done = envs.step(action.numpy())
+        buffer.add(t, obs, action, logprob, value, starts, state)
+        buffer.rewards[t] = torch.from_numpy(reward)
+        state, starts = new_state, torch.from_numpy(done.astype(np.float32))
+    _, _, next_value, _ = policy.act(envs.obs(), state, starts)
+    buffer.advantages, buffer.returns = compute_gae(buffer.rewards, buffer.values, buffer.episode_starts,
+                                                    next_value, starts, cfg.gamma, cfg.gae_lambda)
+    steps: list[int] = []
+    ppo_update(policy, optimizer, buffer, cfg, before_step=lambda: steps.append(1))
+    assert len(steps) == 2 * 4

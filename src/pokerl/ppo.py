@@ -196,13 +196,12 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
     c0 = buffer.segment_c.permute(1, 0, 2, 3).reshape(1, S * N, -1)
 
     num_seq = S * N
-    per_batch = max(1, num_seq // cfg.num_minibatches)
     stats: dict[str, list[float]] = {k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac")}
     skipped = 0
     for _epoch in range(cfg.update_epochs):
         order = torch.randperm(num_seq, device=buffer.device)
-        for first in range(0, num_seq, per_batch):
-            idx = order[first : first + per_batch]  # sequences in this minibatch
+        # num_minibatches minibatches of sequences, sizes within one of each other
+        for idx in order.tensor_split(min(cfg.num_minibatches, num_seq)):
             mb_obs = {k: v[:, idx] for k, v in obs.items()}
             with autocast():  # the forward only (bf16 on a GPU); losses, backward and the step in fp32
                 logits, new_values, _ = policy(mb_obs, (h0[:, idx], c0[:, idx]), starts[:, idx])
