@@ -84,6 +84,25 @@ def test_too_many_restarts_stop_the_run_after_a_checkpoint(tmp_path: Path) -> No
     assert ckpt["update"] == 2 and len(ckpt["carry"]["envs"]) == 4
 
 
+def test_a_checkpoint_that_restarts_a_worker_starts_its_fresh_envs_episodes(tmp_path: Path) -> None:
+    """A worker lost just as the trainer checkpoints: get_states restarts it, and the checkpoint says
+    its fresh envs are at an episode start (not mid-episode beside the old LSTM state)."""
+    trainer = Trainer(compose_train_config([*SMALL, "pool.mode=inline", "pool.workers=2", "total_steps=64",
+                                            "log.checkpoint_every=1000", f"run_dir={tmp_path}"]))
+    carried: list[list[float]] = []
+
+    def kill_then_checkpoint(t: Trainer) -> None:
+        if t.update == 1:  # 16 steps into 24-step episodes: every env is mid-episode
+            assert t.starts.tolist() == [0.0] * 4
+            victim = t.pool._procs[1]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join()
+            carried.append(t.checkpoint_payload()["carry"]["starts"].tolist())
+
+    trainer.run(after_update=kill_then_checkpoint)
+    assert carried == [[0.0, 0.0, 1.0, 1.0]] and trainer.pool.restarts == 1
+
+
 RESTARTS_ON_RANK_1 = """
 import os, signal, sys, torch.distributed as dist
 from pokerl.config import compose_train_config

@@ -226,6 +226,11 @@ class Trainer:
         return False
 
     def checkpoint_payload(self) -> dict[str, Any]:
+        envs = self.pool.get_states()
+        # an env at its episode's first step starts one: so are the fresh envs of a worker restarted
+        # by get_states itself (their LSTM state is zeroed when the policy next acts)
+        starts = self.starts.cpu().clone()
+        starts[[i for i, env in enumerate(envs) if env["steps"] == 0]] = 1.0
         return {
             "model": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -238,12 +243,7 @@ class Trainer:
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_streak": self.nonfinite_streak,
             "archive": self.archive.state_dict(),
-            "carry": {
-                "envs": self.pool.get_states(),
-                "h": self.state[0].cpu(),
-                "c": self.state[1].cpu(),
-                "starts": self.starts.cpu(),
-            },
+            "carry": {"envs": envs, "h": self.state[0].cpu(), "c": self.state[1].cpu(), "starts": starts},
         }
 
     def save(self) -> Path:
