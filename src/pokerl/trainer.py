@@ -124,8 +124,10 @@ class Trainer:
                     claim_run_dir(self.run_dir, self.tc.overwrite)
                 except ConfigError as err:
                     refused = err
-            # under torchrun rank 0 decides for all (and no rank writes before it has cleared the dir)
-            if rank0_decides(refused is not None, self.device) if self.dist.world_size > 1 else refused:
+            stop = refused is not None
+            if self.dist.world_size > 1:  # rank 0 decides for all (and no rank writes before it cleared the dir)
+                stop = rank0_decides(stop, self.device)
+            if stop:
                 raise refused or ConfigError(f"run_dir {self.run_dir}: refused by rank 0 (its error says why)")
 
         self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
