@@ -7,6 +7,8 @@ roms/tinyquest/README.md; the action indices follow configs/game/tinyquest.yaml.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,28 @@ TQ_HP = 0xC005  # u16 big-endian
 TQ_XP = 0xC009  # u16 big-endian
 
 FAST = {"ballast": 0}
+
+
+def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` as two CPU ranks under torchrun and return its output.
+
+    The ranks run in their own sessions (torch's elastic launcher starts them so), so killing the
+    launcher alone on a timeout would leave them running. On a timeout the launcher gets SIGTERM,
+    which it forwards to its ranks before exiting, and SIGKILL only if it is still there a minute later.
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            raise AssertionError(f"torchrun ran past {timeout:g} s; its stderr ends:\n{err[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def make_tq(**kwargs: Any) -> GameBoyEnv:

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import TQ_PROFILE, battle_button, make_tq, press, walk_route1_to_grass, walk_town_to_route1
+from conftest import (
+    TQ_PROFILE,
+    battle_button,
+    make_tq,
+    press,
+    torchrun,
+    walk_route1_to_grass,
+    walk_town_to_route1,
+)
 from pokerl.archive import Archive, Entry, ResetConfig
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
@@ -247,14 +255,9 @@ trainer.close()
 
 def test_two_ranks_share_one_archive(tmp_path: Path) -> None:
     """torch.distributed (Gloo on CPU): an entry found on either rank reaches the other's archive."""
-    import subprocess
-    import sys
-
     script = tmp_path / "ranks.py"
     script.write_text(RANKS_SCRIPT)
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), *TINY, "total_steps=64", f"run_dir={tmp_path / 'run'}"],
-                         capture_output=True, text=True, timeout=300)
+    out = torchrun(str(script), *TINY, "total_steps=64", f"run_dir={tmp_path / 'run'}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("[(('rank0',), 0), (('rank1',), 0)]") == 2
 

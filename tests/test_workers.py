@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import torchrun
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import PokerlError
@@ -122,16 +123,11 @@ if __name__ == "__main__":  # the workers are spawned: they import this file
 def test_too_many_restarts_on_one_rank_stop_every_rank(tmp_path: Path) -> None:
     """torchrun, two ranks: only rank 1 loses workers, yet both stop at the same update (none is left
     waiting in a collective) and rank 0 writes the checkpoint."""
-    import subprocess
-    import sys
-
     script = tmp_path / "restarts.py"
     script.write_text(RESTARTS_ON_RANK_1)
     run_dir = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), *SMALL, "pool.mode=inline", "pool.workers=2", "pool.max_restarts=0",
-                          "total_steps=10_000", "log.checkpoint_every=1000", f"run_dir={run_dir}"],
-                         capture_output=True, text=True, timeout=300)
+    out = torchrun(str(script), *SMALL, "pool.mode=inline", "pool.workers=2", "pool.max_restarts=0",
+                   "total_steps=10_000", "log.checkpoint_every=1000", f"run_dir={run_dir}")
     assert out.returncode == 0, out.stderr[-3000:]
     for rank in (0, 1):
         assert f"rank{rank}: 1 worker restarts in a row" in out.stdout, out.stdout
