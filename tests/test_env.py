@@ -40,8 +40,16 @@ def test_registered_id_works_with_no_arguments() -> None:
         assert info["ballast"] == 125  # the profile's default ROM speed
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs) and isinstance(reward, float)
+        # Gymnasium's own `spec` (the registration) and the game's spec live side by side
+        assert env.spec is not None and env.spec.id == "pokerl/TinyQuest-v0" and "TinyQuest" in str(env)
+        assert env.unwrapped.game_spec.profile.name == "tinyquest"
     finally:
         env.close()
+    plain = make_tq()
+    try:
+        assert plain.spec is None and str(plain) == "<GameBoyEnv instance>"  # made without gym.make
+    finally:
+        plain.close()
 
 
 def _rollout(seed: int, actions: list[int]) -> list[tuple]:

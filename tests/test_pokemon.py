@@ -124,6 +124,7 @@ def test_boot_stairs_oak_and_starter(env_id: str) -> None:
 def test_check_env_red() -> None:
     needs(RED_ROM, "RED")
     env = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM)
+    assert env.unwrapped.config.max_steps == 20480  # the id composes configs/env/pokemon.yaml
     check_env(env.unwrapped)
     env.close()
 

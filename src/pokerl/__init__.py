@@ -1,7 +1,7 @@
 """pokerl: pure reinforcement learning for Game Boy games.
 
-Importing pokerl registers the Gymnasium ids ``pokerl/TinyQuest-v0``, ``pokerl/PokemonRed-v0``
-and ``pokerl/PokemonBlue-v0`` (cheaply: string entry points, nothing heavy is imported).
+Importing pokerl registers the Gymnasium ids listed in ``configs/gym_ids.yaml`` (``pokerl/TinyQuest-v0``,
+``pokerl/PokemonRed-v0``, ``pokerl/PokemonBlue-v0``) cheaply: string entry points, nothing heavy is imported.
 """
 
 import os
@@ -14,13 +14,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _register() -> None:
-    import gymnasium as gym
+    from importlib.resources import files
 
-    ids = {
-        "pokerl/TinyQuest-v0": {"game": "tinyquest"},
-        "pokerl/PokemonRed-v0": {"game": "pokemon_red", "reward": "pokemon"},
-        "pokerl/PokemonBlue-v0": {"game": "pokemon_blue", "reward": "pokemon"},
-    }
+    import gymnasium as gym
+    import yaml
+
+    ids = yaml.safe_load(files("pokerl.configs").joinpath("gym_ids.yaml").read_text())
     for env_id, kwargs in ids.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="pokerl.env:GameBoyEnv", kwargs=kwargs)

@@ -67,12 +67,12 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         :meth:`set_archive`); ``archive``: offer a state in ``info["archive_entry"]`` whenever a new
         set of milestones is held (or, with ``level_step`` > 0, a new level bucket: see
         :mod:`pokerl.archive`); ``start``: begin every episode at this archived state."""
-        self.spec = spec if spec is not None else load_spec(game, reward, env, **overrides)
+        self.game_spec = spec if spec is not None else load_spec(game, reward, env, **overrides)
         if spec is not None and overrides:
             raise ConfigError(f"env config overrides {sorted(overrides)} given with a spec: put them in the spec")
-        self.profile = profile = self.spec.profile
-        self.rewards = self.spec.rewards
-        self.config = self.spec.env
+        self.profile = profile = self.game_spec.profile
+        self.rewards = self.game_spec.rewards
+        self.config = self.game_spec.env
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
@@ -104,8 +104,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.session.pyboy.set_emulation_speed(speed)
 
         self._buttons: list[str | None] = [None if a == "noop" else a for a in profile.actions]
-        self.action_space = self.spec.action_space
-        self.observation_space = self.spec.observation_space
+        self.action_space = self.game_spec.action_space
+        self.observation_space = self.game_spec.observation_space
         wm = profile.world_map
         self._explore = Exploration((wm.map_height, wm.map_width), profile.visited_cell)
         self._map_field, self._x_field, self._y_field = profile.coords
