@@ -120,6 +120,18 @@ def test_typo_in_config_key_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("override,message", [
+    ("log.checkpoint_every=0", "log.checkpoint_every: must be >= 1"),  # was a ZeroDivisionError after a rollout
+    ("log.scalars_every=0", "log.scalars_every: must be >= 1"),
+    ("log.keep_checkpoints=0", "log.keep_checkpoints: must be >= 1"),  # was quietly 1
+    ("log.video_every=-1", "log.video_every: must be >= 0"),
+    ("game.visited_cell=0", "visited_cell: must be >= 1"),  # was a ZeroDivisionError in the env
+])
+def test_out_of_range_values_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Trainer(compose_train_config([*SMALL, override]))
+
+
 def test_corrupt_checkpoint_resume_is_one_line_error(tmp_path: Path) -> None:
     run(tmp_path / "a", "total_steps=32")
     bad = tmp_path / "bad"

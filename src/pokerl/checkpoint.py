@@ -93,7 +93,7 @@ def save_numbered(ckpt_dir: str | os.PathLike[str], number: int, payload: dict[s
     ckpt_dir = Path(ckpt_dir)
     numbered = save_checkpoint(ckpt_dir / f"ckpt_{number:06d}.pt", payload)
     save_checkpoint(ckpt_dir / LATEST, payload)
-    for path in sorted(ckpt_dir.glob("ckpt_*.pt"))[: -max(keep, 1)]:
+    for path in sorted(ckpt_dir.glob("ckpt_*.pt"))[:-keep]:
         path.unlink(missing_ok=True)
     return numbered
 

@@ -36,6 +36,14 @@ class LogConfig:
     video_every: int = 50
     video_steps: int = 200
 
+    def __post_init__(self) -> None:
+        for key in ("scalars_every", "checkpoint_every", "keep_checkpoints", "video_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("heatmap_every", "video_every"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be >= 0 (0 = never), got {getattr(self, key)}")
+
 
 @dataclass
 class TrainConfig:

@@ -381,6 +381,8 @@ def profile_from_mapping(data: Mapping[str, Any], source: str = "") -> GameProfi
     for a in y.actions:
         if a not in (*BUTTONS, "noop"):
             raise ConfigError(f"{source}: actions: unknown action {a!r} (known: noop, {', '.join(BUTTONS)})")
+    if y.visited_cell < 1:
+        raise ConfigError(f"{source}: visited_cell: must be >= 1 (pixels per map tile), got {y.visited_cell}")
     ram = _ram(y.ram, source)
     coords = tuple(_field(getattr(y.coords, k), ram, f"{source}: coords.{k}") for k in ("map", "x", "y"))
     for key in ("done_when", "busy_when"):
