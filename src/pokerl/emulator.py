@@ -45,9 +45,9 @@ class EmulatorSession:
     """A headless PyBoy for training: one :meth:`act` = hold a button, release, run to the step end."""
 
     def __init__(self, rom: bytes, hold_frames: int = 8, step_frames: int = 24, window: str = "null",
-                 scale: int = 3, speed: int = 0) -> None:
-        """``window="SDL2"`` shows the game (``pokerl-play``): every frame is drawn and ``speed`` 1 is
-        real time (0 = unlimited); training uses the default headless, unlimited session."""
+                 scale: int = 3) -> None:
+        """``window="SDL2"`` shows the game (``pokerl-play``), ``scale`` times its size, every frame
+        drawn; the session runs at unlimited speed (``pyboy.set_emulation_speed`` changes it)."""
         with warnings.catch_warnings():  # pysdl2 announces its bundled SDL2 on stderr at import: noise
             warnings.filterwarnings("ignore", message="Using SDL2 binaries", category=UserWarning)
             from pyboy import PyBoy
@@ -59,7 +59,7 @@ class EmulatorSession:
         self.windowed = window != "null"
         self.open = True  # False once the user closed the window (or pressed Esc)
         self.pyboy = PyBoy(io.BytesIO(rom), window=window, scale=scale, sound_emulated=False, log_level="ERROR")
-        self.pyboy.set_emulation_speed(speed)
+        self.pyboy.set_emulation_speed(0)
         self.memory = self.pyboy.memory
         # PyBoy renders into one buffer for the session's life (``screen.ndarray`` is always the same
         # array), so the observation's view of it (green channel, every second pixel) is made once.

@@ -50,6 +50,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         writes: Mapping[str, int] | None = None,
         boot_cache: str | os.PathLike[str] | None = None,
         window: str = "null",
+        window_scale: int = 3,
         speed: int = 0,
         spec: GameSpec | None = None,
         capture_screens: bool = False,
@@ -61,9 +62,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ) -> None:
         """``spec`` (or ``game``/``reward``/``env`` and env-config ``overrides`` to load one) says what
         to play; ``writes``: RAM writes after each reset on top of the profile's; ``boot_cache``: a
-        folder where the run's envs share their start state; ``capture_screens``: each episode summary
-        carries the screens the agent saw (``screens``, heat-map backgrounds, see :mod:`pokerl.heatmap`);
-        ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see
+        folder where the run's envs share their start state; ``window="SDL2"``: show the game,
+        ``window_scale`` times its size, at ``speed`` (1 real time, 0 unlimited); ``capture_screens``:
+        each episode summary carries the screens the agent saw (``screens``, heat-map backgrounds, see
+        :mod:`pokerl.heatmap`); ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see
         :meth:`set_archive`); ``archive``: offer a state in ``info["archive_entry"]`` whenever a new
         set of milestones is held (or, with ``level_step`` > 0, a new level bucket: see
         :mod:`pokerl.archive`); ``start``: begin every episode at this archived state."""
@@ -99,7 +101,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
-        self.session = EmulatorSession(rom_bytes, self.config.hold_frames, self.config.step_frames, window=window)
+        self.session = EmulatorSession(rom_bytes, self.config.hold_frames, self.config.step_frames, window=window,
+                                       scale=window_scale)
         self._boot_state = start_state(self.session, profile, rom_path, rom_bytes, boot_cache)  # unlimited speed
         self.session.pyboy.set_emulation_speed(speed)
 

@@ -131,13 +131,15 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     what the agent saw (heat-map backgrounds); ``from_milestone``: start every episode at the run's
     archived state that holds it (milestones count from power-on); ``progress``: tqdm bars over
     episodes and env steps on stderr (a Pokémon episode is minutes long)."""
-    spec = run_spec(agent.config, max_steps=max_steps) if max_steps else agent.spec
+    if min(episodes, workers, envs_per_worker, 1 if max_steps is None else max_steps) < 1:
+        raise ValueError(f"evaluate: episodes {episodes}, workers {workers}, envs_per_worker {envs_per_worker} "
+                         f"and max_steps {max_steps} must be >= 1")
+    spec = run_spec(agent.config, max_steps=max_steps) if max_steps is not None else agent.spec
     kwargs = {**agent.env_kwargs(rom, from_milestone), "spec": spec}
     # the envs share one start state (Pokémon's intro is made once, not once per env)
     boot_cache = tempfile.TemporaryDirectory(prefix="pokerl-eval-")
     env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens, boot_cache=boot_cache.name)
-    workers = max(1, workers)
-    n = workers * max(1, envs_per_worker)
+    n = workers * envs_per_worker
     policy, device = agent.policy, next(agent.policy.parameters()).device
     summaries: list[dict[str, Any]] = []
     wm = spec.world_map

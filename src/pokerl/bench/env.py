@@ -32,6 +32,7 @@ import numpy as np
 
 from pokerl.emulator import read_rom
 from pokerl.env import GameBoyEnv
+from pokerl.errors import exit_on_error
 
 
 def rss_mb() -> float:
@@ -185,6 +186,7 @@ def measure_memory(n_envs: int, steps: int = 50) -> dict[str, Any]:
             env.close()
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry (``pokerl-bench env``, ``scripts/bench_env.py``)."""
     parser = argparse.ArgumentParser(prog="pokerl-bench env", description=__doc__.splitlines()[0])

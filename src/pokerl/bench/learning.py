@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pokerl.config import compose_train_config, dump_config
+from pokerl.errors import exit_on_error
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
 
@@ -112,6 +113,7 @@ def load_results(path: Path | None) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pokerl-bench learning", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every seed")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pokerl.checkpoint import load_checkpoint
+from pokerl.errors import exit_on_error
 from pokerl.logger import read_scalar_tags
 
 TRAIN = ["model=small", "pool.mode=workers", "pool.workers=2", "num_envs=8", "total_steps=1_000_000_000",
@@ -143,6 +144,7 @@ def soak(minutes: float, kill_every: float, overrides: list[str], run_dir: Path,
     }
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pokerl-bench soak", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")

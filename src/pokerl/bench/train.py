@@ -33,6 +33,7 @@ import torch
 
 from pokerl.config import compose_train_config
 from pokerl.env import make_env
+from pokerl.errors import exit_on_error
 from pokerl.evaluate import run_spec
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
@@ -180,6 +181,7 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
     }
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry (``pokerl-bench train``, ``scripts/bench_train.py``)."""
     parser = argparse.ArgumentParser(prog="pokerl-bench train", description=__doc__.splitlines()[0])

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from pokerl.cli import at_least, output_file
 from pokerl.errors import exit_on_error
 
 
@@ -35,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-eval``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    at_least(1, episodes=args.episodes, workers=args.workers, envs_per_worker=args.envs_per_worker,
+             max_steps=args.max_steps)
+    output_file("--heatmap", args.heatmap, (".png",))
     from pokerl.evaluate import evaluate, load_agent, save_heatmap
     from pokerl.pretrained import agent_source, card_text
     from pokerl.schema import load_yaml

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from pokerl.cli import at_least, output_file
 from pokerl.errors import PokerlError, exit_on_error
 
 
@@ -66,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-play``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     check_display(args.headless or args.info)
-    if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
-        raise PokerlError(f"--record must end in .gif or .mp4, got {args.record}")
+    at_least(1, scale=args.scale, fps=args.fps, episodes=args.episodes)
+    at_least(0, speed=args.speed, steps=args.steps)
+    output_file("--record", args.record, (".gif", ".mp4"))
+    output_file("--save-actions", args.save_actions)
     import numpy as np
     import torch
 
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     agent = load_agent(source, rom=args.rom, model=model)
     replay = load_actions(args.actions) if args.actions else None
     window = "null" if args.headless else "SDL2"
-    env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, speed=args.speed)
+    env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, window_scale=args.scale,
+                   speed=args.speed)
     writer = _video_writer(args.record, args.fps) if args.record else None
     taken: list[int] = []
     try:
