@@ -101,7 +101,7 @@ def test_inline_pool_steps_worker_0_in_this_process() -> None:
         assert len(pool._procs) == 1 and pool._local is not None and len(pool._local.envs) == 2
         pool.reset(seed=0)
         # the group-wise asynchronous API needs every group in a process of its own
-        with pytest.raises(PokerlError, match="inline=False"):
+        with pytest.raises(RuntimeError, match="inline=False"):
             pool.send(np.zeros(4, dtype=np.int64), np.arange(4))
 
 

@@ -242,7 +242,7 @@ class VectorPool:
         process (exit 1) when its step takes longer: ``resume=`` continues from the last checkpoint."""
         n = len(env_fns)
         if num_workers < 1 or n % num_workers:
-            raise PokerlError(f"num_envs ({n}) must be a positive multiple of the pool's workers ({num_workers})")
+            raise ValueError(f"num_envs ({n}) must be a positive multiple of the pool's workers ({num_workers})")
         self.num_envs, self.num_workers = n, num_workers
         self.per_worker = per = n // num_workers
         self.single_observation_space: gym.spaces.Dict = spec.observation_space
@@ -458,7 +458,7 @@ class VectorPool:
         """Restore snapshots from :meth:`get_states`; returns the observations (views)."""
         states, per = list(states), self.per_worker
         if len(states) != self.num_envs:
-            raise PokerlError(f"{len(states)} env snapshots for {self.num_envs} envs")
+            raise ValueError(f"{len(states)} env snapshots for {self.num_envs} envs")
         groups = [states[w * per : (w + 1) * per] for w in range(self.num_workers)]
         self._command("set_states", groups)
         if self._local is not None:
@@ -470,7 +470,7 @@ class VectorPool:
     def send(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
         """Start stepping the workers that own ``env_ids`` (whole worker groups) with ``actions``."""
         if self._local is not None:
-            raise PokerlError("asynchronous stepping needs every worker group in its own process (inline=False)")
+            raise RuntimeError("asynchronous stepping needs every worker group in its own process (inline=False)")
         env_ids = np.asarray(env_ids)
         self._arrays["actions"][env_ids] = actions
         for w in sorted({int(i) // self.per_worker for i in env_ids}):
