@@ -182,15 +182,21 @@ def test_async_rollout_keeps_each_env_column_consistent(tmp_path: Path) -> None:
     trajectory: an episode start at t=0 and again exactly env.max_steps (24) steps later."""
     cfg = compose_train_config([
         *SMALL, "num_envs=4", "pool.mode=async", "pool.workers=2", "ppo.num_steps=32",
-        "total_steps=128", f"run_dir={tmp_path}",
+        "total_steps=128", "log.video_every=1", f"run_dir={tmp_path}",
     ])
     trainer = Trainer(cfg)
     assert trainer.async_envs
+    videos: list[list[np.ndarray]] = []
+    trainer.logger.video = lambda frames, step: videos.append(frames)  # type: ignore[union-attr, method-assign]
     trainer.run(stop_at_update=1)
     starts = trainer.buffer.episode_starts
     for env in range(4):
         assert torch.nonzero(starts[:, env]).flatten().tolist() == [0, 24]
     assert trainer.buffer.rewards.abs().sum() > 0  # exploration rewards reached the buffer
+    # the video shows env 0's screens as it acted on them (log.video_steps=8)
+    assert len(videos) == 1 and len(videos[0]) == 8
+    for t, frame in enumerate(videos[0]):
+        np.testing.assert_array_equal(frame[..., 0], trainer.buffer.obs["screen"][t, 0, :, :, -1].cpu().numpy())
 
 
 def test_bench_train_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -305,7 +305,7 @@ class Trainer:
                 self.buffer.valid.fill_(1.0)
                 self.restarted_this_update = 0
                 if self.async_envs:
-                    env_time = self._rollout_async()
+                    env_time = self._rollout_async(video if record_video else None)
                 else:
                     env_time = self._rollout_sync(video if record_video else None)
                 self.global_step += T * n * self.dist.world_size
@@ -498,7 +498,7 @@ class Trainer:
             self._finished(infos["episodes"], self.global_step + (t + 1) * self.num_envs * self.dist.world_size)
         return env_time
 
-    def _rollout_async(self) -> float:
+    def _rollout_async(self, video: list[np.ndarray] | None) -> float:
         """Like :meth:`_rollout_sync`, but each worker's envs advance on their own: the policy acts
         for whichever workers are ready (at least half) while the others are still stepping."""
         pool, T, device = self.pool, self.ppo_cfg.num_steps, self.device
@@ -513,6 +513,8 @@ class Trainer:
             envs = slice(w * per, (w + 1) * per)
             state = (h[:, envs], c[:, envs])
             group_obs = {k: v[envs] for k, v in obs.items()}
+            if w == 0 and video is not None and len(video) < self.tc.log.video_steps:
+                video.append(obs["screen"][0, :, :, -1].copy())  # env 0, as the synchronous rollout records
             obs_t, action, logprob, value, (h_new, c_new) = self._act(group_obs, state, starts[envs])
             self.buffer.add(t_of[w], obs_t, action, logprob, value, starts[envs], state, envs=envs)
             h[:, envs], c[:, envs] = h_new, c_new
