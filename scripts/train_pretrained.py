@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from pokerl import __version__
 from pokerl.bench.learning import run_seed, seed_dir
+from pokerl.checkpoint import write_text_atomically
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir
 
@@ -72,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     path = card_path(weights_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(card, f, sort_keys=False, width=110)
-    os.replace(tmp, path)
+    write_text_atomically(path, yaml.safe_dump(card, sort_keys=False, width=110))
     for shipped in (weights_path, path):
         shipped.chmod(0o644)  # package data: readable by everyone (the atomic writes made them 0600)
     print(f"{weights_path} ({weights_path.stat().st_size / 1e6:.1f} MB) and {path}: "

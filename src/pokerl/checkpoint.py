@@ -54,6 +54,20 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return path
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a small text file (a run's ``config.yaml``, a model card) so that a kill leaves the old
+    file or the new one, never half of one: resume reads ``config.yaml`` before the checkpoint."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # as a plain write would leave it (mkstemp makes 0600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def remove_temp_files(ckpt_dir: str | os.PathLike[str]) -> list[Path]:
     """Delete half-written checkpoints a killed run left behind (``.<name>.<random>.tmp``)."""
     gone = sorted(Path(ckpt_dir).glob(".*.tmp"))
@@ -73,6 +87,11 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     return path
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run dir a checkpoint file belongs to (``RUN/checkpoints/x.pt`` or ``RUN/latest.pt``)."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -121,10 +121,10 @@ def resume_config(path: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
+    from pokerl.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of
 
     ckpt = resolve_checkpoint(path)
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    run_dir = run_dir_of(ckpt)
     saved = run_dir / "config.yaml"
     data = load_run_config(saved) if saved.is_file() else yaml.safe_load(load_checkpoint(ckpt)["config"])
     conf = OmegaConf.create(data)
@@ -137,7 +137,6 @@ def resume_config(path: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     merged = OmegaConf.to_container(conf, resolve=True)
     assert isinstance(merged, dict)
     merged["resume"] = str(path)
-    merged.setdefault("run_dir", str(run_dir))
     if merged.get("run_dir") is None:
         merged["run_dir"] = str(run_dir)
     check_train_config(merged, "train config")

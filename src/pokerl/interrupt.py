@@ -26,8 +26,7 @@ class StopOnSignal:
     """While active, the first SIGINT or SIGTERM only records itself in ``signal``; a second one
     raises KeyboardInterrupt. Does nothing outside the main thread (signal handlers live there)."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -35,13 +34,8 @@ class StopOnSignal:
     def requested(self) -> bool:
         return self.signal is not None
 
-    @property
-    def exit_code(self) -> int:
-        """The shell's code for a process ended by that signal (128 + its number)."""
-        return 128 + int(self.signal or 0)
-
     def __enter__(self) -> StopOnSignal:
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
         return self
 

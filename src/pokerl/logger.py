@@ -169,7 +169,7 @@ class TrainLogger:
 
 
 def read_scalar_tags(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Read every scalar tag of a TensorBoard logdir (used by tests and ``pokerl-eval``)."""
+    """Read every scalar tag of a TensorBoard logdir (used by the soak benchmark and tests)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "images": 0})

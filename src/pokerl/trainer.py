@@ -30,9 +30,11 @@ from pokerl.checkpoint import (
     remove_temp_files,
     resolve_checkpoint,
     rng_state,
+    run_dir_of,
     save_numbered,
     seed_everything,
     set_rng_state,
+    write_text_atomically,
 )
 from pokerl.config import check_train_config, dump_config
 from pokerl.distributed import (
@@ -100,7 +102,7 @@ class Trainer:
             ckpt_path = resolve_checkpoint(resume_from)
             checkpoint = load_checkpoint(ckpt_path)
             if cfg.get("run_dir") is None:
-                cfg = {**cfg, "run_dir": str(ckpt_path.parent.parent)}
+                cfg = {**cfg, "run_dir": str(run_dir_of(ckpt_path))}
         self.cfg = cfg
         self.tc = check_train_config(cfg, "train config")
         self.ppo_cfg = from_mapping(PPOConfig, cfg["ppo"], "ppo")
@@ -167,7 +169,6 @@ class Trainer:
         self.global_step = 0
         self.update = 0
         self.stop_signal: int | None = None  # set when SIGINT/SIGTERM ended run() early (after a checkpoint)
-        self.milestones_ever: set[str] = set()  # milestones reached in any finished episode
         self.milestone_first: dict[str, int] = {}  # milestone -> the global step it was first reached at
         self.nonfinite_streak = 0  # optimiser steps skipped in a row (non-finite loss or gradient)
         self.nonfinite_total = 0  # ... and in the whole run
@@ -190,7 +191,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config_yaml = dump_config(self.cfg)
-            (self.run_dir / "config.yaml").write_text(config_yaml)
+            write_text_atomically(self.run_dir / "config.yaml", config_yaml)
             # resumed after a kill: TensorBoard drops what the lost updates wrote past the checkpoint
             self.logger = TrainLogger(self.run_dir / "tb", self.spec,
                                       purge_step=self.global_step if checkpoint is not None else None)
@@ -401,7 +402,6 @@ class Trainer:
         per_env_step = self.num_envs * self.dist.world_size
         for _, summary in episodes:
             self.returns_window.append(float(summary["return"]))
-            self.milestones_ever.update(summary.get("milestones", ()))
             held = set(summary.get("start_milestones", ()))
             if summary.get("start") == "archive":
                 self.archive.count_uses([(tuple(sorted(held)), int(summary.get("start_level", 0)))])
