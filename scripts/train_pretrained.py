@@ -23,6 +23,8 @@ import yaml
 from pokerl import __version__
 from pokerl.bench.learning import run_seed, seed_dir
 from pokerl.checkpoint import write_text_atomically
+from pokerl.cli import at_least
+from pokerl.errors import exit_on_error
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir
 
@@ -32,6 +34,7 @@ from pokerl.pretrained import card_path, count_parameters, export_weights, pretr
 METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=fresh"]
 
 
+@exit_on_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=32, help="seeded episodes from power-on for the card")
     parser.add_argument("--out", type=Path, default=pretrained_dir(), help="where the weights and card go")
     args = parser.parse_args(argv)
+    at_least(1, episodes=args.episodes, steps=args.steps)
 
     trained = run_seed(args.seed, args.steps, METHOD, args.run_root, eval_episodes=0)
     run_dir = seed_dir(args.run_root, args.seed, METHOD)
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     path = card_path(weights_path)
     write_text_atomically(path, yaml.safe_dump(card, sort_keys=False, width=110))
     for shipped in (weights_path, path):
-        shipped.chmod(0o644)  # package data: readable by everyone (the atomic writes made them 0600)
+        shipped.chmod(0o644)  # package data: readable by everyone (the weights' atomic write made them 0600)
     print(f"{weights_path} ({weights_path.stat().st_size / 1e6:.1f} MB) and {path}: "
           f"complete in {result.milestone_rates.get('complete', 0.0):.2f} of {result.episodes} episodes")
     return 0

@@ -49,9 +49,10 @@ def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
             proc.terminate()
             try:
                 out, err = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a rank that outlived the launcher would hold the pipes open
                 proc.kill()
-                out, err = proc.communicate()
+                proc.wait()
+                err = "(killed: no output read)"
             raise AssertionError(f"torchrun ran past {timeout:g} s; its stderr ends:\n{err[-3000:]}") from None
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from pokerl import ppo
-from pokerl.checkpoint import check_compatible, load_checkpoint
+from pokerl.checkpoint import check_compatible, load_checkpoint, write_text_atomically
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError
 from pokerl.logger import read_scalar_tags
@@ -77,12 +77,13 @@ def test_kill_9_resumes_from_the_last_checkpoint_without_temp_files_or_double_co
         os.killpg(proc.pid, signal.SIGKILL)
         finish(proc)
     (run_dir / "checkpoints" / ".latest.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # as if killed mid-write
+    (run_dir / ".config.yaml.x1y2.tmp").write_text("seed: ")  # ... or mid-way through config.yaml
     saved = load_checkpoint(latest)
     target = saved["global_step"] + 64
     train(compose_train_config([f"resume={run_dir}", f"total_steps={target}"]))
     resumed = load_checkpoint(latest)
     assert resumed["global_step"] == target and resumed["update"] == saved["update"] + 2
-    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+    assert not list((run_dir / "checkpoints").glob(".*.tmp")) and not list(run_dir.glob(".*.tmp"))
     steps = [step for step, _ in read_scalar_tags(run_dir / "tb")["loss/policy"]]
     assert steps == sorted(set(steps))  # the killed run's updates past the checkpoint were purged
     assert steps[-1] == target
@@ -145,6 +146,18 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_latest(tmp_path: Pa
     monkeypatch.setattr(checkpoint.torch, "save", real)
     assert load_checkpoint(run_dir)["update"] == 1
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+def test_text_files_are_replaced_whole_with_the_usual_permissions(tmp_path: Path) -> None:
+    """config.yaml and model cards: the new text or the old, never half; the mode a plain write gives."""
+    path = tmp_path / "config.yaml"
+    path.write_text("seed: 1\n")
+    plain = path.stat().st_mode & 0o777
+    write_text_atomically(path, "seed: 2\n")
+    assert path.read_text() == "seed: 2\n" and path.stat().st_mode & 0o777 == plain
+    with pytest.raises(TypeError):
+        write_text_atomically(path, b"not text")  # type: ignore[arg-type]  # fails mid-write
+    assert path.read_text() == "seed: 2\n" and [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -27,6 +27,8 @@ from pokerl import __version__
 from pokerl.errors import CheckpointError
 
 LATEST = "latest.pt"
+UMASK = os.umask(0)  # the process's file-creation mask, read once (setting it is the only way) ...
+os.umask(UMASK)  # ... and put back at once, at import
 SCHEMA = 2  # the checkpoint layout's version: 2 = this one (with "schema"); none = older pokerl
 
 
@@ -59,18 +61,19 @@ def write_text_atomically(path: Path, text: str) -> None:
     file or the new one, never half of one: resume reads ``config.yaml`` before the checkpoint."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)  # as a plain write would leave it (mkstemp makes 0600)
+        os.chmod(tmp, 0o666 & ~UMASK)  # as a plain write would leave it (mkstemp makes 0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def remove_temp_files(ckpt_dir: str | os.PathLike[str]) -> list[Path]:
-    """Delete half-written checkpoints a killed run left behind (``.<name>.<random>.tmp``)."""
-    gone = sorted(Path(ckpt_dir).glob(".*.tmp"))
+def remove_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the half-written files (checkpoints, ``config.yaml``) a killed run left in ``folder``
+    (``.<name>.<random>.tmp``)."""
+    gone = sorted(Path(folder).glob(".*.tmp"))
     for path in gone:
         path.unlink(missing_ok=True)
     return gone
@@ -112,6 +115,8 @@ def save_numbered(ckpt_dir: str | os.PathLike[str], number: int, payload: dict[s
     ckpt_dir = Path(ckpt_dir)
     numbered = save_checkpoint(ckpt_dir / f"ckpt_{number:06d}.pt", payload)
     save_checkpoint(ckpt_dir / LATEST, payload)
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
     for path in sorted(ckpt_dir.glob("ckpt_*.pt"))[:-keep]:
         path.unlink(missing_ok=True)
     return numbered

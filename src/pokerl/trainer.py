@@ -202,7 +202,8 @@ class Trainer:
     def _restore(self, ckpt: dict[str, Any]) -> bool:
         """Continue the checkpointed run; True when every env continues its episode exactly."""
         if self.dist.is_main:
-            remove_temp_files(self.run_dir / "checkpoints")  # left by a run killed while saving
+            for folder in (self.run_dir, self.run_dir / "checkpoints"):  # left by a run killed while saving
+                remove_temp_files(folder)
         try:
             self.policy.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pokerl.cli import at_least
 from pokerl.config import compose_train_config, dump_config
 from pokerl.errors import exit_on_error
 from pokerl.evaluate import evaluate, load_agent
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    at_least(1, seeds=args.seeds, steps=args.steps)
+    at_least(0, eval_episodes=args.eval_episodes)
     # a seed run is known by its seed, budget and composed config (so that e.g. `--reset fresh,frontier` reuses
     # the runs of an earlier `--reset fresh`, and runs made before a config file changed are not reused)
     done = {(r["seed"], r.get("config"), r["budget"]): r for r in load_results(args.results)}
