@@ -36,6 +36,16 @@ def init_distributed(device: torch.device) -> Dist:
     return Dist(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
+def leave_together(d: Dist) -> None:
+    """Leave the process group at the end of a run, every rank together: a barrier, then
+    ``destroy_process_group``. A rank that simply exits can close its Gloo connections while a
+    peer still reads from them, and the peer aborts (SIGABRT, once in a CI run of the torchrun
+    resume test). Only on the normal path: after an error the other ranks may be mid-collective."""
+    if d.world_size > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def broadcast_parameters(model: torch.nn.Module) -> None:
     """Every rank starts from rank 0's weights."""
     for param in model.parameters():

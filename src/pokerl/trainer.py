@@ -44,6 +44,7 @@ from pokerl.distributed import (
     exchange,
     init_distributed,
     largest,
+    leave_together,
     rank0_decides,
 )
 from pokerl.env import make_env
@@ -289,6 +290,7 @@ class Trainer:
         bar = self._progress_bar()
         start_time = time.perf_counter()
         start_step = self.global_step
+        finished = False  # the loop ended by itself (budget, stop_at_update, a stop signal), not by an error
         try:
             last_update = min(self.total_updates, stop_at_update or self.total_updates)
             while self.update < last_update:
@@ -388,10 +390,11 @@ class Trainer:
                     bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{mean_ret:.2f}", upd=self.update, refresh=False)
                 if after_update is not None:
                     after_update(self)
+            finished = True
         finally:
             if bar is not None:
                 bar.close()
-            self.close()
+            self.close(leave_group=finished)
         return last
 
     def _finished(self, episodes: list[tuple[int, dict[str, Any]]], now: int) -> None:
@@ -577,11 +580,15 @@ class Trainer:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return torch.autocast(device_type=self.device.type, enabled=False)
 
-    def close(self) -> None:
+    def close(self, leave_group: bool = True) -> None:
+        """Stop the workers and flush the logs; under torchrun, leave the process group with the
+        other ranks (``leave_group=False`` after an error, when they may be mid-collective)."""
         self.pool.close()
         if self.logger is not None:
             self.logger.close()
             self.logger = None
+        if leave_group:
+            leave_together(self.dist)
 
 
 def train(cfg: dict[str, Any]) -> dict[str, float]:
