@@ -112,11 +112,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 def save_numbered(ckpt_dir: str | os.PathLike[str], number: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``ckpt_<number>.pt`` and ``latest.pt``; delete all but the ``keep`` newest numbered ones."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
     ckpt_dir = Path(ckpt_dir)
     numbered = save_checkpoint(ckpt_dir / f"ckpt_{number:06d}.pt", payload)
     save_checkpoint(ckpt_dir / LATEST, payload)
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1, got {keep}")
     for path in sorted(ckpt_dir.glob("ckpt_*.pt"))[:-keep]:
         path.unlink(missing_ok=True)
     return numbered
