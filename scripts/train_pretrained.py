@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 
 from pokerl import __version__
+from pokerl.atomic import write_text_atomically
 from pokerl.bench.learning import run_seed, seed_dir
-from pokerl.checkpoint import write_text_atomically
 from pokerl.cli import at_least
 from pokerl.errors import exit_on_error
 from pokerl.evaluate import evaluate, load_agent

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import torch
 
 from pokerl import ppo
-from pokerl.checkpoint import check_compatible, load_checkpoint, write_text_atomically
+from pokerl.atomic import write_atomically, write_text_atomically
+from pokerl.checkpoint import check_compatible, load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError
 from pokerl.logger import read_scalar_tags
@@ -148,15 +150,20 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_latest(tmp_path: Pa
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
 
 
-def test_text_files_are_replaced_whole_with_the_usual_permissions(tmp_path: Path) -> None:
-    """config.yaml and model cards: the new text or the old, never half; the mode a plain write gives."""
+def test_files_are_replaced_whole_with_the_usual_permissions(tmp_path: Path) -> None:
+    """config.yaml, model cards, start states: the new bytes or the old, never half; the mode a plain write gives."""
     path = tmp_path / "config.yaml"
     path.write_text("seed: 1\n")
     plain = path.stat().st_mode & 0o777
     write_text_atomically(path, "seed: 2\n")
     assert path.read_text() == "seed: 2\n" and path.stat().st_mode & 0o777 == plain
-    with pytest.raises(TypeError):
-        write_text_atomically(path, b"not text")  # type: ignore[arg-type]  # fails mid-write
+
+    def dies_halfway(f: BinaryIO) -> None:
+        f.write(b"seed: ")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, dies_halfway)
     assert path.read_text() == "seed: 2\n" and [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
 
 

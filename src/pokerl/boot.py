@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pokerl.atomic import write_atomically
 from pokerl.emulator import EmulatorSession
 from pokerl.errors import ConfigError, PokerlError
 from pokerl.profile import GameProfile
@@ -70,8 +71,5 @@ def start_state(session: EmulatorSession, profile: GameProfile, rom_path: Path |
         except PokerlError:
             pass  # fall through: boot again and rewrite it
     state = boot(session, profile, rom_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(state)
-    os.replace(tmp, path)
+    write_atomically(path, state)
     return state

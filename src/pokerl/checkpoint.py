@@ -2,8 +2,8 @@
 
 A checkpoint is a plain dict of tensors, numbers and strings, so it loads with
 ``torch.load(..., weights_only=True)`` and never runs pickled code. It is written to a temporary
-file in the same directory, flushed to disk and renamed over the target, so a crash mid-write never
-leaves a half-written ``latest.pt``. :func:`rng_state` / :func:`set_rng_state` carry Python's,
+file in the same directory, flushed to disk and renamed over the target (:mod:`pokerl.atomic`), so
+a crash mid-write never leaves a half-written ``latest.pt``. :func:`rng_state` / :func:`set_rng_state` carry Python's,
 NumPy's and torch's RNGs in those types; :func:`save_numbered` keeps ``latest.pt`` and the last
 few numbered checkpoints. Every checkpoint says what it holds (:func:`describe`: schema version,
 pokerl version, game, model config, observation shapes), and :func:`check_compatible` turns a
@@ -16,7 +16,6 @@ import ast
 import dataclasses
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,59 +23,20 @@ import numpy as np
 import torch
 
 from pokerl import __version__
+from pokerl.atomic import write_atomically
 from pokerl.errors import CheckpointError
 
 LATEST = "latest.pt"
-UMASK = os.umask(0)  # the process's file-creation mask, read once (setting it is the only way) ...
-os.umask(UMASK)  # ... and put back at once, at import
 SCHEMA = 2  # the checkpoint layout's version: 2 = this one (with "schema"); none = older pokerl
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
-    path = Path(path)
-    tmp = None
+    """Write ``payload`` to ``path`` atomically (:func:`~pokerl.atomic.write_atomically`)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return write_atomically(path, lambda f: torch.save(payload, f))
     except OSError as err:  # a full disk, a read-only or vanished run dir: the user's to fix
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err} "
                               f"(the previous {LATEST} is intact)") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write a small text file (a run's ``config.yaml``, a model card) so that a kill leaves the old
-    file or the new one, never half of one: resume reads ``config.yaml`` before the checkpoint."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~UMASK)  # as a plain write would leave it (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the half-written files (checkpoints, ``config.yaml``) a killed run left in ``folder``
-    (``.<name>.<random>.tmp``)."""
-    gone = sorted(Path(folder).glob(".*.tmp"))
-    for path in gone:
-        path.unlink(missing_ok=True)
-    return gone
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:

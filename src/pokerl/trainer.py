@@ -23,18 +23,17 @@ import numpy as np
 import torch
 
 from pokerl.archive import Archive, Entry
+from pokerl.atomic import remove_temp_files, write_text_atomically
 from pokerl.checkpoint import (
     check_compatible,
     describe,
     load_checkpoint,
-    remove_temp_files,
     resolve_checkpoint,
     rng_state,
     run_dir_of,
     save_numbered,
     seed_everything,
     set_rng_state,
-    write_text_atomically,
 )
 from pokerl.config import check_train_config, dump_config
 from pokerl.distributed import (

@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from pokerl.atomic import write_text_atomically
 from pokerl.bench.train import Learner, RawEnvs
 from pokerl.config import compose_train_config
 from pokerl.errors import PokerlError, exit_on_error
@@ -269,9 +270,7 @@ class Report:
     def save(self) -> None:
         """Rewrite the JSON file (atomically: a reader never sees half of it)."""
         self.data["elapsed_s"] = round(time.perf_counter() - self.start, 1)
-        tmp = self.out_dir / (JSON_NAME + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out_dir / JSON_NAME)
+        write_text_atomically(self.out_dir / JSON_NAME, json.dumps(self.data, indent=1) + "\n")
 
     @contextlib.contextmanager
     def stage(self, name: str, needs_s: float) -> Iterator[bool]:
