@@ -12,9 +12,10 @@ from conftest import make_tq
 from pokerl import boot as boot_module
 from pokerl import emulator
 from pokerl.config import compose_train_config
+from pokerl.env import GameBoyEnv
 from pokerl.errors import ConfigError
 from pokerl.evaluate import evaluate, load_agent, save_heatmap
-from pokerl.spec import load_spec
+from pokerl.spec import default_game, load_spec
 from pokerl.trainer import Trainer
 
 TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "ppo.num_steps=8", "ppo.bptt=8",
@@ -49,6 +50,18 @@ def test_spec_matches_what_the_env_has(sessions: list[int]) -> None:
         env.close()
     assert spec.observation_space["screen"].shape == (72, 80, 2)
     assert spec.milestone_names[0] == "route1" and spec.world_map.offsets[3] == (40, 16)
+
+
+def test_with_no_game_the_env_plays_the_one_pokerl_train_trains() -> None:
+    """The default game lives in configs/train.yaml only; the env and load_spec read it there."""
+    trained = compose_train_config([])["game"]["name"]
+    env = GameBoyEnv()
+    try:
+        assert env.profile.name == load_spec().profile.name == trained == default_game()
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
 
 
 def test_training_and_evaluation_boot_only_the_envs_they_step(tmp_path: Path, sessions: list[int],

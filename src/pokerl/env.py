@@ -42,7 +42,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def __init__(
         self,
-        game: ConfigSource = "tinyquest",
+        game: ConfigSource | None = None,
         reward: ConfigSource | None = None,
         env: ConfigSource | None = None,
         rom: str | os.PathLike[str] | None = None,
@@ -331,7 +331,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
 
 def make_env(
-    game: ConfigSource = "tinyquest",
+    game: ConfigSource | None = None,
     reward: ConfigSource | None = None,
     env: ConfigSource | None = None,
     rom: str | os.PathLike[str] | None = None,

@@ -8,9 +8,11 @@ shape the data has. It pickles (worker processes receive it).
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -91,12 +93,19 @@ class GameSpec:
         return self.profile.world_map
 
 
-def load_spec(game: ConfigSource = "tinyquest", reward: ConfigSource | None = None, env: ConfigSource | None = None,
+def default_game() -> str:
+    """The game ``configs/train.yaml`` trains by default (the bundled one): what :func:`load_spec`
+    and the env play when given none."""
+    train, _ = load_yaml("train", Path(str(importlib.resources.files("pokerl.configs") / "train.yaml")))
+    return next(entry["game"] for entry in train["defaults"] if isinstance(entry, dict) and "game" in entry)
+
+
+def load_spec(game: ConfigSource | None = None, reward: ConfigSource | None = None, env: ConfigSource | None = None,
               **env_overrides: Any) -> GameSpec:
-    """The spec of a game (name, path or mapping) with its reward config (default: the one named
-    like the game) and env config (default: ``configs/env/default.yaml``), keyword overrides of the
-    env config on top."""
-    profile = load_profile(plain(game))
+    """The spec of a game (name, path or mapping; default :func:`default_game`) with its reward config
+    (default: the one named like the game) and env config (default: ``configs/env/default.yaml``),
+    keyword overrides of the env config on top."""
+    profile = load_profile(default_game() if game is None else plain(game))
     reward = plain(reward)
     if reward is None:
         if not config_path("reward", profile.name).is_file():
