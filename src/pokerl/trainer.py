@@ -175,16 +175,16 @@ class Trainer:
         self.restarted_this_update = 0  # worker processes restarted during this update's rollout
         self.restart_streak = 0  # ... in updates in a row that had one
         # The rollout's carried state: observations, LSTM state and episode-start flags.
-        self.obs, _ = self.pool.reset(seed=self.seed)
         self.state = self.policy.initial_state(self.num_envs, self.device)
         self.starts = torch.ones(self.num_envs, device=self.device)
-        carried = checkpoint is not None and self._restore(checkpoint)
+        carried = checkpoint is not None and self._restore(checkpoint)  # sets self.obs when it carries
         if self.dist.world_size > 1:  # every rank starts from rank 0's weights
             broadcast_parameters(self.policy)
         self._share_archive()
-        if checkpoint is not None and not carried:
-            # the episodes could not continue (torchrun, or another env count): new ones, after the
-            # archive reached the envs (frontier starts), with seeds the run's first reset did not use
+        if not carried:
+            # New episodes: a new run's, or a resumed run's whose episodes cannot continue (torchrun,
+            # another env count). After the archive reached the envs (frontier starts); a resumed
+            # run's seeds are ones its first reset did not use.
             self.obs, _ = self.pool.reset(seed=self.seed + self.update * self.num_envs)
 
         self.logger: TrainLogger | None = None
