@@ -249,3 +249,34 @@ def test_a_restarted_worker_gets_the_archive_and_async_recv_reports_it() -> None
         pool.send(np.zeros(4, np.int64), np.arange(4))
         env_ids, *_, infos = pool.recv(min_workers=2)
         assert env_ids[infos["restarted"]].tolist() == [2, 3]
+
+
+def test_a_worker_restarted_after_set_states_seeds_its_fresh_envs() -> None:
+    """A resumed run gets its envs back by set_states, not reset: a worker restarted later still seeds
+    its fresh envs from the run's seed, so two resumes of one checkpoint play alike."""
+    import functools
+
+    import numpy as np
+
+    from pokerl.env import make_env
+    from pokerl.pool import VectorPool
+    from pokerl.spec import load_spec
+
+    spec = load_spec("tinyquest")
+    fn = functools.partial(make_env, spec=spec, writes={"ballast": 0})
+    saved: list[dict] = []
+    fresh = []
+    for _ in range(2):  # two resumes of the same snapshots
+        with VectorPool([fn] * 4, spec, 2, inline=True, step_timeout_s=60, start_timeout_s=120) as pool:
+            if not saved:
+                pool.reset(seed=0)
+                pool.step(np.ones(4, np.int64))
+                saved = pool.get_states()
+            pool.set_states(saved, seed=4)
+            victim = pool._procs[1]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join()
+            states = pool.get_states()
+            assert pool.restarts == 1 and states[2]["steps"] == 0 and states[0]["steps"] == 1
+            fresh.append([(s["np_random"], s["emulator"]) for s in states[2:]])
+    assert fresh[0] == fresh[1]

@@ -454,8 +454,10 @@ class VectorPool:
         local = self._local.get_states() if self._local is not None else []
         return local + [state for states in self._replies("get_states") for state in states]
 
-    def set_states(self, states: Sequence[dict[str, Any]]) -> Obs:
-        """Restore snapshots from :meth:`get_states`; returns the observations (views)."""
+    def set_states(self, states: Sequence[dict[str, Any]], seed: int | None = None) -> Obs:
+        """Restore snapshots from :meth:`get_states`; returns the observations (views). ``seed``: what a
+        :meth:`reset` would have been given, so a worker restarted later seeds its fresh envs after it."""
+        self._seed = seed
         states, per = list(states), self.per_worker
         if len(states) != self.num_envs:
             raise ValueError(f"{len(states)} env snapshots for {self.num_envs} envs")

@@ -223,7 +223,7 @@ class Trainer:
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
             # Continue every episode exactly where it stopped.
-            self.obs = self.pool.set_states(carry["envs"])
+            self.obs = self.pool.set_states(carry["envs"], seed=self.seed + self.update * self.num_envs)
             self.state = (carry["h"].to(self.device), carry["c"].to(self.device))
             self.starts = carry["starts"].to(self.device)
             return True
