@@ -30,6 +30,7 @@ TQ_MENU = 0xC01B  # battle menu cursor: 0 HIT, 1 BLAST, 2 RUN
 TQ_STATE = 0xC01C  # 0 walking, 1 text box, 2 battle move menu
 TQ_HP = 0xC005  # u16 big-endian
 TQ_XP = 0xC009  # u16 big-endian
+TQ_LEVEL = 0xC004  # u8
 
 FAST = {"ballast": 0}
 

@@ -16,6 +16,7 @@ import yaml
 from conftest import (
     ROOT,
     TQ_HP,
+    TQ_LEVEL,
     TQ_PROFILE,
     TQ_STATE,
     TQ_XP,
@@ -32,7 +33,7 @@ from pokerl.errors import ConfigError
 from pokerl.predicate import Predicate
 from pokerl.profile import load_profile
 from pokerl.ram import Flags
-from pokerl.rewards import load_reward
+from pokerl.rewards import RewardTracker, load_reward
 
 REWARD_YAML = ROOT / "configs" / "reward" / "tinyquest.yaml"
 
@@ -121,6 +122,52 @@ def test_level_cap_stops_paying_levels_above_it(cap: int, paid: float) -> None:
         env.close()
 
 
+def test_a_level_lost_and_regained_is_not_paid_again() -> None:
+    """Only new highs of the level sum pay (in Pokémon a party member deposited and withdrawn
+    lowers and raises it); here the level is written down, as a deposit would lower the sum."""
+    env = make_tq(reward={"name": "levels", "level": {"weight": 0.5, "fields": ["level"]}})
+    try:
+        env.reset(seed=3)
+        walk_town_to_route1(env)
+        walk_route1_to_grass(env)
+        write_u16(env, TQ_XP, 9)
+        infos = grind(env, lambda i: i["level"] == 2, on_menu=lambda e: write_u16(e, TQ_HP, 18))
+        assert sum(i["reward_terms"]["level"] for i in infos) == pytest.approx(0.5)
+        while battle_button(env) is not None:  # finish the battle's text before changing RAM
+            press(env, battle_button(env))
+        env.unwrapped.session.memory[TQ_LEVEL] = 1
+        write_u16(env, TQ_XP, 9)
+        infos = grind(env, lambda i: i["level"] == 2, on_menu=lambda e: write_u16(e, TQ_HP, 18))
+        assert infos[-1]["level"] == 2 and sum(i["reward_terms"]["level"] for i in infos) == 0.0
+        write_u16(env, TQ_XP, 29)  # level 3 at 30 XP: a new high pays again
+        infos = grind(env, lambda i: i["level"] == 3, on_menu=lambda e: write_u16(e, TQ_HP, 24))
+        assert sum(i["reward_terms"]["level"] for i in infos) == pytest.approx(0.5)
+    finally:
+        env.close()
+
+
+def test_heal_is_the_party_hp_fraction_and_reordering_the_party_pays_nothing() -> None:
+    """Pokémon's heal sums the party's slots (tinyquest has one, so RAM snapshots stand in for a
+    party): a switch moves HP between slots and pays nothing, a new member is not a heal, a
+    Pokémon Center is."""
+    fields = ["hp1", "hp2", "max_hp1", "max_hp2", "in_battle"]
+    cfg = load_reward({"heal": {"weight": 1.0, "hp": ["hp1", "hp2"], "max_hp": ["max_hp1", "max_hp2"],
+                                "in_battle": "in_battle"}}, fields)
+    tracker = RewardTracker(cfg)
+
+    def ram(hp1: int, hp2: int, max1: int, max2: int) -> dict[str, int]:
+        return {"hp1": hp1, "hp2": hp2, "max_hp1": max1, "max_hp2": max2, "in_battle": 0}
+
+    tracker.reset(ram(5, 0, 20, 0))
+    assert tracker.step(ram(5, 30, 20, 30), False, False, False)["heal"] == 0.0  # caught: a new member
+    assert tracker.step(ram(30, 5, 30, 20), False, False, False)["heal"] == 0.0  # the healthy one put first
+    assert tracker.step(ram(30, 20, 30, 20), False, False, False)["heal"] == pytest.approx(15 / 50)  # healed
+    tracker.step(ram(0, 0, 30, 20), False, False, False)
+    assert tracker.step(ram(30, 20, 30, 20), False, False, False)["heal"] == 0.0  # blacked out: restored
+    with pytest.raises(ConfigError, match="one max HP field per HP field"):
+        load_reward({"heal": {"weight": 1.0, "hp": ["hp1", "hp2"], "max_hp": "max_hp1"}}, fields)
+
+
 def test_heal_on_the_heal_pad(tq_env: GameBoyEnv) -> None:
     write_u16(tq_env, TQ_HP, 5)
     _, info = press(tq_env, "right")  # (10, 9)
@@ -171,6 +218,7 @@ def test_blackout_penalty(tq_env: GameBoyEnv) -> None:
     assert sum(i["reward_terms"]["blackout"] for i in infos) == pytest.approx(-0.5)
     assert (last["map_id"], last["x"], last["y"]) == (0, 10, 8)  # back at the heal spot
     assert last["hp"] == last["max_hp"]
+    assert sum(i["reward_terms"]["heal"] for i in infos) == 0.0  # the ROM restored a fainted player: no heal
 
 
 def test_stuck_penalty_after_standing_still(tq_env: GameBoyEnv) -> None:

@@ -7,12 +7,17 @@ bookkeeping) and reported separately in ``info["reward_terms"]``:
   the power of the tiles already found (``decay: 1`` = no decay);
 - ``milestones``: named predicates over RAM fields (``badges & 1``, ``events[0]``,
   ``map_id == 5``), each paid ``reward`` once per episode when it first holds;
-- ``level``: ``weight`` per level gained (the sum of the ``fields`` listed), up to a level sum of
-  ``cap`` (unbounded terms get farmed: see configs/reward/tinyquest.yaml);
+- ``level``: ``weight`` per level gained (the sum of the ``fields`` listed) past the episode's
+  highest level sum, up to a sum of ``cap`` (unbounded terms get farmed: see
+  configs/reward/tinyquest.yaml); only new highs pay, so a party member put away and taken back
+  is not paid again;
 - ``gain``: for each field listed (``field: weight``), ``weight`` × each new high of the field this
   episode: XP, money, Pokédex entries; for flag arrays (event flags) the count of set flags. Only
   new highs pay, so a value that falls and rises again is not paid twice;
-- ``heal``: ``weight`` × the rise of the HP fraction outside battle, not caused by a level-up;
+- ``heal``: ``weight`` × the rise of the HP fraction outside battle (``hp``/``max_hp``: a field each,
+  or lists over the party's slots, summed). Not paid when the max HP changed (a level-up, a new
+  or departed party member), when it rose from 0 or with a blackout (a fainted party restored), so
+  reordering the party or losing pays nothing;
 - ``blackout``: ``weight`` (negative) each time the blackout counter rises;
 - ``stuck``: ``weight`` (negative) each step after ``after`` steps in the same tile outside
   battle and text.
@@ -59,8 +64,8 @@ class LevelYaml:
 @dataclass
 class HealYaml:
     weight: float = 0.0
-    hp: str | None = None
-    max_hp: str | None = None
+    hp: str | list[str] | None = None
+    max_hp: str | list[str] | None = None
     in_battle: str | None = None
 
 
@@ -108,8 +113,8 @@ class RewardConfig:
     level_cap: int | None = None
     gain: tuple[tuple[str, float], ...] = ()  # (field, weight)
     heal_weight: float = 0.0
-    heal_hp: str | None = None
-    heal_max_hp: str | None = None
+    heal_hp: tuple[str, ...] = ()  # summed over the party's slots
+    heal_max_hp: tuple[str, ...] = ()
     heal_in_battle: str | None = None
     blackout_weight: float = 0.0
     blackout_field: str | None = None
@@ -148,13 +153,18 @@ def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str] | Map
                        for name, m in y.milestones.items())
     for f in (*y.level.fields, *y.gain):
         known(f, "level.fields" if f in y.level.fields else f"gain.{f}")
+    heal_hp, heal_max_hp = (tuple(known(f, f"heal.{key}") for f in ([v] if isinstance(v, str) else v or []))
+                            for key, v in (("hp", y.heal.hp), ("max_hp", y.heal.max_hp)))
+    if len(heal_hp) != len(heal_max_hp):
+        raise ConfigError(f"{where}: heal.hp and heal.max_hp: one max HP field per HP field, got "
+                          f"{len(heal_hp)} and {len(heal_max_hp)}")
     if y.level.cap is not None and y.level.cap < 1:
         raise ConfigError(f"{where}: level.cap: must be >= 1 (or null: no cap), got {y.level.cap}")
     return RewardConfig(
         exploration_weight=y.exploration.weight, exploration_decay=y.exploration.decay,
         milestones=milestones, level_weight=y.level.weight, level_fields=tuple(y.level.fields), level_cap=y.level.cap,
         gain=tuple(y.gain.items()),
-        heal_weight=y.heal.weight, heal_hp=known(y.heal.hp, "heal.hp"), heal_max_hp=known(y.heal.max_hp, "heal.max_hp"),
+        heal_weight=y.heal.weight, heal_hp=heal_hp, heal_max_hp=heal_max_hp,
         heal_in_battle=known(y.heal.in_battle, "heal.in_battle"),
         blackout_weight=y.blackout.weight, blackout_field=known(y.blackout.field, "blackout.field"),
         stuck_weight=y.stuck.weight, stuck_after=y.stuck.after,
@@ -194,6 +204,7 @@ class RewardTracker:
         self.stuck_steps = 0
         self.prev = dict(ram)
         self.highs = {f: _amount(ram[f]) for f, _ in self.cfg.gain} if ram else {}
+        self.level_high = self.cfg.capped_level(ram) if ram else 0
         self.totals = dict.fromkeys(self.cfg.term_names, 0.0)
         if ram:  # milestones already true at the start are not paid
             for m in self.cfg.milestones:
@@ -215,26 +226,26 @@ class RewardTracker:
             self.reached.append(m.name)
             self.reached_at[m.name] = self.steps
             terms["milestones"] += m.reward
-        levelled = False
         if cfg.level_fields:
-            levelled = cfg.level_sum(ram) > cfg.level_sum(prev)
-            if levelled:
-                terms["level"] = cfg.level_weight * max(0, cfg.capped_level(ram) - cfg.capped_level(prev))
+            level = cfg.capped_level(ram)
+            if level > self.level_high:
+                terms["level"] = cfg.level_weight * (level - self.level_high)
+                self.level_high = level
         for f, weight in cfg.gain:
             amount = _amount(ram[f])
             high = self.highs.get(f, amount)
             if amount > high:
                 terms["gain"] += weight * (amount - high)
             self.highs[f] = max(high, amount)
-        if cfg.heal_hp and cfg.heal_max_hp and not levelled:
+        blackouts = int(ram[cfg.blackout_field]) - int(prev[cfg.blackout_field]) if cfg.blackout_field else 0
+        if blackouts > 0:
+            terms["blackout"] = cfg.blackout_weight * blackouts
+        if cfg.heal_hp:
             in_battle = bool(ram[cfg.heal_in_battle]) if cfg.heal_in_battle else False
-            hp, max_hp, prev_hp = int(ram[cfg.heal_hp]), int(ram[cfg.heal_max_hp]), int(prev[cfg.heal_hp])
-            if hp > prev_hp and max_hp > 0 and not in_battle:
+            hp, prev_hp = (sum(int(r[f]) for f in cfg.heal_hp) for r in (ram, prev))
+            max_hp, prev_max_hp = (sum(int(r[f]) for f in cfg.heal_max_hp) for r in (ram, prev))
+            if hp > prev_hp > 0 and max_hp == prev_max_hp > 0 and not in_battle and blackouts <= 0:
                 terms["heal"] = cfg.heal_weight * (hp - prev_hp) / max_hp
-        if cfg.blackout_field:
-            rise = int(ram[cfg.blackout_field]) - int(prev[cfg.blackout_field])
-            if rise > 0:
-                terms["blackout"] = cfg.blackout_weight * rise
         self.stuck_steps = 0 if (moved or busy) else self.stuck_steps + 1
         if cfg.stuck_weight and self.stuck_steps > cfg.stuck_after:
             terms["stuck"] = cfg.stuck_weight
@@ -255,6 +266,7 @@ class RewardTracker:
             "tiles_found": self.tiles_found,
             "stuck_steps": self.stuck_steps,
             "highs": dict(self.highs),
+            "level_high": self.level_high,
             "totals": dict(self.totals),
         }
 
@@ -265,5 +277,7 @@ class RewardTracker:
         self.steps = int(state["steps"])
         self.tiles_found, self.stuck_steps = int(state["tiles_found"]), int(state["stuck_steps"])
         self.highs = {str(f): int(v) for f, v in state["highs"].items()}
+        # snapshots from before the high-water mark: levels only rose in tinyquest, the sum now is its high
+        self.level_high = int(state.get("level_high", self.cfg.capped_level(ram)))
         self.totals = {str(k): float(v) for k, v in state["totals"].items()}
         self.prev = dict(ram)
