@@ -107,15 +107,20 @@ def test_level_up_by_winning_a_battle(tq_env: GameBoyEnv) -> None:
     assert last["reward_terms"]["heal"] == 0.0  # HP rising with a level-up is not healing
 
 
+def level_up_from_power_on(env: GameBoyEnv, level: int = 2) -> list[dict[str, Any]]:
+    """Walk to Route 1's grass with XP one short of ``level`` and fight at full HP until reaching it."""
+    env.reset(seed=3)
+    walk_town_to_route1(env)
+    walk_route1_to_grass(env)
+    write_u16(env, TQ_XP, 9)
+    return grind(env, lambda i: i["level"] == level, on_menu=lambda e: write_u16(e, TQ_HP, 18))
+
+
 @pytest.mark.parametrize(("cap", "paid"), [(1, 0.0), (2, 0.5)])
 def test_level_cap_stops_paying_levels_above_it(cap: int, paid: float) -> None:
     env = make_tq(reward={"name": "capped", "level": {"weight": 0.5, "fields": ["level"], "cap": cap}})
     try:
-        env.reset(seed=3)
-        walk_town_to_route1(env)
-        walk_route1_to_grass(env)
-        write_u16(env, TQ_XP, 9)
-        infos = grind(env, lambda i: i["level"] == 2, on_menu=lambda e: write_u16(e, TQ_HP, 18))
+        infos = level_up_from_power_on(env)
         assert infos[-1]["level"] == 2  # the ROM levelled up: level 2 pays only under a cap of 2 or more
         assert sum(i["reward_terms"]["level"] for i in infos) == pytest.approx(paid)
     finally:
@@ -127,11 +132,7 @@ def test_a_level_lost_and_regained_is_not_paid_again() -> None:
     lowers and raises it); here the level is written down, as a deposit would lower the sum."""
     env = make_tq(reward={"name": "levels", "level": {"weight": 0.5, "fields": ["level"]}})
     try:
-        env.reset(seed=3)
-        walk_town_to_route1(env)
-        walk_route1_to_grass(env)
-        write_u16(env, TQ_XP, 9)
-        infos = grind(env, lambda i: i["level"] == 2, on_menu=lambda e: write_u16(e, TQ_HP, 18))
+        infos = level_up_from_power_on(env)
         assert sum(i["reward_terms"]["level"] for i in infos) == pytest.approx(0.5)
         while battle_button(env) is not None:  # finish the battle's text before changing RAM
             press(env, battle_button(env))
