@@ -16,8 +16,9 @@ bookkeeping) and reported separately in ``info["reward_terms"]``:
   new highs pay, so a value that falls and rises again is not paid twice;
 - ``heal``: ``weight`` × the rise of the HP fraction outside battle (``hp``/``max_hp``: a field each,
   or lists over the party's slots, summed). Not paid when the max HP changed (a level-up, a new
-  or departed party member), when it rose from 0 or with a blackout (a fainted party restored), so
-  reordering the party or losing pays nothing;
+  or departed party member), when the whole party had 0 HP or with a blackout (a fainted party
+  restored), so reordering the party or losing pays nothing. Damage costs nothing, so each
+  damage-then-heal round trip pays: keep the weight small;
 - ``blackout``: ``weight`` (negative) each time the blackout counter rises;
 - ``stuck``: ``weight`` (negative) each step after ``after`` steps in the same tile outside
   battle and text.
