@@ -1,4 +1,5 @@
-"""Command-line entry points (pokerl-train, -play, -eval, -bench) and the checks their flags share.
+"""Command-line entry points (pokerl-train, -play, -eval, -bench), the flags that choose an agent and
+the checks their flags share.
 
 Flags are checked before any work starts, so a bad value costs the user one line, not an
 evaluation's minutes followed by a traceback.
@@ -6,6 +7,7 @@ evaluation's minutes followed by a traceback.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from pokerl.errors import PokerlError
@@ -26,3 +28,18 @@ def output_file(flag: str, path: str | None, suffixes: tuple[str, ...] = ()) -> 
         raise PokerlError(f"{flag} must end in {' or '.join(suffixes)}, got {path}")
     if not Path(path).resolve().parent.is_dir():
         raise PokerlError(f"{flag} {path}: the folder {Path(path).parent} does not exist")
+
+
+def agent_flags() -> argparse.ArgumentParser:
+    """The flags of pokerl-play and pokerl-eval that choose the agent and how it acts, as an argparse
+    parent parser (``parents=[agent_flags()]``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("checkpoint", nargs="?", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("--pretrained", default=None, metavar="NAME",
+                        help="the agent shipped with pokerl for game NAME (e.g. tinyquest) instead of a checkpoint")
+    parser.add_argument("--info", action="store_true", help="print the agent's model card and exit")
+    parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
+    parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
+    return parser

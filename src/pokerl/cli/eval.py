@@ -6,24 +6,17 @@ import argparse
 import json
 import sys
 
-from pokerl.cli import at_least, output_file
+from pokerl.cli import agent_flags, at_least, output_file
 from pokerl.errors import exit_on_error
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pokerl-eval", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", nargs="?", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
-    parser.add_argument("--pretrained", default=None, metavar="NAME",
-                        help="the agent shipped with pokerl for game NAME (e.g. tinyquest) instead of a checkpoint")
-    parser.add_argument("--info", action="store_true", help="print the agent's model card and exit")
+    parser = argparse.ArgumentParser(prog="pokerl-eval", description=__doc__.splitlines()[0],
+                                     parents=[agent_flags()])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1 = in this process)")
     parser.add_argument("--envs-per-worker", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=None, help="episode length (default: the run's)")
-    parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
-    parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
-    parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
     parser.add_argument("--from-milestone", default=None, metavar="NAME",
                         help="start every episode at the run's archived state holding this milestone")
     parser.add_argument("--heatmap", default=None, metavar="PNG", help="save where the agent went, on the world map")

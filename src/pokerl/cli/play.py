@@ -15,24 +15,17 @@ import os
 import sys
 from pathlib import Path
 
-from pokerl.cli import at_least, output_file
+from pokerl.cli import agent_flags, at_least, output_file
 from pokerl.errors import PokerlError, exit_on_error
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pokerl-play", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", nargs="?", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
-    parser.add_argument("--pretrained", default=None, metavar="NAME",
-                        help="the agent shipped with pokerl for game NAME (e.g. tinyquest) instead of a checkpoint")
-    parser.add_argument("--info", action="store_true", help="print the agent's model card and exit")
+    parser = argparse.ArgumentParser(prog="pokerl-play", description=__doc__.splitlines()[0],
+                                     parents=[agent_flags()])
     parser.add_argument("--speed", type=int, default=1, help="1 = real time, N = N x, 0 = unlimited")
     parser.add_argument("--scale", type=int, default=3, help="window scale")
-    parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--steps", type=int, default=None, help="stop after this many steps in total")
-    parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
-    parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
     parser.add_argument("--from-milestone", default=None, metavar="NAME",
                         help="start at the run's archived state holding this milestone (default: power-on)")
     parser.add_argument("--headless", action="store_true", help="no window (use with --record)")
