@@ -169,6 +169,24 @@ def test_heal_is_the_party_hp_fraction_and_reordering_the_party_pays_nothing() -
         load_reward({"heal": {"weight": 1.0, "hp": ["hp1", "hp2"], "max_hp": "max_hp1"}}, fields)
 
 
+def test_slots_past_the_party_size_are_not_counted() -> None:
+    """Pokémon leaves a stale copy in the last slot when a party member leaves (pokered
+    _RemovePokemon): with ``party_size`` it is not counted, so depositing pays no levels."""
+    fields = ["level1", "level2", "level3", "party_count"]
+    reward = {"level": {"weight": 1.0, "fields": ["level1", "level2", "level3"]}}
+    full = {"level1": 10, "level2": 5, "level3": 20, "party_count": 3}
+    deposited = {"level1": 10, "level2": 20, "level3": 20, "party_count": 2}  # slot 3: the stale copy
+    counted = RewardTracker(load_reward({**reward, "party_size": "party_count"}, fields))
+    counted.reset(full)
+    assert counted.step(deposited, False, False, False)["level"] == 0.0
+    assert counted.step({**deposited, "level2": 21}, False, False, False)["level"] == 0.0  # 31 < 35
+    stale = RewardTracker(load_reward(reward, fields))  # what counting every slot would pay
+    stale.reset(full)
+    assert stale.step(deposited, False, False, False)["level"] == 15.0
+    with pytest.raises(ConfigError, match="party_size: no such RAM field"):
+        load_reward({**reward, "party_size": "party_cnt"}, fields)
+
+
 def test_heal_on_the_heal_pad(tq_env: GameBoyEnv) -> None:
     write_u16(tq_env, TQ_HP, 5)
     _, info = press(tq_env, "right")  # (10, 9)

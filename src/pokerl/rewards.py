@@ -23,6 +23,10 @@ bookkeeping) and reported separately in ``info["reward_terms"]``:
 - ``stuck``: ``weight`` (negative) each step after ``after`` steps in the same tile outside
   battle and text.
 
+``party_size`` names the RAM field that says how many of the per-slot fields (``level.fields``,
+``heal.hp``, ``heal.max_hp``) are in use: the slots past it are not counted (in Pokémon they keep a
+stale copy of a party member after one leaves).
+
 Adding a milestone or changing a weight is a YAML edit; predicates are :class:`~pokerl.predicate.Predicate`.
 The config is read through the one typed loader (:mod:`pokerl.schema`); :class:`RewardTracker` keeps
 one episode's reward state and saves it with :meth:`~RewardTracker.state_dict`.
@@ -92,6 +96,7 @@ class RewardYaml:
     heal: HealYaml = field(default_factory=HealYaml)
     blackout: BlackoutYaml = field(default_factory=BlackoutYaml)
     stuck: StuckYaml = field(default_factory=StuckYaml)
+    party_size: str | None = None  # the RAM field counting the slots in use (the rest are stale)
 
 
 # ---------------------------------------------------------------------- the checked config
@@ -121,6 +126,7 @@ class RewardConfig:
     blackout_field: str | None = None
     stuck_weight: float = 0.0
     stuck_after: int = 100
+    party_size: str | None = None
 
     term_names: ClassVar[tuple[str, ...]] = ("exploration", "milestones", "level", "gain", "heal", "blackout", "stuck")
 
@@ -128,9 +134,14 @@ class RewardConfig:
     def milestone_names(self) -> list[str]:
         return [m.name for m in self.milestones]
 
+    def party_sum(self, fields: tuple[str, ...], ram: Mapping[str, Any]) -> int:
+        """The sum of per-slot ``fields`` over the slots in use (all of them without ``party_size``)."""
+        used = fields[: int(ram[self.party_size])] if self.party_size else fields
+        return sum(int(ram[f]) for f in used)
+
     def level_sum(self, ram: Mapping[str, Any]) -> int:
-        """The sum of the level fields, uncapped (a rise is a level-up)."""
-        return sum(int(ram[f]) for f in self.level_fields)
+        """The sum of the level fields, uncapped."""
+        return self.party_sum(self.level_fields, ram)
 
     def capped_level(self, ram: Mapping[str, Any]) -> int:
         """The level sum as the level term pays it: capped at ``level_cap``."""
@@ -168,7 +179,7 @@ def reward_from_mapping(data: Mapping[str, Any], ram_fields: Iterable[str] | Map
         heal_weight=y.heal.weight, heal_hp=heal_hp, heal_max_hp=heal_max_hp,
         heal_in_battle=known(y.heal.in_battle, "heal.in_battle"),
         blackout_weight=y.blackout.weight, blackout_field=known(y.blackout.field, "blackout.field"),
-        stuck_weight=y.stuck.weight, stuck_after=y.stuck.after,
+        stuck_weight=y.stuck.weight, stuck_after=y.stuck.after, party_size=known(y.party_size, "party_size"),
     )
 
 
@@ -243,8 +254,8 @@ class RewardTracker:
             terms["blackout"] = cfg.blackout_weight * blackouts
         if cfg.heal_hp:
             in_battle = bool(ram[cfg.heal_in_battle]) if cfg.heal_in_battle else False
-            hp, prev_hp = (sum(int(r[f]) for f in cfg.heal_hp) for r in (ram, prev))
-            max_hp, prev_max_hp = (sum(int(r[f]) for f in cfg.heal_max_hp) for r in (ram, prev))
+            hp, prev_hp = (cfg.party_sum(cfg.heal_hp, r) for r in (ram, prev))
+            max_hp, prev_max_hp = (cfg.party_sum(cfg.heal_max_hp, r) for r in (ram, prev))
             if hp > prev_hp > 0 and max_hp == prev_max_hp > 0 and not in_battle and blackouts <= 0:
                 terms["heal"] = cfg.heal_weight * (hp - prev_hp) / max_hp
         self.stuck_steps = 0 if (moved or busy) else self.stuck_steps + 1
