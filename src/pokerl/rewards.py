@@ -139,13 +139,9 @@ class RewardConfig:
         used = fields[: int(ram[self.party_size])] if self.party_size else fields
         return sum(int(ram[f]) for f in used)
 
-    def level_sum(self, ram: Mapping[str, Any]) -> int:
-        """The sum of the level fields, uncapped."""
-        return self.party_sum(self.level_fields, ram)
-
     def capped_level(self, ram: Mapping[str, Any]) -> int:
         """The level sum as the level term pays it: capped at ``level_cap``."""
-        level = self.level_sum(ram)
+        level = self.party_sum(self.level_fields, ram)
         return level if self.level_cap is None else min(level, self.level_cap)
 
 
