@@ -270,3 +270,27 @@ def test_build_check_is_byte_identical():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_walkthrough_in_the_env_is_paid_every_milestone_once_in_game_order():
+    """configs/reward/tinyquest.yaml's milestones are all reachable in play, each paid once, in the order
+    a player meets them: a predicate that never holds, or holds early, shows here."""
+    from conftest import ACTION, make_tq  # tests/ is on the path (pytest rootdir conftest)
+
+    env = make_tq(max_steps=5000)
+    try:
+        env.reset(seed=1)
+        game = wt.Game(env.session.pyboy, wt.read_symbols(ROM.with_suffix(".sym")))
+        world = wt.World(game)
+        order, paid, terminated = [], 0.0, False
+        while not terminated:
+            _, _, terminated, truncated, info = env.step(ACTION[wt.next_button(game, world)])
+            assert not truncated, info["milestones"]
+            order += [m for m in info["milestones"] if m not in order]
+            paid += info["reward_terms"]["milestones"]
+        rewards = {m.name: m.reward for m in env.rewards.milestones}
+        assert order == ["route1", "gym1", "leader1", "badge1", "forest", "got_key", "door_opened", "route2",
+                         "gym2", "leader2", "badge2", "complete"]
+        assert sorted(order) == sorted(rewards) and paid == pytest.approx(sum(rewards.values()))
+    finally:
+        env.close()
