@@ -42,6 +42,15 @@ def play(env: gym.Env, script: str) -> dict:
     return info
 
 
+def take_starter(env: gym.Env) -> dict:
+    """In Oak's lab: read his text, turn to the first Poké Ball and take it, decline the nickname."""
+    for _ in range(80):
+        info = play(env, "right:1,a:1")
+        if info["party_count"]:
+            break
+    return play(env, "b:12")
+
+
 def needs(rom: str | None, name: str) -> None:
     if not rom:
         pytest.skip(f"set POKERL_POKEMON_{name}_ROM to your own Pokémon {name.title()} ROM to run this test")
@@ -107,11 +116,7 @@ def test_boot_stairs_oak_and_starter(env_id: str) -> None:
         assert info["map_id"] == 37 and "left_bedroom" in info["milestones"]  # downstairs
         info = play(env, TO_OAK)
         assert info["map_id"] == 40 and "oaks_lab" in info["milestones"]  # Oak took us to his lab
-        for _ in range(80):
-            info = play(env, "right:1,a:1")
-            if info["party_count"]:
-                break
-        info = play(env, "b:12")
+        info = take_starter(env)
         assert info["party_count"] == 1 and "got_starter" in info["milestones"]
         assert 1 <= info["level1"] <= 10 and 0 < info["hp1"] <= info["max_hp1"]
         obs, *_ = env.step(A["b"])
@@ -169,6 +174,36 @@ def test_auto_text_helper_is_off_by_default_and_advances_text_when_on() -> None:
         finally:
             env.close()
     assert reached == {False: 0, True: 40}  # only the helper reads Oak's text and reaches his lab
+
+
+def test_auto_text_helper_leaves_battles_to_the_agent() -> None:
+    """The battle's move list has a text box's corner too: the helper must not pick moves for the agent."""
+    needs(RED_ROM, "RED")
+    env = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM, env="pokemon").unwrapped
+    try:
+        env.reset(seed=0)
+        play(env, TO_STAIRS + "," + TO_OAK)
+        take_starter(env)
+        for _ in range(120):  # walk to the lab's door: the rival stops you and fights
+            info = play(env, "down:1,a:1")
+            if info["in_battle"]:
+                break
+        assert info["in_battle"] == 2
+        battle = env.session.save_state()
+    finally:
+        env.close()
+    screens = {}
+    for helpers in ([], ["auto_text"]):
+        env = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM, env="pokemon", helpers=helpers).unwrapped
+        try:
+            env.reset(seed=0, options={"state": battle})
+            # open FIGHT now and then, B otherwise: with no one to choose a move, no turn is played
+            steps = [env.step(A["a" if i % 10 == 0 else "b"]) for i in range(60)]
+            assert all(info["in_battle"] == 2 for *_, info in steps)
+            screens[bool(helpers)] = np.stack([obs["screen"] for obs, *_ in steps])
+        finally:
+            env.close()
+    assert np.array_equal(screens[True], screens[False])
 
 
 def test_unknown_helper_is_a_config_error() -> None:
