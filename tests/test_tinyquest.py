@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ACTION, make_tq
+
 ROOT = Path(__file__).resolve().parent.parent
 ROM = ROOT / "src" / "pokerl" / "games" / "tinyquest.gb"
 
@@ -275,8 +277,6 @@ def test_build_check_is_byte_identical():
 def test_the_walkthrough_in_the_env_is_paid_every_milestone_once_in_game_order():
     """configs/reward/tinyquest.yaml's milestones are all reachable in play, each paid once, in the order
     a player meets them: a predicate that never holds, or holds early, shows here."""
-    from conftest import ACTION, make_tq  # tests/ is on the path (pytest rootdir conftest)
-
     env = make_tq(max_steps=5000)
     try:
         env.reset(seed=1)
