@@ -290,7 +290,7 @@ def test_the_walkthrough_in_the_env_is_paid_every_milestone_once_in_game_order()
             paid += info["reward_terms"]["milestones"]
         rewards = {m.name: m.reward for m in env.rewards.milestones}
         assert order == ["route1", "gym1", "leader1", "badge1", "forest", "got_key", "door_opened", "route2",
-                         "gym2", "leader2", "badge2", "complete"]
+                         "gym2", "leader2", "badge2", "final_room", "complete"]
         assert sorted(order) == sorted(rewards) and paid == pytest.approx(sum(rewards.values()))
     finally:
         env.close()
