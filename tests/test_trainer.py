@@ -21,9 +21,10 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from conftest import torchrun
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
-from pokerl.errors import ConfigError
+from pokerl.errors import CheckpointError, ConfigError
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap
 from pokerl.logger import TrainLogger
+from pokerl.pretrained import export_weights
 from pokerl.profile import load_profile
 from pokerl.spec import load_spec
 from pokerl.trainer import Trainer, train
@@ -145,6 +146,30 @@ def test_corrupt_checkpoint_resume_is_one_line_error(tmp_path: Path) -> None:
     assert out.stderr.strip().count("\n") == 0
     # the good run's files are untouched
     assert load_checkpoint(tmp_path / "a")["update"] == 1
+
+
+def test_init_starts_a_new_run_from_exported_weights(tmp_path: Path) -> None:
+    """init= (fine-tuning; the shipped agent trained further in a later session): a new run whose policy
+    starts from another run's exported half-precision weights, with steps and optimiser of its own."""
+    run(tmp_path / "a", "total_steps=64")
+    weights = tmp_path / "exported" / "a.pt"
+    export_weights(tmp_path / "a", weights)
+    tuned = Trainer(compose_train_config([*SMALL, f"run_dir={tmp_path / 'b'}", f"init={weights}", "total_steps=32"]))
+    try:
+        assert tuned.global_step == 0 and not tuned.optimizer.state and tuned.archive.best() is None
+        for name, tensor in torch.load(weights, weights_only=True)["model"].items():
+            torch.testing.assert_close(tuned.policy.state_dict()[name], tensor.float(), rtol=0, atol=0, msg=name)
+        tuned.run()
+        assert tuned.global_step == 32
+    finally:
+        tuned.close()
+    with pytest.raises(CheckpointError, match=r"init=.*a\.pt has model\.hidden=256, this config 128"):
+        Trainer(compose_train_config([*SMALL, "model.hidden=128", f"init={weights}", f"run_dir={tmp_path / 'c'}"]))
+    # weights alone cannot be resumed (no optimiser, steps or envs): the error says what to do instead
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", f"resume={weights}"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "holds weights only" in out.stderr and f"init={weights}" in out.stderr
 
 
 def test_torchrun_two_cpu_ranks_train_one_model(tmp_path: Path) -> None:

@@ -70,6 +70,16 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return payload
 
 
+def load_weights(module: torch.nn.Module, ckpt: dict[str, Any]) -> None:
+    """Load checkpoint ``ckpt``'s policy weights into ``module`` (half-precision ones are cast up); one-line
+    :class:`CheckpointError` when they do not fit it."""
+    try:
+        module.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # torch lists every missing, unexpected or misshapen key: the first says enough
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise CheckpointError(f"checkpoint does not match the model config: {(lines[1:] or lines)[0]}") from None
+
+
 def save_numbered(ckpt_dir: str | os.PathLike[str], number: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``ckpt_<number>.pt`` and ``latest.pt``; delete all but the ``keep`` newest numbered ones."""
     if keep < 1:

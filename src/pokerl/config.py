@@ -66,6 +66,7 @@ class TrainConfig:
     compile: bool = False
     torch_threads: int = 0
     run_dir: str | None = None
+    init: str | None = None
     resume: str | None = None
     overwrite: bool = False
     log: LogConfig = field(default_factory=LogConfig)

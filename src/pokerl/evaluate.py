@@ -24,7 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from pokerl.archive import Archive
-from pokerl.checkpoint import check_compatible, load_checkpoint, resolve_checkpoint
+from pokerl.checkpoint import check_compatible, load_checkpoint, load_weights, resolve_checkpoint
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, PokerlError
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, world_scale
@@ -83,11 +83,7 @@ def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapp
     model_cfg = from_mapping(PolicyConfig, config["model"], "model")
     check_compatible(ckpt, str(ckpt_path), spec, model_cfg)
     policy = Policy(spec.observation_space, int(spec.action_space.n), model_cfg)
-    try:
-        policy.load_state_dict(ckpt["model"])
-    except RuntimeError as err:
-        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err).splitlines()[0])
-        raise CheckpointError(f"checkpoint does not match the model config: {first}") from None
+    load_weights(policy, ckpt)
     policy.to(device).eval()
     archive = Archive()
     archive.load_state_dict(ckpt.get("archive", {}), str(ckpt_path))

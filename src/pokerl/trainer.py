@@ -28,6 +28,7 @@ from pokerl.checkpoint import (
     check_compatible,
     describe,
     load_checkpoint,
+    load_weights,
     resolve_checkpoint,
     rng_state,
     run_dir_of,
@@ -135,6 +136,9 @@ class Trainer:
         self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
         if checkpoint is not None:  # before any env or worker starts
             check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, self.model_cfg)
+            if "optimizer" not in checkpoint:  # exported weights (pokerl.pretrained): no run to continue
+                raise CheckpointError(f"{resume_from} holds weights only (no optimiser, steps or envs to continue): "
+                                      f"start a new run from them with init={resume_from}")
         # envs share the start state made once per run (run_dir/cache)
         env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"),
                                    reset=self.tc.reset, archive=self.tc.archive.max_states > 0,
@@ -148,6 +152,10 @@ class Trainer:
         self.num_envs = self.tc.num_envs
         obs_space = self.spec.observation_space
         self.policy = Policy(obs_space, int(self.spec.action_space.n), self.model_cfg).to(self.device)
+        if checkpoint is None and self.tc.init:  # fine-tuning: the weights only; steps, optimiser, archive are new
+            init = load_checkpoint(self.tc.init, map_location=self.device)
+            check_compatible(init, f"init={self.tc.init}", self.spec, self.model_cfg)
+            load_weights(self.policy, init)
         on_gpu = self.device.type == "cuda"
         if on_gpu:  # a few fixed shapes: let cuDNN pick its fastest kernels; TF32 for fp32 matmuls
             torch.backends.cudnn.benchmark = True
@@ -204,12 +212,11 @@ class Trainer:
         if self.dist.is_main:
             for folder in (self.run_dir, self.run_dir / "checkpoints"):  # left by a run killed while saving
                 remove_temp_files(folder)
+        load_weights(self.policy, ckpt)
         try:
-            self.policy.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(f"checkpoint does not match the model config: {first}") from None
+        except ValueError as err:
+            raise CheckpointError(f"checkpoint's optimiser state does not match the model: {err}") from None
         self.global_step = int(ckpt["global_step"])
         self.update = int(ckpt["update"])
         if self.dist.world_size == 1:

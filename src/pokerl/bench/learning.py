@@ -46,6 +46,8 @@ def fingerprint(overrides: list[str]) -> str:
     cfg = compose_train_config([*BENCH, *overrides])
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
         cfg.pop(key, None)
+    if cfg.get("init") is None:  # as before the key existed: the hashes of seeds already run stay the same
+        cfg.pop("init", None)
     if cfg["reset"]["mode"] == "fresh":
         cfg["reset"] = {"mode": "fresh"}
         cfg.pop("archive")
