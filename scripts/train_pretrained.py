@@ -5,11 +5,18 @@ The training is one seed trained like the learning benchmark's (``pokerl.bench.l
 the method it found best (``METHOD``; the benchmark's table is in the README), plus ``EXTRA``, and for
 longer (``--steps``): the benchmark's seeds won the first badge at about 610k of their 1M steps, and
 five milestones follow it. Its run folder is ``--run-root``/<overrides hash>/seed<N>, so a stopped run
-(SIGTERM, the end of a working session) continues where it stopped. The card's figures are measured
-on the shipped half-precision weights, from power-on, over ``--episodes`` seeded episodes.
+(SIGTERM) continues where it stopped when the same command runs again on the same machine.
+
+Training longer than a working session lasts, on machines that keep nothing but the repository: stop
+it, ``--export-only`` ships what the run has learnt so far (the card says how far: steps against the
+budget), and the next session goes on from the shipped weights with ``--init`` (``init=``: a new run
+from those weights; the optimiser and the archive start afresh). The card lists every such stage.
+The card's figures are measured on the shipped half-precision weights, from power-on, over
+``--episodes`` seeded episodes.
 
   python scripts/train_pretrained.py [--seed 1] [--steps 5_000_000] [--run-root runs/pretrained]
                                      [--episodes 32] [--out src/pokerl/pretrained]
+                                     [--init src/pokerl/pretrained/tinyquest.pt] [--export-only]
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ from pathlib import Path
 import yaml
 
 from pokerl import __version__
-from pokerl.atomic import write_text_atomically
+from pokerl.atomic import write_atomically, write_text_atomically
 from pokerl.bench.learning import run_seed, seed_dir
+from pokerl.checkpoint import load_checkpoint
 from pokerl.cli import at_least
 from pokerl.errors import exit_on_error
 from pokerl.evaluate import evaluate, load_agent
-from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir
+from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir, read_card
 
 # The best method measured by the learning benchmark so far (README, "Learning benchmark"). At 1M steps no
 # method finishes tinyquest from power-on. Fresh resets play the early game best from power-on (three
@@ -51,15 +59,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", type=Path, default=Path("runs/pretrained"))
     parser.add_argument("--episodes", type=int, default=32, help="seeded episodes from power-on for the card")
     parser.add_argument("--out", type=Path, default=pretrained_dir(), help="where the weights and card go")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from these weights (e.g. the shipped ones): a new stage, listed in the card")
+    parser.add_argument("--export-only", action="store_true",
+                        help="ship the run's latest checkpoint as it stands (a run stopped before --steps)")
     args = parser.parse_args(argv)
     at_least(1, episodes=args.episodes, steps=args.steps)
 
-    overrides = [*METHOD, *EXTRA]
-    trained = run_seed(args.seed, args.steps, overrides, args.run_root, eval_episodes=0)
+    overrides, stages, init_sha = [*METHOD, *EXTRA], [], None
+    if args.init is not None:
+        load_checkpoint(args.init)  # a one-line error when the file is not weights
+        data = args.init.read_bytes()
+        init_sha = hashlib.sha256(data).hexdigest()
+        # A copy named by its content: the run keeps its start when the shipped file is replaced, and other
+        # weights give another run folder (the init= path is part of the overrides hash).
+        init = args.run_root / f"init-{init_sha[:10]}.pt"
+        if not init.is_file():
+            write_atomically(init, data)
+        overrides.append(f"init={init.resolve()}")
+        if card_path(args.init).is_file():
+            stages = list(read_card(args.init)["training"]["stages"])
+    if not args.export_only:
+        run_seed(args.seed, args.steps, overrides, args.run_root, eval_episodes=0)
     run_dir = seed_dir(args.run_root, args.seed, overrides)
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     weights_path = args.out / f"{config['game']['name']}.pt"
     weights = export_weights(run_dir / "checkpoints" / "latest.pt", weights_path)
+    stages.append({
+        "method": overrides, "seed": args.seed, "budget_steps": args.steps,
+        "env_steps": int(checkpoint["global_step"]),
+        "wall_time_s": round(float((run_dir / "bench_seconds.txt").read_text()), 1),
+        "init_sha256": init_sha,
+        "milestone_first_step": dict(sorted(checkpoint["milestone_first"].items(), key=lambda kv: kv[1])),
+    })
 
     agent = load_agent(weights_path)  # the shipped file, half precision, loaded as users will
     result = evaluate(agent, args.episodes, envs_per_worker=4, seed=0, progress=True)
@@ -68,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         "pokerl_version": __version__,
         "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "training": {
-            "script": "scripts/train_pretrained.py", "method": overrides, "seed": args.seed,
-            "env_steps": trained["steps"], "wall_time_s": trained["seconds"],
-            "milestone_first_step": trained["milestone_first"], "config": config,
+            "script": "scripts/train_pretrained.py",
+            "env_steps": sum(stage["env_steps"] for stage in stages),
+            "wall_time_s": round(sum(stage["wall_time_s"] for stage in stages), 1),
+            "stages": stages,  # in order; each after the first starts from the weights its predecessor shipped
+            "config": config,  # the last stage's
         },
         "weights": {
             "file": weights_path.name, "dtype": "float16", "bytes": weights_path.stat().st_size,
