@@ -49,6 +49,8 @@ METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=frontier", "reset.fresh_sh
 # roms/tinyquest/README.md, "Ballast"); and the env config's own 4,096-step episodes instead of the
 # benchmark's 2,048, room for detours on the way to the end (the scripted walkthrough needs ~880 steps).
 EXTRA = ["game.boot.writes.ballast=0", "env.max_steps=4096"]
+# Run-config keys about this machine's run folders (where, from what, whether to replace), left out of the card.
+MACHINE_LOCAL = ("run_dir", "resume", "init", "overwrite")
 
 
 @exit_on_error
@@ -84,10 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = seed_dir(args.run_root, args.seed, overrides)
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    # Where this machine kept the run and what it started from are no part of the recipe a card gives (a
+    # stage's start is its init_sha256): the card would otherwise show this machine's paths.
+    config = {key: value for key, value in config.items() if key not in MACHINE_LOCAL}
     weights_path = args.out / f"{config['game']['name']}.pt"
     weights = export_weights(run_dir / "checkpoints" / "latest.pt", weights_path)
     stages.append({
-        "method": overrides, "seed": args.seed, "budget_steps": args.steps,
+        "method": [o for o in overrides if not o.startswith("init=")], "seed": args.seed, "budget_steps": args.steps,
         "env_steps": int(checkpoint["global_step"]),
         "wall_time_s": round(float((run_dir / "bench_seconds.txt").read_text()), 1),
         "init_sha256": init_sha,

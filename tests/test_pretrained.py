@@ -8,10 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
-from pokerl.pretrained import pretrained_path, read_card
+from pokerl.pretrained import card_path, pretrained_path, read_card
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_pretrained.py"
 
 # The card measures 32 seeded episodes, this test 8 of the same setting (seed 0, 4 envs, sampled actions):
 # sampled actions can differ across CPUs, and 8 episodes carry more chance than 32. 3/8 is the 95% binomial
@@ -48,3 +51,32 @@ def test_the_shipped_agent_plays_from_power_on_as_its_card_says() -> None:
     far = {m: (rate, card["milestone_rates"][m]) for m, rate in rates.items()
            if abs(rate - card["milestone_rates"][m]) > MARGIN}
     assert not far, f"milestone: (these 8 episodes, the card's) {far}"
+
+
+def test_train_pretrained_ships_a_stage_and_a_second_stage_from_it(tmp_path: Path) -> None:
+    """What makes the shipped agent: a short run becomes weights and a card; ``--init`` goes on from them as
+    a second stage that the card lists after the first; no path of this machine gets into a card."""
+    def train(out: str, *more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(SCRIPT), "--run-root", str(tmp_path / "runs"), "--steps", "1024",
+                               "--episodes", "1", "--out", str(tmp_path / out), *more],
+                              capture_output=True, text=True, timeout=600)
+
+    first = train("one")
+    assert first.returncode == 0, first.stderr
+    one = tmp_path / "one" / "tinyquest.pt"
+    second = train("two", "--init", str(one))
+    assert second.returncode == 0, second.stderr
+    two = tmp_path / "two" / "tinyquest.pt"
+    card = read_card(two)
+    stages = card["training"]["stages"]
+    assert [stage["init_sha256"] for stage in stages] == [None, hashlib.sha256(one.read_bytes()).hexdigest()]
+    assert stages[0] == read_card(one)["training"]["stages"][0]
+    assert card["training"]["env_steps"] == sum(stage["env_steps"] for stage in stages) >= 2 * 1024
+    assert torch.load(two, weights_only=True)["global_step"] == stages[1]["env_steps"]
+    assert card["evaluation"]["episodes"] == 1
+    assert str(tmp_path) not in card_path(two).read_text()
+
+    not_weights = tmp_path / "one" / "tinyquest.card.yaml"
+    bad = train("three", "--init", str(not_weights))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "three").exists()
