@@ -161,10 +161,12 @@ def test_play_opens_a_window_showing_the_game(runs: dict[str, Path]) -> None:
             lit = np.argwhere(grab.sum(-1) > 0)
             if len(lit) and (lit.max(0) - lit.min(0) + 1)[:2].tolist() == [288, 320]:
                 (y0, x0), (y1, x1) = lit.min(0)[:2], lit.max(0)[:2]
-                shot = grab[y0 : y1 + 1, x0 : x1 + 1]
-                break
+                # a window is mapped, filled with one colour, before its first frame is drawn (seen once in CI)
+                if len(np.unique(grab[y0 : y1 + 1, x0 : x1 + 1, 1])) >= 3:
+                    shot = grab[y0 : y1 + 1, x0 : x1 + 1]
+                    break
             assert play.poll() is None, play.stderr.read() if play.stderr else ""
-        assert shot is not None, "no 320x288 (--scale 2) window appeared"
+        assert shot is not None, "no 320x288 (--scale 2) window showing a game frame appeared"
     finally:
         if play is not None:
             play.terminate()
@@ -178,7 +180,6 @@ def test_play_opens_a_window_showing_the_game(runs: dict[str, Path]) -> None:
     frame = env.unwrapped.session.rgb()[..., 1].astype(int)
     env.close()
     assert window.shape == frame.shape == (144, 160)
-    assert len(np.unique(window)) >= 3  # not a blank or uniform window
     rows = slice(0, 128)  # the map area (the bottom text/status rows change while playing)
     assert (window[rows] == frame[rows]).mean() > 0.9
 
