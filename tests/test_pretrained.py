@@ -37,7 +37,7 @@ def test_the_shipped_files_are_what_the_card_says() -> None:
     out = subprocess.run([sys.executable, "-m", "pokerl.cli.play", "--pretrained", "tinyquest", "--info"],
                          capture_output=True, text=True, timeout=120, env={**os.environ, "DISPLAY": ""})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[1:] == weights.with_name("tinyquest.card.yaml").read_text().splitlines()
+    assert out.stdout.splitlines()[1:] == card_path(weights).read_text().splitlines()
 
 
 def test_the_shipped_agent_plays_from_power_on_as_its_card_says() -> None:
