@@ -15,6 +15,7 @@ from conftest import (
     TQ_PROFILE,
     battle_button,
     make_tq,
+    position,
     press,
     torchrun,
     walk_route1_to_grass,
@@ -138,7 +139,7 @@ def test_no_state_is_archived_mid_battle_or_where_the_episode_ends() -> None:
 def test_a_level_up_is_a_new_cell_archived_after_its_battle() -> None:
     """With ``level_step`` 1, Route 1 at level 1 and Route 1 at level 2 are two cells: the level-up's
     state is offered once the battle and its text are over; without it, no second entry."""
-    for level_step, cells in ((1, [(("route1",), 1), (("route1",), 2)]), (0, [(("route1",), 0)])):
+    for level_step, cells in ((1, [(("route1",), 1, -1), (("route1",), 2, -1)]), (0, [(("route1",), 0, -1)])):
         env = make_tq(archive=True, level_step=level_step, writes={"ballast": 0, "xp": 9})  # one win levels up
         try:
             env.reset(seed=3)
@@ -160,10 +161,34 @@ def test_a_level_up_is_a_new_cell_archived_after_its_battle() -> None:
             env.close()
 
 
+def test_with_by_map_a_new_map_is_a_new_cell_holding_the_same_milestones() -> None:
+    """Back from Route 1 to the town: the same milestones on another map. With ``by_map`` that state is
+    offered as a cell of its own (a stepping stone), and a snapshot carries the map it was in; without,
+    nothing is offered after the ``route1`` entry."""
+    for by_map, cells in ((True, [(("route1",), 0, 1), (("route1",), 0, 0)]), (False, [(("route1",), 0, -1)])):
+        env = make_tq(archive=True, by_map=by_map)
+        try:
+            env.reset(seed=1)
+            infos = [info for _, info in walk_town_to_route1(env)]
+            infos.append(press(env, "left")[1])  # off Route 1's west edge: the town again
+            assert position(env)[0] == 0
+            infos += [press(env, "left")[1] for _ in range(2)]  # on the town's map: no new cell
+            assert [e.cell for e in offers(infos)] == cells
+            copy = make_tq(archive=True, by_map=by_map)
+            try:
+                copy.set_state(env.get_state())
+                # still the town's cell (a snapshot without the map would see a new one here)
+                assert offers([press(copy, "left")[1]]) == []
+            finally:
+                copy.close()
+        finally:
+            env.close()
+
+
 def test_cells_of_one_milestone_set_are_kept_apart_and_the_best_is_the_highest_level() -> None:
     archive = Archive()
     assert archive.offer(Entry(("a",), b"x", 5, {}, level=1)) and archive.offer(Entry(("a",), b"y", 9, {}, level=2))
-    assert sorted(archive.entries) == [(("a",), 1), (("a",), 2)]
+    assert sorted(archive.entries) == [(("a",), 1, -1), (("a",), 2, -1)]
     assert archive.best().state == b"y"  # type: ignore[union-attr]
     assert not archive.offer(Entry(("a",), b"z", 10, {}, level=2))  # more steps in the same cell
 
@@ -174,16 +199,18 @@ TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2"
         "pool.mode=serial", "pool.workers=1", "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.0}"]
 
 
-def test_archive_survives_checkpoint_and_resume_and_frontier_resets_use_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("by_map", [False, True])
+def test_archive_survives_checkpoint_and_resume_and_frontier_resets_use_it(tmp_path: Path, by_map: bool) -> None:
     run_dir = tmp_path / "run"
     trainer = Trainer(compose_train_config([*TINY, "reset.mode=frontier", "reset.fresh_share=0.0",
-                                            "total_steps=10_000", f"run_dir={run_dir}"]))
+                                            f"archive.by_map={by_map}", "total_steps=10_000", f"run_dir={run_dir}"]))
     episodes: list[dict] = []
     add = trainer.logger.add_episode  # type: ignore[union-attr]
     trainer.logger.add_episode = lambda e: (episodes.append(e), add(e))  # type: ignore[union-attr, method-assign]
     trainer.run(stop_at_update=3)
     saved = load_checkpoint(run_dir)["archive"]
     assert saved["entries"] and ("moved",) in {tuple(e["key"]) for e in saved["entries"]}
+    assert {e["map"] for e in saved["entries"]} == ({0} if by_map else {-1})  # 16-step episodes stay in town
     assert any(e["start"] == "archive" for e in episodes)  # later episodes started from the archive
     resumed = Trainer(compose_train_config([f"resume={run_dir}"]))
     assert resumed.archive.state_dict() == saved
@@ -196,7 +223,7 @@ def test_corrupt_entry_is_skipped_with_a_warning() -> None:
     archive = Archive()
     with pytest.warns(UserWarning, match="archive entry moved has a corrupt state: skipped"):
         archive.load_state_dict({"entries": [good.as_dict(), bad.as_dict()]})
-    assert list(archive.entries) == [(("route1",), 0)]
+    assert list(archive.entries) == [(("route1",), 0, -1)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Archive().load_state_dict({"entries": [good.as_dict()]})
@@ -206,9 +233,9 @@ def test_eviction_keeps_the_best_and_each_stage() -> None:
     archive = Archive(max_states=3)
     for key, steps in [(("a",), 5), (("b",), 6), (("a", "b"), 9), (("c",), 7)]:
         archive.offer(Entry(key, b"x", steps, {}))
-    assert len(archive.entries) == 3 and (("a", "b"), 0) in archive.entries  # the best stays
+    assert len(archive.entries) == 3 and (("a", "b"), 0, -1) in archive.entries  # the best stays
     assert not archive.offer(Entry(("a", "b"), b"y", 12, {}))  # more steps: not better
-    assert archive.offer(Entry(("a", "b"), b"z", 4, {})) and archive.entries[(("a", "b"), 0)].state == b"z"
+    assert archive.offer(Entry(("a", "b"), b"z", 4, {})) and archive.entries[(("a", "b"), 0, -1)].state == b"z"
 
 
 def test_eval_from_milestone(tmp_path: Path) -> None:
@@ -248,7 +275,7 @@ rank = dist.get_rank()
 trainer._offer([(0, Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))])
 trainer._share_archive()  # what every update boundary does
 print(sorted(trainer.archive.entries), flush=True)
-assert set(trainer.archive.entries) == {(("rank0",), 0), (("rank1",), 0)}
+assert set(trainer.archive.entries) == {(("rank0",), 0, -1), (("rank1",), 0, -1)}
 trainer.close()
 """
 
@@ -259,7 +286,7 @@ def test_two_ranks_share_one_archive(tmp_path: Path) -> None:
     script.write_text(RANKS_SCRIPT)
     out = torchrun(str(script), *TINY, "total_steps=64", f"run_dir={tmp_path / 'run'}")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("[(('rank0',), 0), (('rank1',), 0)]") == 2
+    assert out.stdout.count("[(('rank0',), 0, -1), (('rank1',), 0, -1)]") == 2
 
 
 def test_swarm_jumps_a_share_of_envs_to_the_best_entry(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The milestone state archive: one saved game state per cell (a set of milestones held and a level),
-the fewest steps in.
+"""The milestone state archive: one saved game state per cell (a set of milestones held, a level and,
+optionally, a map), the fewest steps in.
 
 A cell is Go-Explore's: the milestones held (those at the episode's start plus those reached since)
 and, with ``archive.level_step`` n > 0, the reward's level sum (capped as the reward caps it) in
@@ -7,6 +7,10 @@ steps of n. When an env first reaches a cell the archive lacks, or a known cell 
 from power-on, its emulator state becomes that cell's entry. Levels split cells because the fewest
 steps alone keeps the states that trained least: in tinyquest every "fought Rocko" entry of the
 first frontier seed was in town at level 1, after the lost fight, and it needs level 2-3 to win.
+With ``archive.by_map``, the map the player stands on (the profile's ``coords.map``) splits cells too:
+stepping stones between milestones far apart. In tinyquest the pretrained run's only state holding both
+badges stood beside Rocko (gym 1), the town between it and the trophy room; no milestone lies on that
+way, so the archive kept no state nearer the end, and 51 episodes started from it never got there.
 
 Envs then start episodes from entries (``reset.mode=frontier``: sampled, weighted toward the
 largest sets and the least used entries) or jump to the best one (``swarm``), so progress one env
@@ -32,7 +36,7 @@ from typing import Any
 import numpy as np
 
 Key = tuple[str, ...]  # a milestone set, sorted
-Cell = tuple[Key, int]  # (milestone set, level bucket)
+Cell = tuple[Key, int, int]  # (milestone set, level bucket, map: -1 when maps do not split cells)
 
 
 @dataclass
@@ -47,22 +51,23 @@ class Entry:
     time: float = 0.0  # wall-clock time (s since the epoch) it was saved at
     uses: int = 0  # episodes started from it
     level: int = 0  # the level bucket (0 when levels do not split cells)
+    map: int = -1  # the map it stands on when maps split cells (archive.by_map), else -1
 
     @property
     def cell(self) -> Cell:
-        return self.key, self.level
+        return self.key, self.level, self.map
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": list(self.key), "state": self.state, "steps": self.steps,
                 "milestone_steps": dict(self.milestone_steps), "rng": self.rng, "time": self.time, "uses": self.uses,
-                "level": self.level}
+                "level": self.level, "map": self.map}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Entry:
-        # "level" is absent from archives saved before levels split cells: those were level 0
+        # "level" and "map" are absent from archives saved before they split cells: level 0, map -1
         return Entry(tuple(data["key"]), bytes(data["state"]), int(data["steps"]),
                      {str(k): int(v) for k, v in data["milestone_steps"].items()}, int(data["rng"]),
-                     float(data["time"]), int(data["uses"]), int(data.get("level", 0)))
+                     float(data["time"]), int(data["uses"]), int(data.get("level", 0)), int(data.get("map", -1)))
 
 
 @dataclass
@@ -89,6 +94,7 @@ class ArchiveConfig:
 
     max_states: int = 64  # entries kept (0: no archive)
     level_step: int = 0  # > 0: cells split by the reward's level sum in steps of this (0: milestones only)
+    by_map: bool = False  # cells split by the map the player stands on too
 
     def __post_init__(self) -> None:
         if self.max_states < 0:

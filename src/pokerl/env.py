@@ -57,6 +57,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         reset: ResetConfig | None = None,
         archive: bool = False,
         level_step: int = 0,
+        by_map: bool = False,
         start: Entry | None = None,
         **overrides: Any,
     ) -> None:
@@ -67,8 +68,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         each episode summary carries the screens the agent saw (``screens``, heat-map backgrounds, see
         :mod:`pokerl.heatmap`); ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see
         :meth:`set_archive`); ``archive``: offer a state in ``info["archive_entry"]`` whenever a new
-        set of milestones is held (or, with ``level_step`` > 0, a new level bucket: see
-        :mod:`pokerl.archive`); ``start``: begin every episode at this archived state."""
+        set of milestones is held (or, with ``level_step`` > 0, a new level bucket; with ``by_map``, a
+        new map: see :mod:`pokerl.archive`); ``start``: begin every episode at this archived state."""
         self.game_spec = spec if spec is not None else load_spec(game, reward, env, **overrides)
         if spec is not None and overrides:
             raise ConfigError(f"env config overrides {sorted(overrides)} given with a spec: put them in the spec")
@@ -91,6 +92,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._reset_cfg = reset or ResetConfig()
         self._archiving = archive
         self._level_step = level_step
+        self._by_map = by_map
         self._start_entry = start
         self._archive: list[Entry] = []  # this env's copy of the run's archive (set_archive)
         self._archived_steps: dict[Cell, int] = {}  # cell -> its entry's steps, to offer only better ones
@@ -98,6 +100,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._start: Entry | None = None  # the entry this episode started from (None: power-on)
         self._pending = False  # a new cell is held but not archived yet (busy, or the end)
         self._level = 0  # the level bucket now (archive cells)
+        self._cell_map = -1  # the map now, when maps split archive cells (else -1)
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
@@ -142,6 +145,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._tracker.reset(ram, held=entry.key if entry is not None else ())
         self._pending = False
         self._level = self._level_bucket(ram)
+        self._cell_map = int(ram[self._map_field]) if self._by_map else -1
         self._explore.reset()
         if self._capture is not None:
             self._capture.take()  # a new episode keeps its own screens
@@ -177,7 +181,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         held, milestone_steps, start_steps = self._held()
         seed_field = self.profile.boot.seed_field
         return Entry(tuple(sorted(held)), self.session.save_state(), start_steps + self._steps, milestone_steps,
-                     int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level)
+                     int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level, map=self._cell_map)
 
     def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """End the episode here (a truncation) and start the next at ``entry``: (summary, observation)."""
@@ -201,9 +205,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "rewards": self._tracker.state_dict(),
             "np_random": repr(self.np_random.bit_generator.state),
             "start": None if self._start is None else self._start.as_dict(),
-            "uses": [[list(k), level, n] for (k, level), n in self._uses.items()],
+            "uses": [[list(k), level, cell_map, n] for (k, level, cell_map), n in self._uses.items()],
             "pending": self._pending,
             "level": self._level,
+            "cell_map": self._cell_map,
         }
 
     def set_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -219,10 +224,12 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._tracker.load_state_dict(state["rewards"], ram)
         self.np_random.bit_generator.state = ast.literal_eval(state["np_random"])
         self._start = None if state["start"] is None else Entry.from_dict(state["start"])
-        # [set, n] in snapshots saved before levels split cells (level 0)
-        self._uses = {(tuple(u[0]), int(u[1]) if len(u) == 3 else 0): int(u[-1]) for u in state["uses"]}
+        # [set, n] in snapshots saved before levels split cells (level 0), [set, level, n] before maps did
+        self._uses = {(tuple(u[0]), int(u[1]) if len(u) >= 3 else 0, int(u[2]) if len(u) == 4 else -1): int(u[-1])
+                      for u in state["uses"]}
         self._pending = bool(state["pending"])
         self._level = int(state.get("level", 0))
+        self._cell_map = int(state.get("cell_map", -1))
         return self._obs(ram)
 
     # ------------------------------------------------------------------ step
@@ -247,9 +254,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         before = len(reached)
         terms = self._tracker.step(ram, new_tile, moved, busy)
         level = self._level_bucket(ram)
-        if len(reached) > before or level != self._level:
+        cell_map = int(pos[0]) if self._by_map else -1
+        if len(reached) > before or level != self._level or cell_map != self._cell_map:
             self._pending = self._archiving
-            self._level = level
+            self._level, self._cell_map = level, cell_map
         reward = float(sum(terms.values()))
         self._steps += 1
         self._return += reward
@@ -308,6 +316,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "start_steps": base,
             "start_milestones": list(start.key) if start is not None else [],
             "start_level": start.level if start is not None else 0,
+            "start_map": start.map if start is not None else -1,
             # held at the start, then reached in the episode; steps from power-on (fresh: the episode's)
             "milestones": milestones,
             "milestone_steps": milestone_steps,

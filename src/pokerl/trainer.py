@@ -142,7 +142,7 @@ class Trainer:
         # envs share the start state made once per run (run_dir/cache)
         env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"),
                                    reset=self.tc.reset, archive=self.tc.archive.max_states > 0,
-                                   level_step=self.tc.archive.level_step,
+                                   level_step=self.tc.archive.level_step, by_map=self.tc.archive.by_map,
                                    capture_screens=(self.dist.is_main and self.tc.log.heatmap_every > 0
                                                     and bool(self.spec.world_map.offsets)))
         self.archive = Archive(self.tc.archive.max_states)
@@ -414,7 +414,8 @@ class Trainer:
             self.returns_window.append(float(summary["return"]))
             held = set(summary.get("start_milestones", ()))
             if summary.get("start") == "archive":
-                self.archive.count_uses([(tuple(sorted(held)), int(summary.get("start_level", 0)))])
+                self.archive.count_uses([(tuple(sorted(held)), int(summary.get("start_level", 0)),
+                                          int(summary.get("start_map", -1)))])
             for name, at in summary.get("milestone_steps", {}).items():
                 if name in held:  # reached before this episode, from power-on in another
                     continue
