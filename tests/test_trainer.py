@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
@@ -107,6 +108,20 @@ def test_resume_continues_and_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert resumed["update"] == 3 and resumed["global_step"] == 96
     for name, tensor in reference["model"].items():
         torch.testing.assert_close(resumed["model"][name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_resume_sets_a_key_added_after_the_run_started(tmp_path: Path) -> None:
+    """A run made before ``archive.by_map`` existed (its config.yaml lacks it) resumes with it set: typed
+    keys are filled with the defaults the run used; a misspelt key is still a one-line error."""
+    run(tmp_path, "total_steps=32")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["archive"]["by_map"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match="unknown key 'archive.bymap'"):
+        compose_train_config([f"resume={tmp_path}", "archive.bymap=true"])
+    train(compose_train_config([f"resume={tmp_path}", "archive.by_map=true", "total_steps=64"]))
+    assert load_checkpoint(tmp_path)["update"] == 2
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["archive"]["by_map"] is True
 
 
 def test_typo_in_config_key_is_one_line_error(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ objects. Any mistake becomes a one-line :class:`~pokerl.errors.ConfigError`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -118,7 +119,8 @@ def compose_train_config(
 
 def resume_config(path: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """A run's own config (its ``config.yaml``, else the copy inside the checkpoint) with ``overrides``
-    (``key=value``, existing keys only) on top, e.g. ``total_steps=`` to train longer."""
+    (``key=value``, existing keys only: the run's, and the typed ones of this pokerl) on top, e.g.
+    ``total_steps=`` to train longer."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -128,6 +130,8 @@ def resume_config(path: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     run_dir = run_dir_of(ckpt)
     saved = run_dir / "config.yaml"
     data = load_run_config(saved) if saved.is_file() else yaml.safe_load(load_checkpoint(ckpt)["config"])
+    # typed keys pokerl gained after the run started, at their defaults (what the run used), so they can be set
+    data = dataclasses.asdict(check_train_config(data, str(saved)))
     conf = OmegaConf.create(data)
     OmegaConf.set_struct(conf, True)
     try:
