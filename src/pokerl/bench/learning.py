@@ -38,6 +38,11 @@ from pokerl.trainer import Trainer
 BENCH = ["model=small", "log.progress=false", "env.max_steps=2048"]
 
 
+# Config keys pokerl gained after seeds had been recorded, with their defaults: left out of the hash when they
+# hold them, so adding a key does not make every recorded seed a new setting.
+ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = ((("init",), None), (("archive", "by_map"), False))
+
+
 def fingerprint(overrides: list[str]) -> str:
     """The composed config a seed trains with, as a short hash: overrides in any order, or a changed
     config file (a reward edit), give the same or a different one. Seed, budget and logging are left out,
@@ -46,8 +51,13 @@ def fingerprint(overrides: list[str]) -> str:
     cfg = compose_train_config([*BENCH, *overrides])
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
         cfg.pop(key, None)
-    if cfg.get("init") is None:  # as before the key existed: the hashes of seeds already run stay the same
-        cfg.pop("init", None)
+    for path, default in ADDED_KEYS:  # as before the key existed: the hashes of seeds already run stay the same
+        *parents, key = path
+        section = cfg
+        for parent in parents:
+            section = section.get(parent) or {}
+        if key in section and section[key] == default:
+            del section[key]
     if cfg["reset"]["mode"] == "fresh":
         cfg["reset"] = {"mode": "fresh"}
         cfg.pop("archive")
