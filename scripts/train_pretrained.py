@@ -11,12 +11,15 @@ Training longer than a working session lasts, on machines that keep nothing but 
 it, ``--export-only`` ships what the run has learnt so far (the card says how far: steps against the
 budget), and the next session goes on from the shipped weights with ``--init`` (``init=``: a new run
 from those weights; the optimiser and the archive start afresh). The card lists every such stage.
-The card's figures are measured on the shipped half-precision weights, from power-on, over
-``--episodes`` seeded episodes.
+``--set KEY=VALUE`` changes the run's config from now on without making it another run (a resumed run
+goes on with it; the archive and the optimiser stay); the card's stage lists each change with the step
+it took effect at. The card's figures are measured on the shipped half-precision weights, from power-on,
+over ``--episodes`` seeded episodes.
 
   python scripts/train_pretrained.py [--seed 1] [--steps 5_000_000] [--run-root runs/pretrained]
                                      [--episodes 32] [--out src/pokerl/pretrained]
-                                     [--init src/pokerl/pretrained/tinyquest.pt] [--export-only]
+                                     [--init src/pokerl/pretrained/tinyquest.pt] [--set KEY=VALUE ...]
+                                     [--export-only]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=frontier", "reset.fresh_sh
 EXTRA = ["game.boot.writes.ballast=0", "env.max_steps=4096"]
 # Run-config keys about this machine's run folders (where, from what, whether to replace), left out of the card.
 MACHINE_LOCAL = ("run_dir", "resume", "init", "overwrite")
+CHANGES = "config_changes.yaml"  # in the run folder: each --set and the step it took effect at
 
 
 @exit_on_error
@@ -63,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=pretrained_dir(), help="where the weights and card go")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from these weights (e.g. the shipped ones): a new stage, listed in the card")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config change from now on, a resumed run's included (listed in the card)")
     parser.add_argument("--export-only", action="store_true",
                         help="ship the run's latest checkpoint as it stands (a run stopped before --steps)")
     args = parser.parse_args(argv)
@@ -81,9 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"init={init.resolve()}")
         if card_path(args.init).is_file():
             stages = list(read_card(args.init)["training"]["stages"])
-    if not args.export_only:
-        run_seed(args.seed, args.steps, overrides, args.run_root, eval_episodes=0)
     run_dir = seed_dir(args.run_root, args.seed, overrides)
+    changes_path = run_dir / CHANGES
+    changes = yaml.safe_load(changes_path.read_text()) if changes_path.is_file() else []
+    if not args.export_only:
+        if args.set and (not changes or changes[-1]["set"] != args.set):
+            latest = run_dir / "checkpoints" / "latest.pt"
+            at_step = int(load_checkpoint(latest)["global_step"]) if latest.is_file() else 0
+            changes.append({"at_step": at_step, "set": list(args.set)})
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(changes_path, yaml.safe_dump(changes, sort_keys=False))
+        run_seed(args.seed, args.steps, overrides, args.run_root, eval_episodes=0, later=args.set)
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     # Where this machine kept the run and what it started from are no part of the recipe a card gives (a
@@ -96,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "env_steps": int(checkpoint["global_step"]),
         "wall_time_s": round(float((run_dir / "bench_seconds.txt").read_text()), 1),
         "init_sha256": init_sha,
+        **({"changes": changes} if changes else {}),  # --set: config changes from a step on
         "milestone_first_step": dict(sorted(checkpoint["milestone_first"].items(), key=lambda kv: kv[1])),
     })
 

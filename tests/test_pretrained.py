@@ -54,8 +54,9 @@ def test_the_shipped_agent_plays_from_power_on_as_its_card_says() -> None:
 
 
 def test_train_pretrained_ships_a_stage_and_a_second_stage_from_it(tmp_path: Path) -> None:
-    """What makes the shipped agent: a short run becomes weights and a card; ``--init`` goes on from them as
-    a second stage that the card lists after the first; no path of this machine gets into a card."""
+    """What makes the shipped agent: a short run becomes weights and a card, goes on with ``--set`` (a
+    change the card dates); ``--init`` goes on from them as a second stage that the card lists after the
+    first; no path of this machine gets into a card."""
     def train(out: str, *more: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(SCRIPT), "--run-root", str(tmp_path / "runs"), "--steps", "1024",
                                "--episodes", "1", "--out", str(tmp_path / out), *more],
@@ -64,6 +65,14 @@ def test_train_pretrained_ships_a_stage_and_a_second_stage_from_it(tmp_path: Pat
     first = train("one")
     assert first.returncode == 0, first.stderr
     one = tmp_path / "one" / "tinyquest.pt"
+    assert "changes" not in read_card(one)["training"]["stages"][0]
+    # the same run goes on to a larger budget with a config change; the card says from which step
+    at_step = torch.load(one, weights_only=True)["global_step"]
+    longer = train("one", "--steps", "2048", "--set", "archive.by_map=true")
+    assert longer.returncode == 0, longer.stderr
+    (stage,) = read_card(one)["training"]["stages"]
+    assert stage["changes"] == [{"at_step": at_step, "set": ["archive.by_map=true"]}]
+    assert stage["env_steps"] >= 2048 and read_card(one)["training"]["config"]["archive"]["by_map"] is True
     second = train("two", "--init", str(one))
     assert second.returncode == 0, second.stderr
     two = tmp_path / "two" / "tinyquest.pt"

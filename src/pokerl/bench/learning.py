@@ -25,6 +25,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,11 @@ def seed_dir(run_root: Path, seed: int, overrides: list[str]) -> Path:
     return run_root / fingerprint(overrides) / f"seed{seed}"
 
 
-def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_episodes: int) -> dict[str, Any]:
+def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_episodes: int,
+             later: Sequence[str] = ()) -> dict[str, Any]:
     """Train one seed for ``steps`` env steps; return when each milestone was first reached and, over
     ``eval_episodes`` seeded episodes from power-on, how often its policy reaches each milestone.
+    ``later``: overrides outside the seed's fingerprint, applied to a resumed run's config too.
 
     A seed stopped before its budget (SIGTERM, the end of a working session) continues from its last
     checkpoint the next time (``resume=``), its wall-clock seconds added up; nothing is recorded
@@ -80,11 +83,11 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
     run_dir = seed_dir(run_root, seed, overrides)
     done_before = run_dir / "bench_seconds.txt"
     if (run_dir / "checkpoints" / "latest.pt").is_file() and done_before.is_file():
-        cfg = compose_train_config([f"resume={run_dir}", f"run_dir={run_dir}", f"total_steps={steps}"])
+        cfg = compose_train_config([f"resume={run_dir}", f"run_dir={run_dir}", f"total_steps={steps}", *later])
         seconds = float(done_before.read_text())
     else:
         cfg = compose_train_config([*BENCH, *overrides, f"seed={seed}", f"run_dir={run_dir}", f"total_steps={steps}",
-                                    "overwrite=true"])
+                                    "overwrite=true", *later])
         seconds = 0.0
     start = time.perf_counter()
     trainer = Trainer(cfg)
