@@ -185,6 +185,30 @@ def test_with_by_map_a_new_map_is_a_new_cell_holding_the_same_milestones() -> No
             env.close()
 
 
+def test_frontier_weight_by_reward_prefers_the_set_worth_more_not_the_larger() -> None:
+    """Two archived sets: ``badge1`` alone (one milestone, reward 5) and ``route1``+``forest`` (two, reward
+    1). Counted by milestones the pair starts more episodes; weighed by reward, the badge does."""
+    state = route1_entry()
+    badge = Entry(("badge1",), state.state, 50, {"badge1": 50})
+    pair = Entry(("forest", "route1"), state.state, 40, {"route1": 12, "forest": 40})
+    for frontier_weight in ("milestones", "reward"):
+        env = make_tq(archive=True, reset=ResetConfig(mode="frontier", fresh_share=0.0,
+                                                       frontier_weight=frontier_weight))
+        try:
+            env.set_archive([badge, pair])
+            starts = []
+            for seed in range(40):
+                env.reset(seed=seed)
+                starts.append(env.episode_summary()["start_milestones"])
+            badges, pairs = starts.count(["badge1"]), starts.count(["forest", "route1"])
+            assert badges + pairs == 40
+            assert (pairs > badges) if frontier_weight == "milestones" else (badges > 3 * pairs), (badges, pairs)
+        finally:
+            env.close()
+    with pytest.raises(ValueError, match="frontier_weight"):
+        ResetConfig(frontier_weight="score")
+
+
 def test_cells_of_one_milestone_set_are_kept_apart_and_the_best_is_the_highest_level() -> None:
     archive = Archive()
     assert archive.offer(Entry(("a",), b"x", 5, {}, level=1)) and archive.offer(Entry(("a",), b"y", 9, {}, level=2))

@@ -154,4 +154,5 @@ def test_bench_learning_keys_fresh_seeds_without_the_archive_settings_they_never
     assert fingerprint(fresh) == fingerprint([*fresh, "archive.level_step=3", "reset.fresh_share=0.5"])
     assert fingerprint(frontier) != fingerprint([*frontier, "archive.level_step=3"])
     assert fingerprint(frontier) != fingerprint([*frontier, "archive.by_map=true"])  # left out only at its default
+    assert fingerprint(frontier) != fingerprint([*frontier, "reset.frontier_weight=reward"])
     assert fingerprint(fresh) != fingerprint([*fresh, "ppo.bootstrap_truncated=false"])

@@ -168,7 +168,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         cfg = self._reset_cfg
         if cfg.mode != "frontier" or not self._archive or self.np_random.random() < cfg.fresh_share:
             return None
-        entry = self._archive[int(self.np_random.choice(len(self._archive), p=weights(self._archive, self._uses)))]
+        value = ({m.name: m.reward for m in self.rewards.milestones} if cfg.frontier_weight == "reward" else None)
+        p = weights(self._archive, self._uses, value)
+        entry = self._archive[int(self.np_random.choice(len(self._archive), p=p))]
         self._uses[entry.cell] = self._uses.get(entry.cell, 0) + 1
         return entry
 

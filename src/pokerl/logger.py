@@ -38,7 +38,7 @@ HPARAMS = (
     "game.name", "reward.name", "model.hidden", "num_envs", "total_steps", "seed", "env.max_steps",
     "ppo.learning_rate", "ppo.gamma", "ppo.gae_lambda", "ppo.clip_coef", "ppo.ent_coef", "ppo.num_steps",
     "ppo.bptt", "ppo.update_epochs", "ppo.bootstrap_truncated", "reset.mode", "archive.max_states",
-    "archive.level_step", "archive.by_map",
+    "archive.level_step", "archive.by_map", "reset.frontier_weight",
 )
 
 

@@ -41,7 +41,9 @@ BENCH = ["model=small", "log.progress=false", "env.max_steps=2048"]
 
 # Config keys pokerl gained after seeds had been recorded, with their defaults: left out of the hash when they
 # hold them, so adding a key does not make every recorded seed a new setting.
-ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = ((("init",), None), (("archive", "by_map"), False))
+ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("init",), None), (("archive", "by_map"), False), (("reset", "frontier_weight"), "milestones"),
+)
 
 
 def fingerprint(overrides: list[str]) -> str:
