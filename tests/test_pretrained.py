@@ -68,11 +68,11 @@ def test_train_pretrained_ships_a_stage_and_a_second_stage_from_it(tmp_path: Pat
     assert "changes" not in read_card(one)["training"]["stages"][0]
     # the same run goes on to a larger budget with a config change; the card says from which step
     at_step = torch.load(one, weights_only=True)["global_step"]
-    longer = train("one", "--steps", "2048", "--set", "archive.by_map=true")
+    longer = train("one", "--steps", "2048", "--set", "reset.fresh_share=0.25")
     assert longer.returncode == 0, longer.stderr
     (stage,) = read_card(one)["training"]["stages"]
-    assert stage["changes"] == [{"at_step": at_step, "set": ["archive.by_map=true"]}]
-    assert stage["env_steps"] >= 2048 and read_card(one)["training"]["config"]["archive"]["by_map"] is True
+    assert stage["changes"] == [{"at_step": at_step, "set": ["reset.fresh_share=0.25"]}]
+    assert stage["env_steps"] >= 2048 and read_card(one)["training"]["config"]["reset"]["fresh_share"] == 0.25
     second = train("two", "--init", str(one))
     assert second.returncode == 0, second.stderr
     two = tmp_path / "two" / "tinyquest.pt"
