@@ -90,6 +90,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                          for name, h in ((n, profile.helpers[n]) for n in self.config.helpers)]
         self._capture = ScreenCapture(profile.world_map, profile.screen) if capture_screens else None
         self._reset_cfg = reset or ResetConfig()
+        # frontier_weight=reward: each milestone's reward, what archived sets are weighed by (else counted)
+        self._milestone_value = ({m.name: m.reward for m in self.rewards.milestones}
+                                 if self._reset_cfg.frontier_weight == "reward" else None)
         self._archiving = archive
         self._level_step = level_step
         self._by_map = by_map
@@ -168,8 +171,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         cfg = self._reset_cfg
         if cfg.mode != "frontier" or not self._archive or self.np_random.random() < cfg.fresh_share:
             return None
-        value = ({m.name: m.reward for m in self.rewards.milestones} if cfg.frontier_weight == "reward" else None)
-        p = weights(self._archive, self._uses, value)
+        p = weights(self._archive, self._uses, self._milestone_value)
         entry = self._archive[int(self.np_random.choice(len(self._archive), p=p))]
         self._uses[entry.cell] = self._uses.get(entry.cell, 0) + 1
         return entry
