@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     # stage's start is its init_sha256): the card would otherwise show this machine's paths.
     config = {key: value for key, value in config.items() if key not in MACHINE_LOCAL}
     weights_path = args.out / f"{config['game']['name']}.pt"
-    weights = export_weights(run_dir / "checkpoints" / "latest.pt", weights_path)
+    weights = export_weights(checkpoint, weights_path)
     stages.append({
         "method": [o for o in overrides if not o.startswith("init=")], "seed": args.seed, "budget_steps": args.steps,
         "env_steps": int(checkpoint["global_step"]),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.heatmap import LEGEND_HEIGHT
 from pokerl.pretrained import card_path, export_weights
@@ -219,7 +220,7 @@ def test_exported_weights_are_half_precision_play_alike_and_show_their_card(runs
                                                                            tmp_path: Path) -> None:
     checkpoint = runs["trained"] / "checkpoints" / "latest.pt"
     weights = tmp_path / "tinyquest.pt"
-    export_weights(checkpoint, weights)
+    export_weights(load_checkpoint(checkpoint), weights)
     saved = torch.load(weights, weights_only=True)
     assert set(saved) == {"model", "config", "about", "global_step"}  # no optimiser, env or archive state
     assert all(t.dtype == torch.float16 for t in saved["model"].values() if t.is_floating_point())

@@ -168,7 +168,7 @@ def test_init_starts_a_new_run_from_exported_weights(tmp_path: Path) -> None:
     starts from another run's exported half-precision weights, with steps and optimiser of its own."""
     run(tmp_path / "a", "total_steps=64")
     weights = tmp_path / "exported" / "a.pt"
-    export_weights(tmp_path / "a", weights)
+    export_weights(load_checkpoint(tmp_path / "a"), weights)
     tuned = Trainer(compose_train_config([*SMALL, f"run_dir={tmp_path / 'b'}", f"init={weights}", "total_steps=32"]))
     try:
         assert tuned.global_step == 0 and not tuned.optimizer.state and tuned.archive.best() is None

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import yaml
 
-from pokerl.checkpoint import load_checkpoint, save_checkpoint
+from pokerl.checkpoint import save_checkpoint
 from pokerl.errors import PokerlError
 
 CARD_SUFFIX = ".card.yaml"
@@ -60,10 +60,9 @@ def read_card(weights: str | os.PathLike[str]) -> dict[str, Any]:
     return card
 
 
-def export_weights(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write a training checkpoint's policy, in half precision and nothing else, to ``out`` (atomic);
+def export_weights(ckpt: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write a loaded training checkpoint's policy, in half precision and nothing else, to ``out`` (atomic);
     returns what was written."""
-    ckpt = load_checkpoint(checkpoint)
     weights = {
         "model": {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()},
         "config": ckpt["config"],
