@@ -108,6 +108,7 @@ def test_read_ram_with_all_fields() -> None:
         (lambda d: d.__setitem__("busy_when", "in_battle or nosuch"), ["busy_when", "nosuch"]),
         (lambda d: d.__setitem__("visited_cell", True), ["visited_cell"]),
         (lambda d: d.pop("ram"), ["ram", "missing"]),
+        (lambda d: d["world_map"].__setitem__("size", [80]), ["world_map.size", "[width, height]"]),
     ],
 )
 def test_bad_profile_is_a_one_line_config_error(edit, words: list[str]) -> None:

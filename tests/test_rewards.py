@@ -325,6 +325,9 @@ def test_flag_numbers_are_checked_against_the_profile() -> None:
     for bad in ("events[32]", "events[-1]", "events[map_id]"):
         with pytest.raises(ConfigError, match=r"events\[\.\.\.\] needs a flag number 0\.\.31"):
             Predicate(bad, ram, "reward.yaml: milestones.x.when")
+    for bad in ("level[0] > 2", "(level + 1)[0]"):  # a u8 is no flag array: this failed at reset, not here
+        with pytest.raises(ConfigError, match=r"only flags fields take \[n\]"):
+            Predicate(bad, ram, "reward.yaml: milestones.x.when")
     with pytest.raises(ConfigError, match="flag number"):
         load_reward({"milestones": {"x": {"when": "events[99]"}}}, ram)
 

@@ -75,6 +75,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.num_envs < 1:
             raise ValueError(f"num_envs: must be >= 1, got {self.num_envs}")
+        if self.total_steps < 1:
+            raise ValueError(f"total_steps: must be >= 1, got {self.total_steps}")
+        if self.seed < 0:
+            raise ValueError(f"seed: must be >= 0 (Gymnasium's seeds are), got {self.seed}")
         if self.num_envs % self.pool.workers:
             raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of pool.workers ({self.pool.workers})")
 

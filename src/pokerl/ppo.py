@@ -48,8 +48,8 @@ class PPOConfig:
     max_nonfinite: int = 8  # optimiser steps in a row skipped for a non-finite loss/gradient before the run stops
 
     def __post_init__(self) -> None:
-        if self.bptt < 1 or self.num_steps % self.bptt:
-            raise ValueError(f"num_steps ({self.num_steps}) must be a multiple of bptt ({self.bptt})")
+        if self.bptt < 1 or self.num_steps < 1 or self.num_steps % self.bptt:
+            raise ValueError(f"num_steps ({self.num_steps}) must be a positive multiple of bptt ({self.bptt})")
         if self.num_minibatches < 1 or self.update_epochs < 1:
             raise ValueError("num_minibatches and update_epochs must be >= 1")
 

@@ -44,6 +44,10 @@ class Predicate:
                 raise ConfigError(f"{where}: unknown RAM field {node.id!r} in predicate {text!r}")
             if isinstance(node, ast.Constant) and not isinstance(node.value, int):
                 raise ConfigError(f"{where}: only integer constants are allowed in predicate {text!r}")
+            if isinstance(node, ast.Subscript) and isinstance(self._names, dict) and not (
+                    isinstance(node.value, ast.Name) and node.value.id in flag_count):
+                raise ConfigError(f"{where}: only flags fields take [n], not {ast.unparse(node.value)!r} "
+                                  f"in predicate {text!r}")
             if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in flag_count:
                 n, i = flag_count[node.value.id], getattr(node.slice, "value", None)
                 if not (isinstance(node.slice, ast.Constant) and type(i) is int and 0 <= i < n):

@@ -338,6 +338,10 @@ def _vector(items: list[VectorYaml], source: str, ram: Mapping[str, RamField]) -
 def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
     if data is None:
         return WorldMap({}, 256, 256, 256, 256)
+    for key in ("size", "map_size"):
+        v = getattr(data, key)
+        if not (len(v) == 2 and all(x > 0 for x in v)):
+            raise ConfigError(f"{source}: world_map.{key}: expected [width, height], got {v!r}")
     offsets, sizes = {}, {}
     for key, value in data.offsets.items():
         where = f"{source}: world_map.offsets.{key}"
@@ -351,10 +355,6 @@ def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
         if not (len(value) == 2 and all(v > 0 for v in value)):
             raise ConfigError(f"{where}: expected [width, height], got {value!r}")
         sizes[_address(key, where)] = (value[0], value[1])
-    for key in ("size", "map_size"):
-        v = getattr(data, key)
-        if not (len(v) == 2 and all(x > 0 for x in v)):
-            raise ConfigError(f"{source}: world_map.{key}: expected [width, height], got {v!r}")
     return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1], sizes)
 
 
