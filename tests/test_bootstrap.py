@@ -145,6 +145,13 @@ def test_bench_learning_counts_steps_and_reuses_finished_seeds(tmp_path: Path,
     assert main(edited) == 0
     assert len(results.read_text().splitlines()) == 4  # trained again, as a new setting
     assert len(list((tmp_path / "runs").glob("*/seed*"))) == 4
+    kept = results.read_text()
+    results.write_text(kept + '{"seed": 3, "overr')  # a line cut short (by hand, or an older pokerl killed mid-write)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and f"{results}: line 5 is not JSON" in err
+    assert results.read_text().startswith(kept)  # nothing was lost
 
 
 def test_bench_learning_keys_fresh_seeds_without_the_archive_settings_they_never_read() -> None:

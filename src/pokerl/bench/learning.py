@@ -29,9 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pokerl.atomic import write_text_atomically
 from pokerl.cli import at_least
 from pokerl.config import compose_train_config, dump_config
-from pokerl.errors import exit_on_error
+from pokerl.errors import ConfigError, exit_on_error
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
 
@@ -86,7 +87,7 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
     done_before = run_dir / "bench_seconds.txt"
     if (run_dir / "checkpoints" / "latest.pt").is_file() and done_before.is_file():
         cfg = compose_train_config([f"resume={run_dir}", f"run_dir={run_dir}", f"total_steps={steps}", *later])
-        seconds = float(done_before.read_text())
+        seconds = _float_file(done_before)
     else:
         cfg = compose_train_config([*BENCH, *overrides, f"seed={seed}", f"run_dir={run_dir}", f"total_steps={steps}",
                                     "overwrite=true", *later])
@@ -98,7 +99,7 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
     finally:
         seconds += time.perf_counter() - start
         run_dir.mkdir(parents=True, exist_ok=True)
-        done_before.write_text(f"{seconds:.1f}")
+        write_text_atomically(done_before, f"{seconds:.1f}")  # read back when the seed continues
     if trainer.stop_signal is not None:  # stopped with a checkpoint: continued next time
         raise SystemExit(128 + trainer.stop_signal)
     rates = {}
@@ -128,7 +129,22 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
 def load_results(path: Path | None) -> list[dict[str, Any]]:
     if path is None or not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ConfigError(f"{path}: line {n} is not JSON (a results file of pokerl-bench learning)") from None
+    return out
+
+
+def _float_file(path: Path) -> float:
+    try:
+        return float(path.read_text())
+    except ValueError:
+        raise ConfigError(f"{path}: not a number of seconds (delete it to count from 0)") from None
 
 
 @exit_on_error
@@ -161,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                 result = done.get((seed, fingerprint(overrides), args.steps))
                 if result is None:
                     result = run_seed(seed, args.steps, overrides, root, args.eval_episodes)
-                    if args.results is not None:
-                        with args.results.open("a") as f:
-                            f.write(json.dumps(result) + "\n")
+                    if args.results is not None:  # the whole file, atomically: a kill mid-write loses no seed
+                        lines = [json.dumps(r) for r in load_results(args.results)]
+                        write_text_atomically(args.results, "\n".join([*lines, json.dumps(result)]) + "\n")
                 seeds.append(result)
             out[name] = {**summarize(seeds), "steps_per_seed": args.steps, "overrides": overrides}
     result = out["default"] if list(out) == ["default"] else out
