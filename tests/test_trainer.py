@@ -255,6 +255,9 @@ def test_bench_train_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["rounds"] == 2 and len(result["ratio_per_round"]) == 2
     assert result["steps_trained"] == 3 * 16 * 2  # warm-up + 2 timed updates of 16 steps x 2 envs
     assert result["raw_processes"] == result["workers"] == 2
+    with pytest.raises(SystemExit) as exit_info:  # the benchmark's own run dir and length: not silently dropped
+        main(["--rounds", "2", *tiny, "total_steps=999"])
+    assert exit_info.value.code == 2 and "total_steps= is the benchmark's own" in capsys.readouterr().err
 
 
 def test_ctrl_c_finishes_the_update_checkpoints_and_exits_130(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ import torch
 
 from pokerl.config import compose_train_config
 from pokerl.env import make_env
-from pokerl.errors import exit_on_error
+from pokerl.errors import ConfigError, exit_on_error
 from pokerl.evaluate import run_spec
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
@@ -181,6 +181,11 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
     }
 
 
+# What measure() sets itself on the trainer it times: an override of these would be dropped, so it is refused.
+OWN_KEYS = ("run_dir", "resume", "total_steps", "log.progress", "log.checkpoint_every", "log.video_every",
+            "log.heatmap_every")
+
+
 @exit_on_error
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry (``pokerl-bench train``, ``scripts/bench_train.py``)."""
@@ -192,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.raw_seconds <= 0:
         parser.error("need --rounds >= 1 and --raw-seconds > 0")
+    for override in args.overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in OWN_KEYS:
+            raise ConfigError(f"pokerl-bench train: {key}= is the benchmark's own (a temporary run of --rounds "
+                              "updates, logs quiet); leave it out")
     cfg = compose_train_config(["model=small", "log.progress=false", *args.overrides])
     result = measure(cfg, args.rounds, args.raw_seconds)
     result["targets"] = {"train_over_ideal": ">= 0.85"}
