@@ -21,7 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROM = ROOT / "src" / "pokerl" / "games" / "tinyquest.gb"
-SYM = ROM.with_suffix(".sym")
 
 HOLD_FRAMES = 8
 STEP_FRAMES = 24

@@ -341,7 +341,7 @@ def test_bench_env_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert isinstance(result[key], float)
     assert result["same_frames"] is True
     assert isinstance(result["rss_mb_per_env"], float)  # a difference of RSS: can be ~0 with 2 envs
-    assert result["ballast"] == 125 and len(result["ratio_per_round"]) == 2
+    assert result["writes"] == {"ballast": 125} and len(result["ratio_per_round"]) == 2
 
 
 def test_boot_cache_is_made_once_reused_and_remade_when_corrupt(tmp_path: Path) -> None:

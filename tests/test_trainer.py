@@ -285,11 +285,10 @@ def test_ctrl_c_finishes_the_update_checkpoints_and_exits_130(tmp_path: Path) ->
 
 def test_bf16_autocast_keeps_the_recurrent_state_and_losses_in_fp32(tmp_path: Path) -> None:
     """bf16 autocast (CPU here, the GPU path's dtype rules alike) covers the CNN forward only: the
-    LSTM state carried between steps, the values and the losses stay fp32 and finite."""
+    LSTM state carried between steps and the losses stay fp32 and finite."""
     trainer = Trainer(compose_train_config([*SMALL, "bf16=true", "total_steps=64", f"run_dir={tmp_path}"]))
     last = trainer.run()
     assert trainer.state[0].dtype == trainer.state[1].dtype == torch.float32
-    assert trainer.buffer.segment_h.dtype == torch.float32 and trainer.buffer.values.dtype == torch.float32
     for key in ("loss/policy", "loss/value", "loss/entropy"):
         assert torch.isfinite(torch.tensor(last[key])), key
     assert last["fault/nonfinite_updates"] == 0

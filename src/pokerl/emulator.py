@@ -20,9 +20,7 @@ import numpy as np
 
 from pokerl.errors import CheckpointError, RomError, one_line
 
-# Game Boy cartridge header (pandocs): title at 0x134..0x143, header checksum at 0x14D.
-TITLE_SLICE = slice(0x134, 0x144)
-MIN_ROM_SIZE = 0x8000
+MIN_ROM_SIZE = 0x8000  # the smallest cartridge (pandocs): two 16 KiB banks
 
 
 def read_rom(path: str | os.PathLike[str] | None, sha1: Sequence[str] = (), what: str = "ROM") -> bytes:

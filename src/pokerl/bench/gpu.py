@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -75,20 +74,10 @@ class Layout:
         return self.workers
 
 
-@functools.lru_cache(maxsize=1)
-def _has_pool_group() -> bool:
-    """Whether the config spells the layout as ``pool.workers``/``pool.mode`` (else the flat
-    ``num_workers``/``async_envs``/``inline_worker`` keys of earlier versions)."""
-    return "pool" in compose_train_config(["log.progress=false"])
-
-
 def layout_overrides(num_envs: int, workers: int, async_envs: bool) -> list[str]:
     """The Hydra overrides for a layout: the one place that knows the pool's config keys."""
-    if _has_pool_group():
-        mode = "async" if async_envs else "inline"
-        return [f"num_envs={num_envs}", f"pool.workers={workers}", f"pool.mode={mode}"]
-    return [f"num_envs={num_envs}", f"num_workers={workers}", f"async_envs={str(async_envs).lower()}",
-            f"inline_worker={str(not async_envs).lower()}"]
+    mode = "async" if async_envs else "inline"
+    return [f"num_envs={num_envs}", f"pool.workers={workers}", f"pool.mode={mode}"]
 
 
 def compose(layout: Layout, *overrides: str) -> dict[str, Any]:
@@ -388,13 +377,13 @@ class UpdateTimer:
     def __init__(self, trainer: Trainer) -> None:
         self.device = trainer.device
         self.totals = {"rollout": 0.0, "inference": 0.0}
-        self.hooked = [self._wrap(trainer.pool, name, "rollout") for name in ("step", "send", "recv")
-                       if callable(getattr(trainer.pool, name, None))]
+        for name in ("step", "send", "recv"):
+            self._wrap(trainer.pool, name, "rollout")
         self._wrap(trainer.policy, "act", "inference", sync_after=True)
         self.rows: list[dict[str, float]] = []  # per update: seconds, steps and time per part
         self._last: tuple[float, int, dict[str, float]] | None = None
 
-    def _wrap(self, obj: Any, name: str, key: str, sync_after: bool = False) -> str:
+    def _wrap(self, obj: Any, name: str, key: str, sync_after: bool = False) -> None:
         inner = getattr(obj, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -408,7 +397,6 @@ class UpdateTimer:
                 self.totals[key] += time.perf_counter() - start
 
         setattr(obj, name, timed)  # shadows the method on this object only
-        return name
 
     def mark(self, trainer: Trainer) -> None:
         """Close the update that just ended (call first thing in ``after_update``)."""
@@ -424,7 +412,7 @@ class UpdateTimer:
         self._last = (time.perf_counter(), trainer.global_step, dict(self.totals))
 
     def shares(self, rows: list[dict[str, float]]) -> dict[str, float] | None:
-        if not rows or "step" not in self.hooked and "recv" not in self.hooked:
+        if not rows:
             return None
         total = sum(r["seconds"] for r in rows)
         rollout, inference = sum(r["rollout"] for r in rows), sum(r["inference"] for r in rows)
@@ -456,7 +444,7 @@ def train_for(cfg: dict[str, Any], updates: int, report: Report, reserve_s: floa
         timer.restart(trainer)
         with contextlib.suppress(_Enough):
             trainer.run(stop_at_update=updates, after_update=after)
-        if getattr(trainer, "stop_signal", None) or getattr(trainer, "interrupted", False):
+        if trainer.stop_signal is not None:
             raise Stopped  # the trainer took the SIGTERM/Ctrl-C itself and stopped after an update
     return timer
 
