@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import TQ_PROFILE, make_tq
+from pokerl.errors import ConfigError
 from pokerl.ram import CODECS, Flags, RamField
 
 SIZES = {"u8": [1], "u16be": [2], "u16le": [2], "bcd": [1, 2, 3], "bitfield": [1, 2, 4], "flags": [1, 4, 40]}
@@ -52,3 +53,12 @@ def test_env_writes_bcd_as_packed_decimal() -> None:
         assert env.session.memory[0xD800] == 0x12 and env.session.memory[0xD801] == 0x34
     finally:
         env.close()
+
+
+def test_env_writes_that_do_not_fit_are_one_line_errors_at_construction() -> None:
+    """``writes=`` given to the env are checked as a profile's ``boot.writes`` are: at construction."""
+    for writes, words in (({"ballast": 999}, "does not fit RAM field ballast"), ({"ballast": "lots"}, "ballast"),
+                          ({"nosuch": 1}, "no such RAM field 'nosuch'")):
+        with pytest.raises(ConfigError, match=words) as err:
+            make_tq(writes=writes)
+        assert "\n" not in str(err.value)

@@ -83,6 +83,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         for name, value in (writes or {}).items():
             if name not in profile.ram:
                 raise ConfigError(f"writes: no such RAM field {name!r} in {profile.source}")
+            try:
+                profile.ram[name].encode(value)  # as boot.writes in a profile are checked
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"writes.{name}: {err}") from None
             self.writes[name] = int(value)
         self._done = profile.predicate(profile.done_when, "done_when") if profile.done_when else None
         self._busy = profile.predicate(profile.busy_when, "busy_when") if profile.busy_when else None
