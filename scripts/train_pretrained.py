@@ -3,10 +3,9 @@ and write the model card beside them.
 
 The training is one seed trained like the learning benchmark's (``pokerl.bench.learning.run_seed``) with
 the method it found best and what the pretrained run added (``METHOD``; the benchmark's table is in the
-README), plus ``EXTRA``, and for
-longer (``--steps``): the benchmark's seeds won the first badge at about 610k of their 1M steps, and
-five milestones follow it. Its run folder is ``--run-root``/<overrides hash>/seed<N>, so a stopped run
-(SIGTERM) continues where it stopped when the same command runs again on the same machine.
+README), plus ``EXTRA``, and for longer (``--steps``): the benchmark's seeds won the first badge at about 610k
+of their 1M steps, and five milestones follow it. Its run folder is ``--run-root``/<overrides hash>/seed<N>,
+so a stopped run (SIGTERM) continues where it stopped when the same command runs again on the same machine.
 
 Training longer than a working session lasts, on machines that keep nothing but the repository: stop
 it, ``--export-only`` ships what the run has learnt so far (the card says how far: steps against the

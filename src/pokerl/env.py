@@ -31,6 +31,7 @@ from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
 from pokerl.exploration import Exploration
 from pokerl.heatmap import ScreenCapture
+from pokerl.profile import check_write
 from pokerl.rewards import RewardTracker
 from pokerl.spec import ConfigSource, GameSpec, load_spec
 
@@ -81,12 +82,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.render_mode = render_mode
         self.writes = dict(profile.boot.writes)
         for name, value in (writes or {}).items():
-            if name not in profile.ram:
-                raise ConfigError(f"writes: no such RAM field {name!r} in {profile.source}")
-            try:
-                profile.ram[name].encode(value)  # as boot.writes in a profile are checked
-            except (TypeError, ValueError) as err:
-                raise ConfigError(f"writes.{name}: {err}") from None
+            check_write(profile.ram, name, value, f"writes.{name} (fields of {profile.source})")
             self.writes[name] = int(value)
         self._done = profile.predicate(profile.done_when, "done_when") if profile.done_when else None
         self._busy = profile.predicate(profile.busy_when, "busy_when") if profile.busy_when else None

@@ -44,14 +44,14 @@ class Predicate:
                 raise ConfigError(f"{where}: unknown RAM field {node.id!r} in predicate {text!r}")
             if isinstance(node, ast.Constant) and not isinstance(node.value, int):
                 raise ConfigError(f"{where}: only integer constants are allowed in predicate {text!r}")
-            if isinstance(node, ast.Subscript) and isinstance(self._names, dict) and not (
-                    isinstance(node.value, ast.Name) and node.value.id in flag_count):
-                raise ConfigError(f"{where}: only flags fields take [n], not {ast.unparse(node.value)!r} "
-                                  f"in predicate {text!r}")
-            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in flag_count:
-                n, i = flag_count[node.value.id], getattr(node.slice, "value", None)
+            if isinstance(node, ast.Subscript) and isinstance(self._names, dict):  # the profile's fields: typed
+                name = node.value.id if isinstance(node.value, ast.Name) else None
+                if name not in flag_count:
+                    raise ConfigError(f"{where}: only flags fields take [n], not {ast.unparse(node.value)!r} "
+                                      f"in predicate {text!r}")
+                n, i = flag_count[name], getattr(node.slice, "value", None)
                 if not (isinstance(node.slice, ast.Constant) and type(i) is int and 0 <= i < n):
-                    raise ConfigError(f"{where}: {node.value.id}[...] needs a flag number 0..{n - 1}, "
+                    raise ConfigError(f"{where}: {name}[...] needs a flag number 0..{n - 1}, "
                                       f"got {ast.unparse(node.slice)!r} in predicate {text!r}")
         self._tree = tree
         self._code = compile(tree, f"<predicate {text}>", "eval")

@@ -291,6 +291,14 @@ def _field(name: str, ram: Mapping[str, RamField], where: str) -> str:
     return name
 
 
+def check_write(ram: Mapping[str, RamField], name: str, value: Any, where: str) -> None:
+    """A one-line error unless ``value`` can be written into RAM field ``name`` (boot writes, ``writes=``)."""
+    try:
+        ram[_field(name, ram, where)].encode(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
 def _boot(data: BootYaml, source: str, ram: Mapping[str, RamField]) -> BootSpec:
     steps = []
     for i, item in enumerate(data.sequence):
@@ -303,11 +311,7 @@ def _boot(data: BootYaml, source: str, ram: Mapping[str, RamField]) -> BootSpec:
         steps.extend([BootStep(item.press, hold, item.frames)] * item.repeat)
     for key in ("check", "writes"):
         for name, value in getattr(data, key).items():
-            where = f"{source}: boot.{key}.{name}"
-            try:
-                ram[_field(name, ram, where)].encode(value)
-            except ValueError as err:
-                raise ConfigError(f"{where}: {err}") from None
+            check_write(ram, name, value, f"{source}: boot.{key}.{name}")
     if data.seed_field is not None:
         _field(data.seed_field, ram, f"{source}: boot.seed_field")
     return BootSpec(data.ticks, tuple(steps), data.state, dict(data.check), data.seed_field, dict(data.writes))
