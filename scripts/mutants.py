@@ -43,21 +43,21 @@ LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
 MUTANTS = [
     # the trainer's rollout and update (tests/test_training_wiring.py)
-    Mutant("bootstrap_terminated_too", "src/pokerl/trainer.py", "np.flatnonzero(truncated & ~terminated)",
+    Mutant("bootstrap_terminated_too", "src/pokerl/rollout.py", "np.flatnonzero(truncated & ~terminated)",
            "np.flatnonzero(truncated | terminated)",
            (WIRING + "::test_only_truncations_are_bootstrapped_and_by_gamma_times_v",)),
-    Mutant("bootstrap_without_gamma", "src/pokerl/trainer.py", "+= self.ppo_cfg.gamma * value.float()",
-           "+= value.float()", (WIRING + "::test_only_truncations_are_bootstrapped_and_by_gamma_times_v",)),
-    Mutant("gae_next_start_zeros", "src/pokerl/trainer.py", "next_value.float(),\n                    self.starts,",
-           "next_value.float(),\n                    torch.zeros_like(self.starts),",
+    Mutant("bootstrap_without_gamma", "src/pokerl/rollout.py", "+= self.ppo.gamma * value",
+           "+= value", (WIRING + "::test_only_truncations_are_bootstrapped_and_by_gamma_times_v",)),
+    Mutant("gae_next_start_zeros", "src/pokerl/trainer.py", "next_value,\n                    self.starts,",
+           "next_value,\n                    torch.zeros_like(self.starts),",
            (WIRING + "::test_an_episode_ending_on_the_rollouts_last_step_does_not_bootstrap_into_the_next",)),
     Mutant("update_ignores_valid", "src/pokerl/ppo.py",
            "valid = None if bool(buffer.valid.all()) else _sequences(buffer.valid, L)", "valid = None",
            (WIRING + "::test_lost_columns_contribute_nothing_to_the_update",)),
     Mutant("adv_norm_over_all_steps", "src/pokerl/ppo.py", "kept = mb_adv[mb_valid.bool()]", "kept = mb_adv.flatten()",
            (WIRING + "::test_lost_columns_contribute_nothing_to_the_update",)),
-    Mutant("lost_columns_stay_valid", "src/pokerl/trainer.py", "self.buffer.valid[:, cols] = 0.0",
-           "self.buffer.valid[:, cols] = 1.0",
+    Mutant("lost_columns_stay_valid", "src/pokerl/rollout.py", "buffer.valid[:, cols] = 0.0",
+           "buffer.valid[:, cols] = 1.0",
            ("tests/test_workers.py::test_killed_worker_is_restarted_and_the_run_finishes",)),
     # the env and its rewards
     Mutant("offer_only_new_cells", "src/pokerl/env.py",

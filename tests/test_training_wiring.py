@@ -81,27 +81,30 @@ DONE_WHEN = "x >= 11"  # two tiles east of the start: some episodes get there (t
 
 @pytest.mark.parametrize("layout", [SERIAL, ASYNC], ids=["sync", "async"])
 def test_only_truncations_are_bootstrapped_and_by_gamma_times_v(tmp_path: Path, layout: list[str]) -> None:
-    """Env 0's stored rewards are the env's own, except at a truncation: there they grew by exactly
-    γ·V(final obs) under the policy that acted. A terminated episode (``done_when``) gets nothing."""
+    """Each env's stored rewards are the env's own, except at a truncation: there they grew by exactly
+    γ·V(final obs) under the policy that acted. A terminated episode (``done_when``) gets nothing.
+    (The async pool acts for whichever worker is ready first, so its actions vary from run to run.)"""
     max_steps = 10
-    trainer, acting, seen = first_rollout(
-        tmp_path, *layout, "num_envs=2", "ppo.num_steps=48", "total_steps=96", f"env.max_steps={max_steps}",
+    _, acting, seen = first_rollout(
+        tmp_path, *layout, "num_envs=2", "ppo.num_steps=64", "total_steps=128", f"env.max_steps={max_steps}",
         "seed=3", f"game.done_when='{DONE_WHEN}'")
-    steps = replay(seen["actions"][:, 0].tolist(), 3, max_steps, DONE_WHEN)
-    kinds = {("terminated" if s["terminated"] else "truncated" if s["truncated"] else "running") for s in steps}
-    assert kinds == {"terminated", "truncated", "running"}, "the seed must give both ends in one rollout"
-    episode: list[dict[str, Any]] = []
-    for t, step in enumerate(steps):
-        episode.append(step)
-        stored = float(seen["rewards"][t, 0])
-        if step["truncated"]:
-            v = value_after(acting, episode)
-            assert abs(v) > 1e-3
-            assert stored - step["reward"] == pytest.approx(GAMMA * v, rel=1e-4, abs=1e-6), f"step {t}"
-        else:
-            assert stored == pytest.approx(step["reward"], abs=1e-6), f"step {t}, terminated: {step['terminated']}"
-        if step["terminated"] or step["truncated"]:
-            episode = []
+    kinds = set()
+    for col in range(2):
+        steps = replay(seen["actions"][:, col].tolist(), 3 + col, max_steps, DONE_WHEN)
+        episode: list[dict[str, Any]] = []
+        for t, step in enumerate(steps):
+            episode.append(step)
+            stored = float(seen["rewards"][t, col])
+            if step["truncated"]:
+                v = value_after(acting, episode)
+                assert abs(v) > 1e-3
+                assert stored - step["reward"] == pytest.approx(GAMMA * v, rel=1e-4, abs=1e-6), f"env {col} step {t}"
+            else:
+                assert stored == pytest.approx(step["reward"], abs=1e-6), f"env {col} step {t}: {step['terminated']=}"
+            if step["terminated"] or step["truncated"]:
+                episode = []
+                kinds.add("terminated" if step["terminated"] else "truncated")
+    assert kinds == {"terminated", "truncated"}, "the rollout must hold both ends"
 
 
 def test_an_episode_ending_on_the_rollouts_last_step_does_not_bootstrap_into_the_next(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """The training loop: envs → pool → policy → PPO → logs, checkpoints and resume.
 
 ``train(cfg)`` takes the composed config (a plain dict, see :mod:`pokerl.config`) and runs
-synchronous PPO: collect ``ppo.num_steps`` steps from every env with the recurrent policy, compute
-GAE, update, log, checkpoint. Under ``torchrun`` each rank runs its own envs and gradients are
-averaged across ranks (DDP), so the same command scales from a laptop to many GPUs.
+synchronous PPO: collect ``ppo.num_steps`` steps from every env with the recurrent policy
+(:mod:`pokerl.rollout`), compute GAE, update, log, checkpoint. Under ``torchrun`` each rank runs
+its own envs and gradients are averaged across ranks (DDP), so the same command scales from a
+laptop to many GPUs.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError, PokerlError
 from pokerl.interrupt import StopOnSignal
 from pokerl.logger import TrainLogger
-from pokerl.policy import LSTMState, Policy, PolicyConfig
+from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import make_pool
-from pokerl.ppo import TORCH_DTYPES, PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.rollout import Collector, Rollout
 from pokerl.schema import from_mapping
 from pokerl.spec import load_spec
 
@@ -165,17 +167,13 @@ class Trainer:
             torch.set_float32_matmul_precision("high")
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5,
                                           fused=on_gpu or None)
-        # observations go to the GPU through pinned host buffers (an asynchronous copy; a pageable
-        # one is staged by the driver through a pinned buffer of its own)
-        self._pinned = ({k: torch.empty((self.num_envs, *sp.shape), dtype=TORCH_DTYPES[np.dtype(sp.dtype)],
-                                        pin_memory=True) for k, sp in self.spec.observation_space.spaces.items()}
-                        if on_gpu else None)
-        self._uploaded = torch.cuda.Event() if on_gpu else None  # recorded after each upload's copies
         self.forward_policy = torch.compile(self.policy) if self.tc.compile else self.policy
         self.buffer = RolloutBuffer(
             self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
         )
         self.pool = make_pool([env_fn] * self.num_envs, self.spec, self.tc.pool)  # last: it starts processes
+        self.collector = Collector(self.pool, self.policy, self.ppo_cfg, self.device, obs_space, self._autocast,
+                                   asynchronous=self.async_envs)
 
         self.global_step = 0
         self.update = 0
@@ -183,7 +181,6 @@ class Trainer:
         self.milestone_first: dict[str, int] = {}  # milestone -> the global step it was first reached at
         self.nonfinite_streak = 0  # optimiser steps skipped in a row (non-finite loss or gradient)
         self.nonfinite_total = 0  # ... and in the whole run
-        self.restarted_this_update = 0  # worker processes restarted during this update's rollout
         self.restart_streak = 0  # ... in updates in a row that had one
         # The rollout's carried state: observations, LSTM state and episode-start flags.
         self.state = self.policy.initial_state(self.num_envs, self.device)
@@ -295,7 +292,6 @@ class Trainer:
                   f"run dir {self.run_dir}", flush=True)
         self.returns_window: deque[float] = deque(maxlen=100)
         last: dict[str, float] = {}
-        video: list[np.ndarray] = []
         bar = self._progress_bar()
         start_time = time.perf_counter()
         start_step = self.global_step
@@ -315,22 +311,18 @@ class Trainer:
                 # ---- rollout: T steps of every env with the recurrent policy
                 t_rollout = time.perf_counter()
                 self.policy.eval()
-                self.buffer.valid.fill_(1.0)
-                self.restarted_this_update = 0
-                if self.async_envs:
-                    env_time = self._rollout_async(video if record_video else None)
-                else:
-                    env_time = self._rollout_sync(video if record_video else None)
+                rollout, self.obs, self.state, self.starts = self.collector.collect(
+                    self.buffer, self.obs, self.state, self.starts, tc.log.video_steps if record_video else 0)
+                self._absorb(rollout)
                 self.global_step += T * n * self.dist.world_size
                 rollout_time = time.perf_counter() - t_rollout
+                env_time = rollout.env_time
 
                 # ---- advantages and the PPO update
                 t_learn = time.perf_counter()
-                obs_t = self._upload(self.obs)
-                with torch.no_grad(), self._autocast():
-                    _, _, next_value, _ = self.policy.act(obs_t, self.state, self.starts)
+                next_value = self.collector.value(self.obs, self.state, self.starts)
                 self.buffer.advantages, self.buffer.returns = compute_gae(
-                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value.float(),
+                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value,
                     self.starts,
                     ppo.gamma, ppo.gae_lambda,
                 )
@@ -344,7 +336,7 @@ class Trainer:
                 self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
                 stats["fault/nonfinite_updates"] = self.nonfinite_total
                 stats["fault/worker_restarts"] = self.pool.restarts
-                restarted = self.restarted_this_update
+                restarted = rollout.restarts
                 self.restart_streak = self.restart_streak + restarted if restarted else 0
                 # under torchrun one rank's streak stops every rank, at this update
                 streak = largest(self.restart_streak, device) if self.dist.world_size > 1 else self.restart_streak
@@ -387,9 +379,9 @@ class Trainer:
                         scalars.update(self.logger.flush_episodes(self.global_step))
                     if tc.log.heatmap_every > 0 and self.update % tc.log.heatmap_every == 0:
                         self.logger.heatmaps(self.global_step)
-                    if record_video and video:
-                        self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in video], self.global_step)
-                        video = []
+                    if rollout.video:
+                        self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in rollout.video],
+                                          self.global_step)
                     if self.update % tc.log.checkpoint_every == 0 or self.update == last_update:
                         self.save()
                 last = scalars
@@ -406,36 +398,42 @@ class Trainer:
             self.close(leave_group=finished)
         return last
 
-    def _finished(self, episodes: list[tuple[int, dict[str, Any]]], now: int) -> None:
-        """Record finished episodes' summaries for the progress bar, the logger and benchmarks.
+    def _absorb(self, rollout: Rollout) -> None:
+        """A rollout's archive candidates and finished episodes: into the archive, the logs and the bar."""
+        for entry in rollout.offers:
+            self._offer(entry)
+        per_env_step = self.num_envs * self.dist.world_size
+        for at, summary in rollout.episodes:
+            self._finished(summary, self.global_step + at * per_env_step)
 
-        ``now``: the run's global step at the env step that ended them. A milestone reached k env
+    def _finished(self, summary: dict[str, Any], now: int) -> None:
+        """Record a finished episode's summary for the progress bar, the logger and benchmarks.
+
+        ``now``: the run's global step at the env step that ended it. A milestone reached k env
         steps before its episode ended was reached k steps of every env (and rank) earlier.
         """
         per_env_step = self.num_envs * self.dist.world_size
-        for _, summary in episodes:
-            self.returns_window.append(float(summary["return"]))
-            held = set(summary.get("start_milestones", ()))
-            if summary.get("start") == "archive":
-                self.archive.count_uses([(tuple(sorted(held)), int(summary.get("start_level", 0)),
-                                          int(summary.get("start_map", -1)))])
-            for name, at in summary.get("milestone_steps", {}).items():
-                if name in held:  # reached before this episode, from power-on in another
-                    continue
-                in_episode = int(at) - int(summary.get("start_steps", 0))
-                step = now - (int(summary["length"]) - in_episode) * per_env_step
-                if step < self.milestone_first.get(name, step + 1):
-                    self.milestone_first[name] = step
-                    if self.logger is not None:
-                        self.logger.scalars({f"milestone_first/{name}": step}, step)
-            if self.logger is not None:
-                self.logger.add_episode(summary)
+        self.returns_window.append(float(summary["return"]))
+        held = set(summary.get("start_milestones", ()))
+        if summary.get("start") == "archive":
+            self.archive.count_uses([(tuple(sorted(held)), int(summary.get("start_level", 0)),
+                                      int(summary.get("start_map", -1)))])
+        for name, at in summary.get("milestone_steps", {}).items():
+            if name in held:  # reached before this episode, from power-on in another
+                continue
+            in_episode = int(at) - int(summary.get("start_steps", 0))
+            step = now - (int(summary["length"]) - in_episode) * per_env_step
+            if step < self.milestone_first.get(name, step + 1):
+                self.milestone_first[name] = step
+                if self.logger is not None:
+                    self.logger.scalars({f"milestone_first/{name}": step}, step)
+        if self.logger is not None:
+            self.logger.add_episode(summary)
 
-    def _offer(self, offers: list[tuple[int, Entry]]) -> None:
-        """Archive candidates from the envs: kept when new or reached in fewer steps."""
-        for _, entry in offers:
-            if self.archive.offer(entry) and self.dist.world_size > 1:
-                self._archive_new.append(entry)
+    def _offer(self, entry: Entry) -> None:
+        """An archive candidate from an env: kept when new or reached in fewer steps."""
+        if self.archive.offer(entry) and self.dist.world_size > 1:
+            self._archive_new.append(entry)
 
     def _share_archive(self) -> None:
         """At an update boundary: ranks swap their new entries; envs get the archive when it changed."""
@@ -457,110 +455,8 @@ class Trainer:
         envs = sorted(int(i) for i in np.random.choice(self.num_envs, size=k, replace=False))
         self.obs, episodes = self.pool.jump([(i, best) for i in envs])
         self.starts[torch.as_tensor(envs, device=self.device)] = 1.0  # the LSTM state starts afresh there
-        self._finished(episodes, self.global_step)
-
-    def _bootstrap(self, t: int, envs: np.ndarray, final_obs: dict[str, np.ndarray], state: LSTMState) -> None:
-        """Truncated episodes did not end in the game: add γ·V(final obs) to their last reward
-        (sb3-contrib's RecurrentPPO does the same). ``envs``: buffer columns; ``state``: the LSTM
-        state after their last step, before it is zeroed for the next episode."""
-        obs_t = self._upload(final_obs)
-        with torch.no_grad(), self._autocast():
-            _, _, value, _ = self.policy.act(obs_t, state, torch.zeros(len(envs), device=self.device))
-        self.buffer.rewards[t, torch.as_tensor(envs, device=self.device)] += self.ppo_cfg.gamma * value.float()
-
-    def _truncations(self, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
-        """Indices (into these arrays) of envs to bootstrap: truncated, not terminated."""
-        if not self.ppo_cfg.bootstrap_truncated:
-            return np.empty(0, np.int64)
-        return np.flatnonzero(truncated & ~terminated)
-
-    def _act(self, obs: dict[str, np.ndarray], state: LSTMState, starts: torch.Tensor) -> tuple[Any, ...]:
-        obs_t = self._upload(obs)
-        with torch.no_grad(), self._autocast():
-            action, logprob, value, new_state = self.policy.act(obs_t, state, starts)
-        return obs_t, action, logprob, value, new_state
-
-    def _lost(self, envs: np.ndarray, starts: torch.Tensor) -> None:
-        """Envs whose worker was restarted: their columns leave this update's losses (their earlier
-        steps' advantages would lean on values after the loss), and they start new episodes."""
-        if len(envs):
-            cols = torch.as_tensor(envs, device=self.device)
-            self.buffer.valid[:, cols] = 0.0
-            starts[cols] = 1.0
-            self.restarted_this_update += len(envs) // self.pool.per_worker
-
-    def _rollout_sync(self, video: list[np.ndarray] | None) -> float:
-        """Step every env ``num_steps`` times in lockstep; fills the buffer; returns time in the pool."""
-        env_time = 0.0
-        for t in range(self.ppo_cfg.num_steps):
-            obs_t, action, logprob, value, state = self._act(self.obs, self.state, self.starts)
-            self.buffer.add(t, obs_t, action, logprob, value, self.starts, self.state)
-            if video is not None and len(video) < self.tc.log.video_steps:
-                video.append(self.obs["screen"][0, :, :, -1].copy())
-            t_env = time.perf_counter()
-            self.obs, reward, terminated, truncated, infos = self.pool.step(action.cpu().numpy())
-            env_time += time.perf_counter() - t_env
-            self.buffer.rewards[t] = torch.as_tensor(reward, device=self.device)
-            if len(ended := self._truncations(terminated, truncated)):
-                final = {k: v[ended] for k, v in infos["final_obs"].items()}
-                rows = torch.as_tensor(ended, device=self.device)
-                self._bootstrap(t, ended, final, (state[0][:, rows], state[1][:, rows]))
-            self.starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
-            self._lost(infos["restarted"], self.starts)
-            self.state = state
-            self._offer(infos["archive_entries"])
-            self._finished(infos["episodes"], self.global_step + (t + 1) * self.num_envs * self.dist.world_size)
-        return env_time
-
-    def _rollout_async(self, video: list[np.ndarray] | None) -> float:
-        """Like :meth:`_rollout_sync`, but each worker's envs advance on their own: the policy acts
-        for whichever workers are ready (at least half) while the others are still stepping."""
-        pool, T, device = self.pool, self.ppo_cfg.num_steps, self.device
-        per, workers = pool.per_worker, pool.num_workers
-        obs = {k: v.copy() for k, v in self.obs.items()}
-        h, c = self.state[0].clone(), self.state[1].clone()
-        starts = self.starts.clone()
-        t_of = [0] * workers
-        env_time = 0.0
-
-        def act_and_send(w: int) -> None:
-            envs = slice(w * per, (w + 1) * per)
-            state = (h[:, envs], c[:, envs])
-            group_obs = {k: v[envs] for k, v in obs.items()}
-            if w == 0 and video is not None and len(video) < self.tc.log.video_steps:
-                video.append(obs["screen"][0, :, :, -1].copy())  # env 0, as the synchronous rollout records
-            obs_t, action, logprob, value, (h_new, c_new) = self._act(group_obs, state, starts[envs])
-            self.buffer.add(t_of[w], obs_t, action, logprob, value, starts[envs], state, envs=envs)
-            h[:, envs], c[:, envs] = h_new, c_new
-            pool.send(action.cpu().numpy(), np.arange(envs.start, envs.stop))
-
-        for w in range(workers):
-            act_and_send(w)
-        while min(t_of) < T:
-            t_env = time.perf_counter()
-            env_ids, new_obs, reward, terminated, truncated, infos = pool.recv(min_workers=max(1, workers // 2))
-            env_time += time.perf_counter() - t_env
-            self._offer(infos["archive_entries"])
-            self._finished(infos["episodes"], self.global_step + (min(t_of) + 1) * self.num_envs * self.dist.world_size)
-            for k, v in new_obs.items():
-                obs[k][env_ids] = v
-            starts[env_ids] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
-            self._lost(env_ids[infos["restarted"]], starts)
-            ended = self._truncations(terminated, truncated)  # positions in env_ids
-            for w in sorted({int(i) // per for i in env_ids}):
-                envs = slice(w * per, (w + 1) * per)
-                mine = (env_ids >= envs.start) & (env_ids < envs.stop)
-                self.buffer.rewards[t_of[w], envs] = torch.as_tensor(reward[mine], device=device)
-                here = ended[mine[ended]]
-                if len(here):
-                    cols = torch.as_tensor(env_ids[here], device=device)
-                    self._bootstrap(t_of[w], env_ids[here], {k: v[here] for k, v in infos["final_obs"].items()},
-                                    (h[:, cols], c[:, cols]))
-                t_of[w] += 1
-                if t_of[w] < T:
-                    act_and_send(w)
-        self.obs, self.state, self.starts = obs, (h, c), starts
-        return env_time
+        for _, summary in episodes:
+            self._finished(summary, self.global_step)
 
     def _progress_bar(self) -> Any:
         if not (self.tc.log.progress and self.dist.is_main):
@@ -569,21 +465,6 @@ class Trainer:
 
         return tqdm(total=self.total_updates * self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size,
                     initial=self.global_step, unit="step", unit_scale=True, dynamic_ncols=True, desc="pokerl")
-
-    def _upload(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Observations (NumPy, up to num_envs rows) as tensors on the policy's device. On a GPU they
-        are copied into pinned buffers first and on to the device asynchronously; the next upload
-        waits for those copies before it writes the buffers again."""
-        if self._pinned is None or self._uploaded is None:
-            return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
-        self._uploaded.synchronize()
-        out = {}
-        for k, v in obs.items():
-            staged = self._pinned[k][: len(v)]
-            staged.numpy()[...] = v
-            out[k] = staged.to(self.device, non_blocking=True)
-        self._uploaded.record()
-        return out
 
     def _autocast(self) -> Any:
         if self.tc.bf16:
