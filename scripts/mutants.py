@@ -72,6 +72,8 @@ MUTANTS = [
     Mutant("milestone_paid_every_step", "src/pokerl/rewards.py",
            "            self._reached.add(m.name)\n            self.reached.append(m.name)",
            "            self.reached.append(m.name)", ("tests/test_rewards.py::test_milestone_paid_once_per_episode",)),
+    Mutant("first_reached_counts_held", "src/pokerl/milestones.py", ".items() if name not in held}", ".items()}",
+           ("tests/test_milestones.py",)),
     # the archive
     Mutant("archive_keeps_more_steps", "src/pokerl/archive.py", "return old is None or new.steps < old.steps",
            "return old is None or new.steps > old.steps",

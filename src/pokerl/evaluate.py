@@ -28,6 +28,7 @@ from pokerl.checkpoint import check_compatible, load_checkpoint, load_weights, r
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, PokerlError
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, world_scale
+from pokerl.milestones import median_steps, reach_rates
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import VectorPool
 from pokerl.schema import from_mapping
@@ -178,9 +179,8 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
         episodes=len(summaries),
         mean_return=float(np.mean([s["return"] for s in summaries])),
         mean_length=float(np.mean([s["length"] for s in summaries])),
-        milestone_rates={m: float(np.mean([m in s["milestones"] for s in summaries])) for m in milestones},
-        milestone_steps={m: float(np.median(at)) for m in milestones
-                         if (at := [s["milestone_steps"][m] for s in summaries if m in s["milestone_steps"]])},
+        milestone_rates=reach_rates(summaries, milestones),
+        milestone_steps=median_steps(summaries, milestones),
         maps_visited=maps,
         returns=[float(s["return"]) for s in summaries],
         visits=visits,

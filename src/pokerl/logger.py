@@ -27,6 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import Summary, hparams
 
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb
+from pokerl.milestones import reach_rates
 from pokerl.spec import GameSpec
 
 # TensorBoard's world heat map is shrunk to at most this many pixels (it is written every heatmap_every
@@ -123,10 +124,7 @@ class TrainLogger:
             terms.update(e.get("reward_terms", {}))
         for term in sorted(terms):
             out[f"reward/{term}"] = float(np.mean([e.get("reward_terms", {}).get(term, 0.0) for e in eps]))
-        names = list(self.milestone_names)
-        names += sorted({m for e in eps for m in e.get("milestones", ())} - set(names))
-        for name in names:
-            out[f"milestone/{name}"] = float(np.mean([name in e.get("milestones", ()) for e in eps]))
+        out.update({f"milestone/{name}": rate for name, rate in reach_rates(eps, self.milestone_names).items()})
         return out
 
     def flush_episodes(self, step: int) -> dict[str, float]:

@@ -52,6 +52,7 @@ from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError, PokerlError
 from pokerl.interrupt import StopOnSignal
 from pokerl.logger import TrainLogger
+from pokerl.milestones import first_reached
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import make_pool
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
@@ -407,22 +408,13 @@ class Trainer:
             self._finished(summary, self.global_step + at * per_env_step)
 
     def _finished(self, summary: dict[str, Any], now: int) -> None:
-        """Record a finished episode's summary for the progress bar, the logger and benchmarks.
-
-        ``now``: the run's global step at the env step that ended it. A milestone reached k env
-        steps before its episode ended was reached k steps of every env (and rank) earlier.
-        """
-        per_env_step = self.num_envs * self.dist.world_size
+        """Record a finished episode's summary for the progress bar, the logger and benchmarks;
+        ``now``: the run's global step at the env step that ended it."""
         self.returns_window.append(float(summary["return"]))
-        held = set(summary.get("start_milestones", ()))
         if summary.get("start") == "archive":
-            self.archive.count_uses([(tuple(sorted(held)), int(summary.get("start_level", 0)),
-                                      int(summary.get("start_map", -1)))])
-        for name, at in summary.get("milestone_steps", {}).items():
-            if name in held:  # reached before this episode, from power-on in another
-                continue
-            in_episode = int(at) - int(summary.get("start_steps", 0))
-            step = now - (int(summary["length"]) - in_episode) * per_env_step
+            self.archive.count_uses([(tuple(sorted(summary.get("start_milestones", ()))),
+                                      int(summary.get("start_level", 0)), int(summary.get("start_map", -1)))])
+        for name, step in first_reached(summary, now, self.num_envs * self.dist.world_size).items():
             if step < self.milestone_first.get(name, step + 1):
                 self.milestone_first[name] = step
                 if self.logger is not None:
