@@ -39,6 +39,7 @@ class Mutant:
 
 WIRING = "tests/test_training_wiring.py"
 PIN = "tests/test_golden_run.py"
+LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
 MUTANTS = [
@@ -74,7 +75,12 @@ MUTANTS = [
            "            self.reached.append(m.name)", ("tests/test_rewards.py::test_milestone_paid_once_per_episode",)),
     Mutant("first_reached_counts_held", "src/pokerl/milestones.py", ".items() if name not in held}", ".items()}",
            ("tests/test_milestones.py",)),
-    # the archive
+    # the archive and lineage
+    Mutant("lineage_forgets_the_seed", "src/pokerl/env.py", "self._seed_written, self._actions = rng, bytearray()",
+           "self._seed_written, self._actions = 0, bytearray()", (LINEAGE,)),
+    Mutant("lineage_forgets_the_parent", "src/pokerl/archive.py",
+           "return (*(start.trajectory if start is not None else ()), (seed, actions))", "return ((seed, actions),)",
+           (LINEAGE,)),
     Mutant("archive_keeps_more_steps", "src/pokerl/archive.py", "return old is None or new.steps < old.steps",
            "return old is None or new.steps > old.steps",
            ("tests/test_archive.py::test_eviction_keeps_the_best_and_each_stage",)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from conftest import (
+    ACTION,
     TQ_PROFILE,
     battle_button,
     make_tq,
@@ -21,7 +23,7 @@ from conftest import (
     walk_route1_to_grass,
     walk_town_to_route1,
 )
-from pokerl.archive import Archive, Entry, ResetConfig
+from pokerl.archive import Archive, Entry, ResetConfig, Trajectory
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.env import GameBoyEnv, make_env
@@ -73,6 +75,47 @@ def test_a_known_cell_is_offered_again_when_reached_in_fewer_steps_from_power_on
         assert not offers([info for _, info in walk_town_to_route1(env)])  # 14 steps: not better
     finally:
         env.close()
+
+
+def test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state() -> None:
+    """Lineage: an entry found from another records that parent and its whole trajectory from power-on
+    (each episode's reset seed and actions); replaying it on a fresh env gives the same emulator state,
+    and it survives the archive's checkpoint form. One changed action ends elsewhere."""
+    env = make_tq(archive=True, by_map=True)
+    try:
+        env.reset(seed=1)
+        (first,) = offers([info for _, info in walk_town_to_route1(env)])
+        walk = bytes([ACTION["right"]] * 9 + [ACTION["up"]] + [ACTION["right"]] * 2)
+        assert first.parent is None and len(first.trajectory) == 1 and first.trajectory[0][1] == walk
+        env.reset(seed=2, options={"entry": first})
+        _, info = press(env, "left")  # back into the town: route1 held on another map, a new cell
+        second = info["archive_entry"]
+        assert second.parent == first.cell
+        assert second.trajectory == (*first.trajectory, (second.trajectory[1][0], bytes([ACTION["left"]])))
+        assert second.trajectory[0][0] != second.trajectory[1][0]  # each reset wrote its own seed
+    finally:
+        env.close()
+    archive = Archive(8)
+    archive.offer(second)
+    restored = Archive()
+    restored.load_state_dict(archive.state_dict())
+    (kept,) = restored.entries.values()
+    assert (kept.parent, kept.trajectory) == (second.parent, second.trajectory)
+
+    def replayed(trajectory: Trajectory) -> tuple[bytes, dict[str, Any]]:
+        env = make_tq(by_map=True)
+        try:
+            env.reset(seed=9)
+            *_, (_, _, info) = env.replay(trajectory)
+            return zlib.decompress(env.session.save_state()), info
+        finally:
+            env.close()
+
+    state, info = replayed(kept.trajectory)
+    assert state == zlib.decompress(second.state)
+    assert (info["map_id"], info["x"], info["y"]) == (0, 19, 8)
+    tampered = (kept.trajectory[0], (kept.trajectory[1][0], bytes([ACTION["down"]])))
+    assert replayed(tampered)[0] != state
 
 
 def test_an_offer_leaves_the_episode_its_screens() -> None:

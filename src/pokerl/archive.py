@@ -18,6 +18,11 @@ made is shared by all: the idea behind the swarm of the agent that beat Pokémon
 (pokemonred_puffer). States where the game ends (``done_when``) or the player is busy (battle,
 text) are not archived: the env waits for the next free step.
 
+Lineage: every entry records the cell it was found from (``parent``; None: power-on) and its whole
+``trajectory`` from power-on, one segment per episode on the way (the seed that episode's reset wrote
+into the game's RNG field and its actions), so :meth:`pokerl.env.GameBoyEnv.replay` plays it again
+from power-on to the same emulator state: the chain a backward curriculum walks (issue 35).
+
 The archive is bounded (``archive.max_states``). Eviction: the best entry (the largest set) is never
 evicted; otherwise the most used entry of the set size that has the most entries goes first, so
 each stage of the game keeps some states. It is saved in every checkpoint (plain types) and
@@ -37,6 +42,9 @@ import numpy as np
 
 Key = tuple[str, ...]  # a milestone set, sorted
 Cell = tuple[Key, int, int]  # (milestone set, level bucket, map: -1 when maps do not split cells)
+# The way from power-on to a state, one segment per episode on it: the seed its reset wrote into the
+# game's RNG field (0 when the profile names none) and its actions, one byte each (action indices).
+Trajectory = tuple[tuple[int, bytes], ...]
 
 
 @dataclass
@@ -52,6 +60,10 @@ class Entry:
     uses: int = 0  # episodes started from it
     level: int = 0  # the level bucket (0 when levels do not split cells)
     map: int = -1  # the map it stands on when maps split cells (archive.by_map), else -1
+    # lineage: the entry the episode that found it started from (None: power-on), and the whole way
+    # from power-on (empty when unknown: an entry saved before lineage, or found from one)
+    parent: Cell | None = None
+    trajectory: Trajectory = ()
 
     @property
     def cell(self) -> Cell:
@@ -60,14 +72,28 @@ class Entry:
     def as_dict(self) -> dict[str, Any]:
         return {"key": list(self.key), "state": self.state, "steps": self.steps,
                 "milestone_steps": dict(self.milestone_steps), "rng": self.rng, "time": self.time, "uses": self.uses,
-                "level": self.level, "map": self.map}
+                "level": self.level, "map": self.map,
+                "parent": None if self.parent is None else [list(self.parent[0]), self.parent[1], self.parent[2]],
+                "trajectory": [[seed, actions] for seed, actions in self.trajectory]}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Entry:
-        # "level" and "map" are absent from archives saved before they split cells: level 0, map -1
+        # "level" and "map" are absent from archives saved before they split cells (level 0, map -1);
+        # "parent" and "trajectory" from archives saved before lineage (unknown)
+        parent = data.get("parent")
         return Entry(tuple(data["key"]), bytes(data["state"]), int(data["steps"]),
                      {str(k): int(v) for k, v in data["milestone_steps"].items()}, int(data["rng"]),
-                     float(data["time"]), int(data["uses"]), int(data.get("level", 0)), int(data.get("map", -1)))
+                     float(data["time"]), int(data["uses"]), int(data.get("level", 0)), int(data.get("map", -1)),
+                     None if parent is None else (tuple(parent[0]), int(parent[1]), int(parent[2])),
+                     tuple((int(seed), bytes(actions)) for seed, actions in data.get("trajectory", [])))
+
+
+def extend_trajectory(start: Entry | None, seed: int, actions: bytes) -> Trajectory:
+    """The way to a state found ``actions`` into an episode whose reset wrote ``seed``, started at
+    ``start`` (None: power-on); empty when the start's own way is unknown."""
+    if start is not None and not start.trajectory:
+        return ()
+    return (*(start.trajectory if start is not None else ()), (seed, actions))
 
 
 @dataclass

@@ -19,13 +19,13 @@ from __future__ import annotations
 import ast
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from pokerl.archive import Cell, Entry, ResetConfig, weights
+from pokerl.archive import Cell, Entry, Key, ResetConfig, Trajectory, extend_trajectory, weights
 from pokerl.boot import start_state
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
@@ -104,6 +104,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._pending = False  # a new cell is held but not archived yet (busy, or the end)
         self._level = 0  # the level bucket now (archive cells)
         self._cell_map = -1  # the map now, when maps split archive cells (else -1)
+        self._seed_written = 0  # lineage: what this episode's reset wrote into the game's RNG field ...
+        self._actions: bytearray | None = bytearray()  # ... and its actions so far (None: unknown)
 
         rom_path = profile.rom_path(rom)
         rom_bytes = read_rom(rom_path, profile.sha1, what=f"{profile.name} ROM")
@@ -136,16 +138,25 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         entry = options.get("entry")
         if entry is None and "state" not in options:
             entry = self._start_entry or self._sample_entry()
-        self._start = entry
-        self.session.load_state(entry.state if entry is not None else options.get("state", self._boot_state))
+        rng = int(self.np_random.integers(1, 1 << 16)) if self.profile.boot.seed_field else 0
+        state = entry.state if entry is not None else options.get("state", self._boot_state)
+        return self._begin(entry, state, entry.key if entry is not None else (), rng)
+
+    def _begin(self, start: Entry | None, state: bytes, held: Key, rng: int
+               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """An episode from ``state`` (``start``'s, or power-on's when None) holding ``held``, with ``rng``
+        written into the game's RNG field (the profile's ``boot.seed_field``) and the boot writes."""
+        self._start = start
+        self.session.load_state(state)
         ram_map = self.profile.ram
         if self.profile.boot.seed_field:
-            ram_map[self.profile.boot.seed_field].write(self.session.memory, int(self.np_random.integers(1, 1 << 16)))
+            ram_map[self.profile.boot.seed_field].write(self.session.memory, rng)
         for name, value in self.writes.items():
             ram_map[name].write(self.session.memory, value)
         self.session.tick(1, True)
         ram = self.profile.read_ram(self.session.memory)
-        self._tracker.reset(ram, held=entry.key if entry is not None else ())
+        self._tracker.reset(ram, held=held)
+        self._seed_written, self._actions = rng, bytearray()
         self._pending = False
         self._level = self._level_bucket(ram)
         self._cell_map = int(ram[self._map_field]) if self._by_map else -1
@@ -159,6 +170,18 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         frame = self.session.gray_half()
         self._stack[...] = frame[..., None]
         return self._obs(ram), self._info(ram, dict.fromkeys(self.rewards.term_names, 0.0))
+
+    def replay(self, trajectory: Trajectory) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """Play an archive entry's way from power-on (:attr:`pokerl.archive.Entry.trajectory`) as training
+        did: each segment an episode whose reset wrote its seed, from where the last one stopped (saved
+        and loaded, as an archived state is). Yields (segment, step in it, info) after every action."""
+        state, held = self._boot_state, ()
+        for k, (rng, actions) in enumerate(trajectory):
+            self._begin(None, state, held, rng)
+            for i, action in enumerate(actions):
+                yield k, i, self.step(action)[4]
+            held = (*held, *self._tracker.reached)
+            state = self.session.save_state()
 
     # ------------------------------------------------------------------ the archive
     def set_archive(self, entries: list[Entry]) -> None:
@@ -184,8 +207,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """This moment as an archive entry: the milestones held, the state, the steps from power-on."""
         held, milestone_steps, start_steps = self._held()
         seed_field = self.profile.boot.seed_field
+        trajectory = (extend_trajectory(self._start, self._seed_written, bytes(self._actions))
+                      if self._actions is not None else ())
         return Entry(tuple(sorted(held)), self.session.save_state(), start_steps + self._steps, milestone_steps,
-                     int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level, map=self._cell_map)
+                     int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level, map=self._cell_map,
+                     parent=None if self._start is None else self._start.cell, trajectory=trajectory)
 
     def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """End the episode here (a truncation) and start the next at ``entry``: (summary, observation)."""
@@ -213,6 +239,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "pending": self._pending,
             "level": self._level,
             "cell_map": self._cell_map,
+            "seed_written": self._seed_written,
+            "actions": None if self._actions is None else list(self._actions),  # a list: b"" is no weights_only type
         }
 
     def set_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -234,12 +262,17 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._pending = bool(state["pending"])
         self._level = int(state.get("level", 0))
         self._cell_map = int(state.get("cell_map", -1))
+        self._seed_written = int(state.get("seed_written", 0))
+        actions = state.get("actions")  # absent from snapshots saved before lineage: unknown
+        self._actions = None if actions is None else bytearray(actions)
         return self._obs(ram)
 
     # ------------------------------------------------------------------ step
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Press the action's button for one step; returns the Gymnasium 5-tuple."""
         self.session.act(self._buttons[int(action)])
+        if self._actions is not None:
+            self._actions.append(int(action))
         ram = self.profile.read_ram(self.session.memory)
         for predicate, button, max_presses in self._helpers:
             for _ in range(max_presses):
