@@ -1,0 +1,61 @@
+"""``pokerl-chain RUN_DIR_OR_CHECKPOINT``: replay the way to an archived state from power-on and save it as a chain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pokerl.cli import at_least, output_file
+from pokerl.errors import PokerlError, exit_on_error
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pokerl-chain", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a run dir (uses checkpoints/latest.pt) or a checkpoint file")
+    parser.add_argument("--to", default=None, metavar="MILESTONE",
+                        help="the archived state holding this milestone in the fewest steps (default: the best)")
+    parser.add_argument("--every", type=int, default=32, help="env steps between the chain's saved states")
+    parser.add_argument("-o", "--out", default="chain.pt", help="the chain file to write")
+    parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
+    return parser.parse_args(argv)
+
+
+@exit_on_error
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pokerl-chain``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    at_least(1, every=args.every)
+    output_file("--out", args.out, (".pt",))
+    import yaml
+
+    from pokerl.archive import Archive
+    from pokerl.chain import make_chain, save_chain
+    from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
+    from pokerl.env import make_env
+    from pokerl.evaluate import run_spec
+
+    path = resolve_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(path)
+    config = yaml.safe_load(ckpt["config"])
+    archive = Archive()
+    archive.load_state_dict(ckpt.get("archive", {}), f"checkpoint {path}")
+    entry = archive.best() if args.to is None else archive.for_milestone(args.to)
+    if entry is None:
+        held = sorted({m for e in archive.entries.values() for m in e.key})
+        want = "any state" if args.to is None else f"a state holding {args.to!r}"
+        raise PokerlError(f"{path}: the archive has no {want} (archived milestones: {', '.join(held) or 'none'})")
+    env = make_env(spec=run_spec(config), rom=args.rom or config.get("rom"))
+    try:
+        chain = make_chain(env, entry, args.every)
+    finally:
+        env.close()
+    out = save_chain(args.out, chain)
+    size = out.stat().st_size
+    print(f"pokerl: chain to {'+'.join(entry.key) or 'power-on'}: {chain.steps:,} steps in "
+          f"{len(chain.trajectory)} episodes, {len(chain.points)} states every {chain.every}, "
+          f"{size / 1e6:.2f} MB -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
