@@ -15,9 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TQ_ROM
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
-from pokerl.errors import CheckpointError, ConfigError
+from pokerl.errors import CheckpointError, ConfigError, RomError
+from pokerl.trainer import Trainer
+
+NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""}
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,3 +67,52 @@ def test_an_unknown_config_group_option_lists_the_options() -> None:
         compose_train_config(["model=huge"])
     line = refused(cli("pokerl.cli.train", "game=nethack"))
     assert line.endswith("the game configs: pokemon_blue, pokemon_red, tinyquest"), line
+
+
+def test_play_and_eval_check_the_path_they_are_given_first(tmp_path: Path) -> None:
+    line = refused(cli("pokerl.cli.play", str(tmp_path / "missing"), env=NO_DISPLAY))
+    assert "checkpoint not found" in line and "display" not in line, line  # the path, then the window
+    line = refused(cli("pokerl.cli.eval", str(tmp_path)))
+    assert line == f"pokerl: error: {tmp_path} is not a run directory (no checkpoints/latest.pt in it): " \
+                   f"give a run dir (runs/NAME) or a checkpoint file"
+    (tmp_path / "config.yaml").write_text("seed: 1\n")  # a run that has not saved a checkpoint yet
+    line = refused(cli("pokerl.cli.play", str(tmp_path), "--headless"))
+    assert "has no checkpoint yet" in line, line
+
+
+def refusal_before_torch(module: str, *argv: str) -> str:
+    """Run ``module``'s main in a fresh interpreter: its one-line refusal and whether torch was imported."""
+    code = (f"import sys\nfrom {module} import main\ntry:\n    main({list(argv)!r})\n"
+            f"except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **NO_DISPLAY})
+    assert out.stdout.strip() == "2 False", (module, argv, out.stdout, out.stderr[-2000:])
+    return out.stderr.strip()
+
+
+def test_a_bad_rom_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    other = tmp_path / "other.gb"
+    data = bytearray(TQ_ROM.read_bytes())
+    data[0x200] ^= 0xFF  # the real ROM, one byte changed: another SHA-1
+    other.write_bytes(bytes(data))
+    not_rom = tmp_path / "notes.gb"
+    not_rom.write_bytes(b"not a ROM")
+    assert "expected" in refusal_before_torch("pokerl.cli.train", f"rom={other}", f"run_dir={tmp_path / 'r'}")
+    assert "ROM not found" in refusal_before_torch("pokerl.cli.train", f"rom={tmp_path / 'missing.gb'}")
+    assert "not a Game Boy ROM" in refusal_before_torch("pokerl.cli.eval", "--pretrained", "tinyquest",
+                                                         "--rom", str(not_rom))
+    assert "ROM (--rom) not found" in refusal_before_torch("pokerl.cli.play", "--pretrained", "tinyquest",
+                                                            "--rom", str(tmp_path / "missing.gb"), "--headless")
+    assert "checkpoint not found" in refusal_before_torch("pokerl.cli.train", f"init={tmp_path / 'missing.pt'}")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_rom_does_not_cost_the_run_that_overwrite_would_replace(tmp_path: Path) -> None:
+    earlier = tmp_path / "run"
+    (earlier / "checkpoints").mkdir(parents=True)
+    (earlier / "config.yaml").write_text("seed: 1\n")
+    cfg = compose_train_config(["num_envs=2", "pool.workers=1", "pool.mode=serial", "log.progress=false",
+                                f"run_dir={earlier}", "overwrite=true", f"rom={tmp_path / 'missing.gb'}"])
+    with pytest.raises(RomError, match="ROM not found"):
+        Trainer(cfg)
+    assert (earlier / "config.yaml").is_file() and (earlier / "checkpoints").is_dir()  # refused before removed

@@ -27,8 +27,8 @@ import torch
 from pokerl import __version__
 from pokerl.atomic import write_atomically
 from pokerl.errors import CheckpointError
+from pokerl.rundir import LATEST, resolve_checkpoint, run_dir_of  # noqa: F401 - their home before rundir
 
-LATEST = "latest.pt"
 SCHEMA = 2  # the checkpoint layout's version: 2 = this one (with "schema"); none = older pokerl
 
 
@@ -39,24 +39,6 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     except OSError as err:  # a full disk, a read-only or vanished run dir: the user's to fix
         raise CheckpointError(f"cannot write checkpoint {path}: {err.strerror or err} "
                               f"(the previous {LATEST} is intact)") from None
-
-
-def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """Accept a checkpoint file or a run directory (its ``checkpoints/latest.pt``)."""
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / "checkpoints" / LATEST
-        if not candidate.is_file():
-            candidate = path / LATEST
-        path = candidate
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    return path
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    """The run dir a checkpoint file belongs to (``RUN/checkpoints/x.pt`` or ``RUN/latest.pt``)."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib.resources
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
-from pokerl.checkpoint import save_checkpoint
 from pokerl.errors import PokerlError
+
+if TYPE_CHECKING:
+    import torch
 
 CARD_SUFFIX = ".card.yaml"
 
@@ -63,6 +64,8 @@ def read_card(weights: str | os.PathLike[str]) -> dict[str, Any]:
 def export_weights(ckpt: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write a loaded training checkpoint's policy, in half precision and nothing else, to ``out`` (atomic);
     returns what was written."""
+    from pokerl.checkpoint import save_checkpoint  # torch: not needed to find or describe an agent
+
     weights = {
         "model": {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()},
         "config": ckpt["config"],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pokerl import codegen
+from pokerl.emulator import read_rom
 from pokerl.errors import ConfigError
 from pokerl.predicate import Predicate
 from pokerl.ram import CODECS, RamField
@@ -251,6 +252,13 @@ class GameProfile:
         if self.rom_file:
             return Path(str(importlib.resources.files("pokerl.games") / self.rom_file))
         return None
+
+    def check_rom(self, rom: str | os.PathLike[str] | None = None) -> Path | None:
+        """The ROM :meth:`rom_path` picks, read and checked now (a one-line RomError: missing, not a ROM,
+        another SHA-1), so a bad one is refused before a trainer or a policy is built."""
+        path = self.rom_path(rom)
+        read_rom(path, self.sha1, what=f"{self.name} ROM")
+        return path
 
 
 # ---------------------------------------------------------------------- checks

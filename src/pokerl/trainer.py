@@ -123,6 +123,8 @@ class Trainer:
         if self.dist.world_size > 1 and self.tc.run_dir is None:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
         self.cfg["run_dir"] = str(self.run_dir)
+        self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
+        self.spec.profile.check_rom(self.tc.rom)  # a bad ROM is refused before an earlier run is overwritten
         if checkpoint is None:  # before anything (the start-state cache too) is written
             refused = None
             if self.dist.is_main:
@@ -136,7 +138,6 @@ class Trainer:
             if stop:
                 raise refused or ConfigError(f"run_dir {self.run_dir}: refused by rank 0 (its error says why)")
 
-        self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
         if checkpoint is not None:  # before any env or worker starts
             check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, self.model_cfg)
             if "optimizer" not in checkpoint:  # exported weights (pokerl.pretrained): no run to continue

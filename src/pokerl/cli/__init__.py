@@ -30,6 +30,20 @@ def output_file(flag: str, path: str | None, suffixes: tuple[str, ...] = ()) -> 
         raise PokerlError(f"{flag} {path}: the folder {Path(path).parent} does not exist")
 
 
+def check_agent(args: argparse.Namespace) -> str:
+    """What the agent flags name, checked before anything is imported or opened (a window, torch): the run
+    dir or checkpoint is there, the shipped agent exists, ``--rom`` is a Game Boy ROM. Returns the
+    checkpoint file to load."""
+    from pokerl.emulator import read_rom
+    from pokerl.pretrained import agent_source
+    from pokerl.rundir import resolve_checkpoint
+
+    source = str(resolve_checkpoint(agent_source(args.checkpoint, args.pretrained)))
+    if args.rom is not None:
+        read_rom(Path(args.rom).expanduser(), what="ROM (--rom)")  # its SHA-1 is checked once the agent says its game
+    return source
+
+
 def agent_flags() -> argparse.ArgumentParser:
     """The flags of pokerl-play and pokerl-eval that choose the agent and how it acts, as an argparse
     parent parser (``parents=[agent_flags()]``)."""

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from pokerl.cli import agent_flags, at_least, output_file
+from pokerl.cli import agent_flags, at_least, check_agent, output_file
 from pokerl.errors import exit_on_error
 
 
@@ -32,16 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     at_least(1, episodes=args.episodes, workers=args.workers, envs_per_worker=args.envs_per_worker,
              max_steps=args.max_steps)
     output_file("--heatmap", args.heatmap, (".png",))
+    source = check_agent(args)
     from pokerl.evaluate import evaluate, load_agent, save_heatmap
-    from pokerl.pretrained import agent_source, card_text
+    from pokerl.pretrained import card_text
     from pokerl.schema import load_yaml
 
-    source = agent_source(args.checkpoint, args.pretrained)
     if args.info:
         print(card_text(source), end="")
         return 0
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
+    agent.spec.profile.check_rom(args.rom or agent.config.get("rom"))  # its game's SHA-1, before any env starts
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
                       args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone,
                       progress=not args.quiet)

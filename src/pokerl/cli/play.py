@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from pokerl.cli import agent_flags, at_least, output_file
+from pokerl.cli import agent_flags, at_least, check_agent, output_file
 from pokerl.errors import PokerlError, exit_on_error
 
 
@@ -59,25 +59,26 @@ def load_actions(path: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-play``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    check_display(args.headless or args.info)
     at_least(1, scale=args.scale, fps=args.fps, episodes=args.episodes)
     at_least(0, speed=args.speed, steps=args.steps)
     output_file("--record", args.record, (".gif", ".mp4"))
     output_file("--save-actions", args.save_actions)
+    source = check_agent(args)  # what the user named first: then whether there is a window to show it in
+    check_display(args.headless or args.info)
     import numpy as np
     import torch
 
     from pokerl.env import make_env
     from pokerl.evaluate import load_agent
-    from pokerl.pretrained import agent_source, card_text
+    from pokerl.pretrained import card_text
     from pokerl.schema import load_yaml
 
-    source = agent_source(args.checkpoint, args.pretrained)
     if args.info:
         print(card_text(source), end="")
         return 0
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
+    agent.spec.profile.check_rom(args.rom or agent.config.get("rom"))  # its game's SHA-1, before any env starts
     replay = load_actions(args.actions) if args.actions else None
     window = "null" if args.headless else "SDL2"
     env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, window_scale=args.scale,
