@@ -8,18 +8,23 @@ earlier run never touched), not by a clock.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from conftest import TQ_ROM
+from conftest import ROOT, TQ_ROM
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError, ConfigError, RomError
-from pokerl.trainer import Trainer
+from pokerl.evaluate import load_agent
+from pokerl.pretrained import MACHINE_LOCAL, card_path, export_weights, pretrained_path, read_card
+from pokerl.trainer import Trainer, train
 
 NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""}
 
@@ -116,3 +121,57 @@ def test_a_bad_rom_does_not_cost_the_run_that_overwrite_would_replace(tmp_path: 
     with pytest.raises(RomError, match="ROM not found"):
         Trainer(cfg)
     assert (earlier / "config.yaml").is_file() and (earlier / "checkpoints").is_dir()  # refused before removed
+
+
+def test_info_leads_with_a_summary_and_the_whole_card_is_behind_full() -> None:
+    out = cli("pokerl.cli.play", "--pretrained", "tinyquest", "--info", env=NO_DISPLAY)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    card = card_path(pretrained_path("tinyquest"))
+    rates = read_card(pretrained_path("tinyquest"))["evaluation"]["milestone_rates"]
+    assert len(lines) <= len(rates) + 6, out.stdout  # was the whole card: ~330 lines, the figures at the bottom
+    assert lines[0].startswith("tinyquest: a CNN-LSTM policy") and lines[1].startswith("trained: ")
+    route1 = next(line for line in lines if line.split()[:1] == ["route1"])
+    assert route1.split()[1] == f"{rates['route1']:.0%}", route1
+    assert lines[-1].endswith(f"{card} (--info --full prints it)")
+    full = cli("pokerl.cli.eval", "--pretrained", "tinyquest", "--info", "--full")
+    assert full.returncode == 0 and full.stdout.splitlines()[1:] == card.read_text().splitlines()
+    assert "--full goes with --info" in refused(cli("pokerl.cli.eval", "--pretrained", "tinyquest", "--full"))
+
+
+# An absolute path into a machine's folders (or a Windows drive), as a run config records its run_dir.
+MACHINE_PATH = re.compile(rb"(?<![\w.~])/(?:work|home|Users|root|tmp|mnt|opt|srv|scratch|data|var|private)/[\w.+-]+"
+                          rb"|\b[A-Z]:\\\\?[\w.+-]+")
+
+
+def test_nothing_shipped_holds_a_path_of_the_machine_it_was_made_on() -> None:
+    """The package (src/pokerl: code, ROM, shipped agents and cards) and the configs that ship with it."""
+    host = socket.gethostname().encode()
+    shipped = [p for root in (ROOT / "src" / "pokerl", ROOT / "configs") for p in sorted(root.rglob("*"))
+               if p.is_file() and "__pycache__" not in p.parts]
+    assert pretrained_path("tinyquest") in shipped and len(shipped) > 50
+    found = {}
+    for path in shipped:
+        data = path.read_bytes()  # a .pt is an uncompressed zip: its config text is there as it is
+        hits = [m.group().decode(errors="replace") for m in MACHINE_PATH.finditer(data)]
+        if len(host) >= 4 and host in data:
+            hits.append(host.decode())
+        if hits:
+            found[str(path.relative_to(ROOT))] = hits
+    assert not found, found
+
+
+def test_exported_weights_leave_the_machine_behind(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(compose_train_config(["model=small", "num_envs=2", "pool.mode=serial", "pool.workers=1", "ppo.num_steps=8",
+                                "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=8",
+                                "game.boot.writes.ballast=0", "log.progress=false", "log.heatmap_every=0",
+                                "log.video_every=0", "torch_threads=1", "total_steps=16", f"run_dir={run_dir}"]))
+    checkpoint = load_checkpoint(run_dir)
+    assert str(run_dir) in checkpoint["config"]  # the run's own checkpoint keeps where it is (to resume)
+    out = tmp_path / "agent.pt"
+    export_weights(checkpoint, out)
+    assert str(tmp_path).encode() not in out.read_bytes()
+    config = yaml.safe_load(torch.load(out, weights_only=True)["config"])
+    assert not set(MACHINE_LOCAL) & set(config) and config["game"]["name"] == "tinyquest"
+    assert load_agent(out).global_step == 16  # still an agent: it loads and knows its game

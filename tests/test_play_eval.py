@@ -232,9 +232,11 @@ def test_exported_weights_are_half_precision_play_alike_and_show_their_card(runs
         rates.append(json.loads(out.stdout)["milestone_rates"]["east"])
     assert rates[1] == pytest.approx(rates[0], abs=0.2), rates  # float16 weights, the same greedy agent
     card_path(weights).write_text("agent: a test card\nevaluation: {episodes: 16}\n")
-    out = cli("pokerl.cli.play", str(weights), "--info", env={"DISPLAY": ""})  # no window needed to read it
+    out = cli("pokerl.cli.play", str(weights), "--info", "--full", env={"DISPLAY": ""})  # no window needed to read it
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1:] == ["agent: a test card", "evaluation: {episodes: 16}"]
+    out = cli("pokerl.cli.eval", str(weights), "--info")  # the summary: what the card says, here only its name
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "a test card", out.stderr
 
 
 def test_eval_into_a_closed_pipe_stops_quietly(runs: dict[str, Path]) -> None:

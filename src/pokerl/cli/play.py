@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from pokerl.schema import load_yaml
 
     if args.info:
-        print(card_text(source), end="")
+        print(card_text(source, full=args.full), end="")
         return 0
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
