@@ -27,6 +27,10 @@ from pokerl.pretrained import MACHINE_LOCAL, card_path, export_weights, pretrain
 from pokerl.trainer import Trainer, train
 
 NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""}
+# A short real run: 2 envs x 8 steps an update, the small policy, no heat maps or videos.
+TINY = ["model=small", "num_envs=2", "pool.mode=serial", "pool.workers=1", "ppo.num_steps=8", "ppo.bptt=8",
+        "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0", "log.heatmap_every=0",
+        "log.video_every=0", "torch_threads=1"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -163,10 +167,8 @@ def test_nothing_shipped_holds_a_path_of_the_machine_it_was_made_on() -> None:
 
 def test_exported_weights_leave_the_machine_behind(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    train(compose_train_config(["model=small", "num_envs=2", "pool.mode=serial", "pool.workers=1", "ppo.num_steps=8",
-                                "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=8",
-                                "game.boot.writes.ballast=0", "log.progress=false", "log.heatmap_every=0",
-                                "log.video_every=0", "torch_threads=1", "total_steps=16", f"run_dir={run_dir}"]))
+    train(compose_train_config([*TINY, "env.max_steps=8", "log.progress=false", "total_steps=16",
+                                f"run_dir={run_dir}"]))
     checkpoint = load_checkpoint(run_dir)
     assert str(run_dir) in checkpoint["config"]  # the run's own checkpoint keeps where it is (to resume)
     out = tmp_path / "agent.pt"
@@ -175,3 +177,17 @@ def test_exported_weights_leave_the_machine_behind(tmp_path: Path) -> None:
     config = yaml.safe_load(torch.load(out, weights_only=True)["config"])
     assert not set(MACHINE_LOCAL) & set(config) and config["game"]["name"] == "tinyquest"
     assert load_agent(out).global_step == 16  # still an agent: it loads and knows its game
+
+
+@pytest.mark.parametrize("max_steps", [4096, 8])
+def test_the_progress_bar_shows_progress_before_the_first_episode_ends(max_steps: int, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """tinyquest's episodes are 4,096 steps: with 8 envs on a CPU the first return comes after minutes. Until
+    then the bar says so (ret=-, not nan) and shows the episodes ended and the milestones reached so far."""
+    train(compose_train_config([*TINY, f"env.max_steps={max_steps}", "total_steps=64", f"run_dir={tmp_path}"]))
+    last = capsys.readouterr().err.split("\r")[-1]  # the bar as it was left
+    assert "nan" not in last and "milestones=" in last and "/13" in last, last
+    if max_steps == 4096:
+        assert "eps=0" in last and "ret=-" in last, last
+    else:  # 2 envs x 32 steps in 8-step episodes
+        assert "eps=8" in last and re.search(r"ret=-?\d+\.\d\d", last), last

@@ -295,6 +295,7 @@ class Trainer:
             print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
                   f"run dir {self.run_dir}", flush=True)
         self.returns_window: deque[float] = deque(maxlen=100)
+        self.episodes_done = 0  # episodes ended in this run() (the progress bar's eps)
         last: dict[str, float] = {}
         video: list[np.ndarray] = []
         bar = self._progress_bar()
@@ -394,10 +395,14 @@ class Trainer:
                     if self.update % tc.log.checkpoint_every == 0 or self.update == last_update:
                         self.save()
                 last = scalars
-                if bar is not None:
-                    mean_ret = float(np.mean(self.returns_window)) if self.returns_window else float("nan")
+                if bar is not None:  # before the first episode ends (minutes: 4,096 steps an env): how far it got
+                    best = self.archive.best()
+                    held = set(self.milestone_first) | set(best.key if best is not None else ())
                     bar.update(T * n * self.dist.world_size)
-                    bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{mean_ret:.2f}", upd=self.update, refresh=False)
+                    bar.set_postfix(sps=f"{sps:,.0f}", eps=self.episodes_done,
+                                    ret=f"{np.mean(self.returns_window):.2f}" if self.returns_window else "-",
+                                    milestones=f"{len(held)}/{len(self.spec.milestone_names)}", upd=self.update,
+                                    refresh=False)
                 if after_update is not None:
                     after_update(self)
             finished = True
@@ -414,6 +419,7 @@ class Trainer:
         steps before its episode ended was reached k steps of every env (and rank) earlier.
         """
         per_env_step = self.num_envs * self.dist.world_size
+        self.episodes_done += len(episodes)
         for _, summary in episodes:
             self.returns_window.append(float(summary["return"]))
             held = set(summary.get("start_milestones", ()))
