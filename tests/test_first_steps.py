@@ -191,3 +191,19 @@ def test_the_progress_bar_shows_progress_before_the_first_episode_ends(max_steps
         assert "eps=0" in last and "ret=-" in last, last
     else:  # 2 envs x 32 steps in 8-step episodes
         assert "eps=8" in last and re.search(r"ret=-?\d+\.\d\d", last), last
+
+
+def test_the_first_heat_map_and_video_come_as_soon_as_there_is_something_to_show(tmp_path: Path) -> None:
+    """Heat maps every 10 updates and videos every 50 (the defaults): the first video is the run's first
+    update, the first heat maps the update in which the first episodes ended (their visits), not update
+    10 or 50; no heat map before that (it would be empty)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(compose_train_config([*TINY, "env.max_steps=12", "log.progress=false", "log.heatmap_every=10",
+                                "log.video_every=50", "log.video_steps=8", "total_steps=48", f"run_dir={tmp_path}"]))
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    steps = {tag: [e.step for e in acc.Images(tag)] for tag in acc.Tags()["images"]}
+    assert steps.pop("video/episode") == [16], steps  # update 1 of 3 (2 envs x 8 steps an update)
+    assert steps and all(at == [32] for at in steps.values()), steps  # update 2: the first episodes ended at 12
+    assert {"exploration/world", "exploration/map_0"} <= set(steps)

@@ -304,6 +304,7 @@ class Trainer:
         finished = False  # the loop ended by itself (budget, stop_at_update, a stop signal), not by an error
         try:
             last_update = min(self.total_updates, stop_at_update or self.total_updates)
+            first_update = self.update + 1  # its video is written at once, not video_every updates in
             while self.update < last_update:
                 self.update += 1
                 lr = ppo.learning_rate
@@ -312,7 +313,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 record_video = (self.logger is not None and tc.log.video_every > 0
-                                and self.update % tc.log.video_every == 0)
+                                and (self.update % tc.log.video_every == 0 or self.update == first_update))
 
                 # ---- rollout: T steps of every env with the recurrent policy
                 t_rollout = time.perf_counter()
@@ -387,7 +388,8 @@ class Trainer:
                     if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
                         self.logger.scalars(scalars, self.global_step)
                         scalars.update(self.logger.flush_episodes(self.global_step))
-                    if tc.log.heatmap_every > 0 and self.update % tc.log.heatmap_every == 0:
+                    if tc.log.heatmap_every > 0 and (self.update % tc.log.heatmap_every == 0
+                                                     or not self.logger.heatmaps_written):  # the first: at once
                         self.logger.heatmaps(self.global_step)
                     if record_video and video:
                         self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in video], self.global_step)
