@@ -207,3 +207,26 @@ def test_the_first_heat_map_and_video_come_as_soon_as_there_is_something_to_show
     assert steps.pop("video/episode") == [16], steps  # update 1 of 3 (2 envs x 8 steps an update)
     assert steps and all(at == [32] for at in steps.values()), steps  # update 2: the first episodes ended at 12
     assert {"exploration/world", "exploration/map_0"} <= set(steps)
+
+
+def test_the_shipped_agents_demo_plays_until_a_milestone_its_card_says_it_reaches(tmp_path: Path) -> None:
+    """Without --steps a shipped agent plays until the furthest milestone its card measured in at least half
+    of its episodes (a fixed step count stayed in town); --until picks one, and play says it was reached."""
+    from pokerl.cli.play import showcase_milestone
+
+    evaluation = read_card(pretrained_path("tinyquest"))["evaluation"]
+    likely = {m: at for m, at in evaluation["median_steps_to_milestone"].items()
+              if evaluation["milestone_rates"][m] >= 0.5}
+    assert showcase_milestone(str(pretrained_path("tinyquest"))) == max(likely, key=likely.get)
+    gif = tmp_path / "demo.gif"
+    out = cli("pokerl.cli.play", "--pretrained", "tinyquest", "--headless", "--record", str(gif),
+              "--until", "route1", "--seed", "0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = out.stdout.splitlines()
+    assert line.endswith("(reached route1: episode ended, --until)") and "route1" in line.split("milestones: ")[1]
+    steps = int(line.split(" step ")[1].split()[0])
+    from PIL import Image
+
+    assert 1 <= steps < evaluation["max_steps"] and Image.open(gif).n_frames > 1  # ended there, not at 4,096
+    assert "not a milestone of tinyquest" in refused(cli("pokerl.cli.play", "--pretrained", "tinyquest",
+                                                         "--headless", "--until", "badge9"))
