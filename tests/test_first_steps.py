@@ -22,7 +22,7 @@ from conftest import ROOT, TQ_ROM
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError, ConfigError, RomError
-from pokerl.evaluate import load_agent
+from pokerl.evaluate import evaluate, load_agent
 from pokerl.pretrained import MACHINE_LOCAL, card_path, export_weights, pretrained_path, read_card
 from pokerl.trainer import Trainer, train
 
@@ -230,3 +230,14 @@ def test_the_shipped_agents_demo_plays_until_a_milestone_its_card_says_it_reache
     assert 1 <= steps < evaluation["max_steps"] and Image.open(gif).n_frames > 1  # ended there, not at 4,096
     assert "not a milestone of tinyquest" in refused(cli("pokerl.cli.play", "--pretrained", "tinyquest",
                                                          "--headless", "--until", "badge9"))
+
+
+def test_eval_reports_shares_without_float_noise_and_maps_by_name(tmp_path: Path) -> None:
+    """Ten episodes that all start in town: town's share is 1.0, not ten tenths added up (0.9999999999999999);
+    the profile names the maps."""
+    train(compose_train_config([*TINY, "env.max_steps=8", "log.progress=false", "total_steps=16",
+                                f"run_dir={tmp_path}"]))
+    agent = load_agent(tmp_path)
+    result = evaluate(agent, episodes=10, envs_per_worker=2, seed=0)
+    assert result.maps_visited[0] == 1.0 and all(v * 10 == round(v * 10) for v in result.maps_visited.values())
+    assert agent.spec.profile.world_map.map_name(0) == "town" and agent.spec.profile.world_map.map_name(99) == "map 99"

@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import Summary, hparams
 
-from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb
+from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb, upscale
 from pokerl.spec import GameSpec
 
 # TensorBoard's world heat map is shrunk to at most this many pixels (it is written every heatmap_every
@@ -40,11 +40,6 @@ HPARAMS = (
     "ppo.bptt", "ppo.update_epochs", "ppo.bootstrap_truncated", "reset.mode", "archive.max_states",
     "archive.level_step", "archive.by_map", "reset.frontier_weight",
 )
-
-
-def upscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscale of an (H, W, C) image so single tiles are visible."""
-    return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def gif_bytes(frames: Sequence[np.ndarray], fps: int = 15) -> bytes:

@@ -82,6 +82,7 @@ class WorldMapYaml:
     size: list[int]
     map_size: list[int]
     sizes: dict[int | str, list[int]] = field(default_factory=dict)  # maps smaller than map_size
+    names: dict[int | str, str] = field(default_factory=dict)  # what reports call a map (else its id)
 
 
 @dataclass
@@ -163,6 +164,11 @@ class WorldMap:
     map_width: int
     map_height: int
     sizes: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # (width, height) where not map_size
+    names: Mapping[int, str] = field(default_factory=dict)  # map id -> name, where the profile gives one
+
+    def map_name(self, map_id: int) -> str:
+        """What a report calls a map: its name, else ``map <id>``."""
+        return self.names.get(map_id, f"map {map_id}")
 
     def map_rect(self, map_id: int) -> tuple[int, int, int, int]:
         """``(x0, y0, width, height)`` of a placed map on the world grid."""
@@ -367,7 +373,8 @@ def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
         if not (len(value) == 2 and all(v > 0 for v in value)):
             raise ConfigError(f"{where}: expected [width, height], got {value!r}")
         sizes[_address(key, where)] = (value[0], value[1])
-    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1], sizes)
+    names = {_address(key, f"{source}: world_map.names.{key}"): str(value) for key, value in data.names.items()}
+    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1], sizes, names)
 
 
 def _screen(data: ScreenYaml, source: str) -> ScreenGeometry:

@@ -60,6 +60,7 @@ def fingerprint(overrides: list[str]) -> str:
     cfg = compose_train_config([*BENCH, *overrides])
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
         cfg.pop(key, None)
+    (cfg["game"].get("world_map") or {}).pop("names", None)  # what reports call the maps: no part of training
     for path, default in ADDED_KEYS:  # as before the key existed: the hashes of seeds already run stay the same
         *parents, key = path
         section = cfg
