@@ -38,7 +38,7 @@ def check_inputs(cfg: dict[str, Any]) -> None:
     from pokerl.spec import load_spec
 
     load_spec(cfg["game"], cfg["reward"], cfg["env"]).profile.check_rom(cfg.get("rom"))
-    if cfg.get("init"):
+    if cfg.get("init") and not cfg.get("resume"):  # a resumed run started from its init= long ago
         resolve_checkpoint(cfg["init"])
 
 
