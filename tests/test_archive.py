@@ -52,6 +52,29 @@ def test_new_milestone_sets_are_archived_with_steps_from_power_on() -> None:
     assert entry.key == ("route1",) and entry.steps == 12 and entry.milestone_steps == {"route1": 12}
 
 
+def test_a_known_cell_is_offered_again_when_reached_in_fewer_steps_from_power_on() -> None:
+    """The env offers a cell its archive holds when this episode reached it sooner, never when later."""
+    env = make_tq(archive=True)
+    try:
+        env.reset(seed=1)
+        for _ in range(4):  # a detour: east and back, twice (8 steps)
+            press(env, "right")
+            press(env, "left")
+        (slow,) = offers([info for _, info in walk_town_to_route1(env)])
+        assert slow.key == ("route1",) and slow.steps == 8 + 12
+        env.set_archive([slow])
+        env.reset(seed=1)
+        (fast,) = offers([info for _, info in walk_town_to_route1(env)])
+        assert fast.cell == slow.cell and fast.steps == 12
+        env.set_archive([fast])
+        env.reset(seed=1)
+        press(env, "right")
+        press(env, "left")
+        assert not offers([info for _, info in walk_town_to_route1(env)])  # 14 steps: not better
+    finally:
+        env.close()
+
+
 def test_an_offer_leaves_the_episode_its_screens() -> None:
     """Archiving the ``route1`` state mid-episode must not take the screens the heat map is painted with."""
     env = make_tq(archive=True, capture_screens=True)

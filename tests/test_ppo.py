@@ -53,19 +53,23 @@ def test_explained_variance() -> None:
 
 
 def reference_gae(rewards, values, starts, next_value, next_start, gamma, lam):
-    """A plain per-env Python loop, written independently of the vectorised version."""
+    """GAE by its definition, not by the recursion: A_t = sum over k of (γλ)^k δ_{t+k}, summed forward
+    until the episode ends (a start flag) or the rollout does; δ_t = r_t + γ V(next obs) - V_t, where
+    V(next obs) is 0 when the next obs starts a new episode."""
     T, N = rewards.shape
+    values_next = np.concatenate([values[1:], next_value[None]])
+    starts_next = np.concatenate([starts[1:], next_start[None]])
+    delta = rewards + gamma * values_next * (1.0 - starts_next) - values
     adv = np.zeros((T, N))
     for n in range(N):
-        gae = 0.0
-        for t in range(T - 1, -1, -1):
-            if t == T - 1:
-                nonterminal, nv = 1.0 - next_start[n], next_value[n]
-            else:
-                nonterminal, nv = 1.0 - starts[t + 1, n], values[t + 1, n]
-            delta = rewards[t, n] + gamma * nv * nonterminal - values[t, n]
-            gae = delta + gamma * lam * nonterminal * gae
-            adv[t, n] = gae
+        for t in range(T):
+            total, k = 0.0, 0
+            while t + k < T:
+                total += (gamma * lam) ** k * delta[t + k, n]
+                if starts_next[t + k, n]:  # step t+k ended the episode
+                    break
+                k += 1
+            adv[t, n] = total
     return adv, adv + values
 
 

@@ -198,6 +198,30 @@ def test_heal_on_the_heal_pad(tq_env: GameBoyEnv) -> None:
     assert info["reward_terms"]["heal"] == pytest.approx(0.1 * (18 - 5) / 18)
 
 
+def test_heal_is_not_paid_in_battle(tq_env: GameBoyEnv) -> None:
+    """HP rising on Route 1's path pays a heal; the same rise while a battle is on (its menu open) does not."""
+    walk_town_to_route1(tq_env)  # (0, 8)
+    write_u16(tq_env, TQ_HP, 5)
+    press(tq_env, "right")
+    write_u16(tq_env, TQ_HP, 15)
+    _, info = press(tq_env, "right")  # (2, 8), before the grass
+    assert info["in_battle"] == 0 and info["hp"] == 15
+    assert info["reward_terms"]["heal"] == pytest.approx(0.1 * 10 / info["max_hp"])
+    for _ in range(3):
+        press(tq_env, "right")  # onto the grass at (5, 8)
+    toggle = 0
+    for _ in range(1500):  # up and down in the grass until a wild battle's move menu opens
+        if tq_env.session.memory[TQ_STATE] == 2:
+            break
+        press(tq_env, battle_button(tq_env) or ("up" if (toggle := toggle ^ 1) else "down"))
+    write_u16(tq_env, TQ_HP, 5)
+    _, info = press(tq_env, "down")  # the menu cursor moves; the battle goes on
+    assert info["in_battle"] == 1 and info["hp"] == 5
+    write_u16(tq_env, TQ_HP, 15)
+    _, info = press(tq_env, "up")
+    assert info["in_battle"] == 1 and info["hp"] == 15 and info["reward_terms"]["heal"] == 0.0
+
+
 def test_gain_pays_new_highs_of_xp_and_event_flags() -> None:
     env = make_tq(reward={"name": "gain-only", "gain": {"xp": 0.1, "events": 2.0}})
     try:

@@ -1,0 +1,234 @@
+"""Planted bugs the tests must catch: each is applied to a temporary copy of the tree and its tests run there.
+
+RL bugs are silent (the run still learns, only worse), so a change to the training path proves its
+tests still bite by keeping every bug below caught. Each entry names a file, the exact text it
+replaces (found exactly once, or the list is stale and says so), the replacement, and the tests
+that must fail. The copy imports its own ``src/`` (``PYTHONPATH``), so nothing of the working tree
+changes.
+
+    python scripts/mutants.py                 # all of them, a table; exit 1 if any is not caught
+    python scripts/mutants.py --only gae_next_start --json
+    python scripts/mutants.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+WIRING = "tests/test_training_wiring.py"
+PIN = "tests/test_golden_run.py"
+LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
+
+MUTANTS = [
+    # the trainer's rollout and update (tests/test_training_wiring.py)
+    Mutant("bootstrap_terminated_too", "src/pokerl/trainer.py", "np.flatnonzero(truncated & ~terminated)",
+           "np.flatnonzero(truncated | terminated)",
+           (WIRING + "::test_only_truncations_are_bootstrapped_and_by_gamma_times_v",)),
+    Mutant("bootstrap_without_gamma", "src/pokerl/trainer.py", "+= self.ppo_cfg.gamma * value.float()",
+           "+= value.float()", (WIRING + "::test_only_truncations_are_bootstrapped_and_by_gamma_times_v",)),
+    Mutant("gae_next_start_zeros", "src/pokerl/trainer.py", "next_value.float(),\n                    self.starts,",
+           "next_value.float(),\n                    torch.zeros_like(self.starts),",
+           (WIRING + "::test_an_episode_ending_on_the_rollouts_last_step_does_not_bootstrap_into_the_next",)),
+    Mutant("update_ignores_valid", "src/pokerl/ppo.py",
+           "valid = None if bool(buffer.valid.all()) else _sequences(buffer.valid, L)", "valid = None",
+           (WIRING + "::test_lost_columns_contribute_nothing_to_the_update",)),
+    Mutant("adv_norm_over_all_steps", "src/pokerl/ppo.py", "kept = mb_adv[mb_valid.bool()]", "kept = mb_adv.flatten()",
+           (WIRING + "::test_lost_columns_contribute_nothing_to_the_update",)),
+    Mutant("lost_columns_stay_valid", "src/pokerl/trainer.py", "self.buffer.valid[:, cols] = 0.0",
+           "self.buffer.valid[:, cols] = 1.0",
+           ("tests/test_workers.py::test_killed_worker_is_restarted_and_the_run_finishes",)),
+    # the env and its rewards
+    Mutant("offer_only_new_cells", "src/pokerl/env.py",
+           "if candidate.steps < self._archived_steps.get(candidate.cell, candidate.steps + 1):",
+           "if candidate.cell not in self._archived_steps:",
+           ("tests/test_archive.py::test_a_known_cell_is_offered_again_when_reached_in_fewer_steps_from_power_on",)),
+    Mutant("archive_mid_battle_or_at_the_end", "src/pokerl/env.py", "if self._pending and not busy and not terminated:",
+           "if self._pending:",
+           ("tests/test_archive.py::test_no_state_is_archived_mid_battle_or_where_the_episode_ends",)),
+    Mutant("heal_paid_in_battle", "src/pokerl/rewards.py", "and not in_battle and blackouts <= 0", "and blackouts <= 0",
+           ("tests/test_rewards.py::test_heal_is_not_paid_in_battle",)),
+    Mutant("milestone_paid_every_step", "src/pokerl/rewards.py",
+           "            self._reached.add(m.name)\n            self.reached.append(m.name)",
+           "            self.reached.append(m.name)", ("tests/test_rewards.py::test_milestone_paid_once_per_episode",)),
+    # the archive
+    Mutant("archive_keeps_more_steps", "src/pokerl/archive.py", "return old is None or new.steps < old.steps",
+           "return old is None or new.steps > old.steps",
+           ("tests/test_archive.py::test_eviction_keeps_the_best_and_each_stage",)),
+    # PPO's pieces
+    Mutant("gae_index", "src/pokerl/ppo.py", "1.0 - episode_starts[t + 1], values[t + 1]",
+           "1.0 - episode_starts[t], values[t + 1]", ("tests/test_ppo.py::test_gae_matches_reference_loop",)),
+    Mutant("policy_loss_min", "src/pokerl/ppo.py", "torch.max(-advantages * ratio,", "torch.min(-advantages * ratio,",
+           ("tests/test_ppo.py::test_policy_loss_matches_hand_computation",)),
+    Mutant("policy_clip_range", "src/pokerl/ppo.py", "ratio.clamp(1 - clip, 1 + clip)",
+           "ratio.clamp(1 - clip, 1 + 2 * clip)",
+           ("tests/test_ppo.py::test_policy_loss_matches_hand_computation",)),
+    Mutant("value_clip_range", "src/pokerl/ppo.py", "(new_value - old_value).clamp(-clip, clip)",
+           "(new_value - old_value).clamp(-2 * clip, 2 * clip)",
+           ("tests/test_ppo.py::test_value_loss_clipped_and_unclipped",)),
+    # the learning update's settings, as the pin test must see them (its docstring)
+    Mutant("ent_coef_x2", "src/pokerl/ppo.py", LOSS, LOSS.replace("cfg.ent_coef", "2 * cfg.ent_coef"), (PIN,)),
+    Mutant("ent_coef_0", "src/pokerl/ppo.py", LOSS, LOSS.replace("cfg.ent_coef", "0 * cfg.ent_coef"), (PIN,)),
+    Mutant("entropy_sign", "src/pokerl/ppo.py", LOSS, LOSS.replace("- cfg.ent_coef", "+ cfg.ent_coef"), (PIN,)),
+    Mutant("vf_coef_x0.5", "src/pokerl/ppo.py", LOSS, LOSS.replace("cfg.vf_coef", "0.5 * cfg.vf_coef"), (PIN,)),
+    Mutant("learning_rate_x2", "src/pokerl/trainer.py", "lr = ppo.learning_rate", "lr = 2 * ppo.learning_rate", (PIN,)),
+    Mutant("clip_coef_x2", "src/pokerl/ppo.py", "mb_adv, cfg.clip_coef, mb_valid)",
+           "mb_adv, 2 * cfg.clip_coef, mb_valid)", (PIN,)),
+    Mutant("gae_lambda_0.9", "src/pokerl/trainer.py", "ppo.gamma, ppo.gae_lambda,", "ppo.gamma, 0.9,", (PIN,)),
+    # checkpoints and stops
+    Mutant("writes_not_atomic", "src/pokerl/atomic.py",
+           'fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)',
+           "fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), str(path)",
+           ("tests/test_stops.py::test_full_disk_while_checkpointing_is_one_line_and_keeps_latest",)),
+    Mutant("rng_not_restored", "src/pokerl/trainer.py", 'set_rng_state(ckpt["rng"])', "pass",
+           ("tests/test_trainer.py::test_resume_continues_and_matches_uninterrupted_run",)),
+    Mutant("archive_not_restored", "src/pokerl/trainer.py",
+           'self.archive.load_state_dict(ckpt["archive"], f"checkpoint of {self.run_dir}")', "pass",
+           ("tests/test_archive.py::test_archive_survives_checkpoint_and_resume_and_frontier_resets_use_it",)),
+    Mutant("no_checkpoint_on_stop", "src/pokerl/trainer.py",
+           "if self.update % tc.log.checkpoint_every == 0 or self.update == last_update:",
+           "if self.update % tc.log.checkpoint_every == 0:",
+           ("tests/test_stops.py::test_sigterm_to_the_group_checkpoints_and_exits_143",)),
+]
+
+
+class StaleMutant(Exception):
+    """A mutant's text is not in its file exactly once: the code moved on, the list must follow."""
+
+
+def check(mutant: Mutant, root: Path) -> None:
+    count = (root / mutant.file).read_text().count(mutant.old)
+    if count != 1:
+        raise StaleMutant(f"mutant {mutant.name}: its text occurs {count} times in {mutant.file}, not once: "
+                          f"update scripts/mutants.py")
+
+
+def copy_tree(dest: Path) -> None:
+    """The tracked and untracked-but-not-ignored files, as a clean clone plus the working tree's edits."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    # the installed package maps pokerl.configs to configs/; the copy must use its own configs/
+    (dest / "src" / "pokerl" / "configs").symlink_to(dest / "configs", target_is_directory=True)
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    try:
+        out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {timeout:g} s"
+    lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+    return out.returncode, lines[-1] if lines else ""
+
+
+def imports_from(tree: Path) -> None:
+    """The copy's tests must import the copy's code, not the installed working tree's."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    out = subprocess.run([sys.executable, "-c", "import pokerl, pokerl.configs; print(pokerl.__file__); "
+                          "print(pokerl.configs.__file__)"], cwd=tree, env=env, capture_output=True, text=True,
+                         check=True)
+    for path in out.stdout.split():
+        if not Path(path).resolve().is_relative_to(tree.resolve()):
+            raise RuntimeError(f"the copy imports {path}, outside {tree}")
+
+
+def try_mutant(mutant: Mutant | None, tests: tuple[str, ...], timeout: float) -> dict[str, object]:
+    """Apply ``mutant`` (None: the unmutated baseline) to a fresh copy and run ``tests`` there."""
+    with tempfile.TemporaryDirectory(prefix="pokerl-mutant-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        imports_from(tree)
+        if mutant is not None:
+            path = tree / mutant.file
+            path.write_text(path.read_text().replace(mutant.old, mutant.new))
+        start = time.perf_counter()
+        code, last = run_tests(tree, tests, timeout)
+        seconds = time.perf_counter() - start
+    # pytest: 0 all passed, 1 some failed; anything else (collection error, timeout) is no verdict
+    outcome = {0: "passed" if mutant is None else "NOT CAUGHT", 1: "FAILED" if mutant is None else "caught"}
+    return {"name": "baseline" if mutant is None else mutant.name, "file": mutant.file if mutant else "",
+            "result": outcome.get(code, f"error ({last})"), "seconds": round(seconds, 1), "pytest": last,
+            "tests": list(tests)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutants only")
+    parser.add_argument("--list", action="store_true", help="list the mutants and their tests")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON (the last line)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (each runs pytest)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds for one mutant's tests")
+    args = parser.parse_args(argv)
+
+    chosen = MUTANTS
+    if args.only:
+        unknown = sorted(set(args.only) - {m.name for m in MUTANTS})
+        if unknown:
+            parser.error(f"no such mutant: {', '.join(unknown)} (see --list)")
+        chosen = [m for m in MUTANTS if m.name in args.only]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:34} {m.file:26} {' '.join(m.tests)}")
+        return 0
+    try:
+        for m in chosen:
+            check(m, ROOT)
+    except StaleMutant as err:
+        print(f"mutants: {err}", file=sys.stderr)
+        return 2
+
+    start = time.perf_counter()
+    # the named tests must pass unmutated, or a failure says nothing about the mutant
+    all_tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+    baseline = try_mutant(None, all_tests, args.timeout * 2)
+    print(f"baseline ({len(all_tests)} tests): {baseline['result']} in {baseline['seconds']} s", flush=True)
+    if baseline["result"] != "passed":
+        print(f"mutants: the named tests fail without a mutant: {baseline['pytest']}", file=sys.stderr)
+        return 1
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        results = []
+        for result in pool.map(lambda m: try_mutant(m, m.tests, args.timeout), chosen):
+            print(f"{result['name']:34} {result['result']:11} {result['seconds']:7.1f} s", flush=True)
+            results.append(result)
+    wall = time.perf_counter() - start
+    caught = sum(r["result"] == "caught" for r in results)
+
+    print("\n| mutant | file | result | seconds |\n|---|---|---|---|")
+    for r in results:
+        print(f"| {r['name']} | {r['file']} | {r['result']} | {r['seconds']} |")
+    print(f"\n{caught} of {len(results)} caught; wall time {wall:.0f} s (baseline included)")
+    if args.json:
+        print(json.dumps({"caught": caught, "total": len(results), "wall_s": round(wall, 1),
+                          "baseline": baseline, "mutants": results}))
+    return 0 if caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
