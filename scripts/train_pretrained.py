@@ -38,7 +38,14 @@ from pokerl.checkpoint import load_checkpoint
 from pokerl.cli import at_least
 from pokerl.errors import exit_on_error
 from pokerl.evaluate import evaluate, load_agent
-from pokerl.pretrained import card_path, count_parameters, export_weights, pretrained_dir, read_card
+from pokerl.pretrained import (
+    card_path,
+    count_parameters,
+    export_weights,
+    portable_config,
+    pretrained_dir,
+    read_card,
+)
 
 # The best method measured by the learning benchmark so far (README, "Learning benchmark"). At 1M steps no
 # method finishes tinyquest from power-on. Fresh resets play the early game best from power-on (three
@@ -56,8 +63,6 @@ METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=frontier", "reset.fresh_sh
 # roms/tinyquest/README.md, "Ballast"); and the env config's own 4,096-step episodes instead of the
 # benchmark's 2,048, room for detours on the way to the end (the scripted walkthrough needs ~880 steps).
 EXTRA = ["game.boot.writes.ballast=0", "env.max_steps=4096"]
-# Run-config keys about this machine's run folders (where, from what, whether to replace), left out of the card.
-MACHINE_LOCAL = ("run_dir", "resume", "init", "overwrite")
 CHANGES = "config_changes.yaml"  # in the run folder: each --set and the step it took effect at
 
 
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     # Where this machine kept the run and what it started from are no part of the recipe a card gives (a
     # stage's start is its init_sha256): the card would otherwise show this machine's paths.
-    config = {key: value for key, value in config.items() if key not in MACHINE_LOCAL}
+    config = portable_config(config)
     weights_path = args.out / f"{config['game']['name']}.pt"
     weights = export_weights(checkpoint, weights_path)
     stages.append({
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     agent = load_agent(weights_path)  # the shipped file, half precision, loaded as users will
     result = evaluate(agent, args.episodes, envs_per_worker=4, seed=0, progress=True)
     card = {
-        "agent": f"{config['game']['name']}: a CNN-LSTM policy trained by PPO, no demonstrations (config below)",
+        "agent": f"{config['game']['name']}: a CNN-LSTM policy trained by PPO, no demonstrations",
         "pokerl_version": __version__,
         "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "training": {

@@ -7,8 +7,12 @@ roms/tinyquest/README.md; the action indices follow configs/game/tinyquest.yaml.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,12 @@ import pytest
 
 import pokerl  # noqa: F401  (registers the gymnasium ids)
 from pokerl.env import GameBoyEnv
+
+# Start states made outside a run are kept in the user's cache folder (pokerl.boot.user_cache_dir): the tests
+# (and the commands they start) keep theirs in a folder of their own, new each session, so a test run neither
+# reads the user's nor fills it.
+os.environ["POKERL_CACHE_DIR"] = tempfile.mkdtemp(prefix="pokerl-test-cache-")
+atexit.register(shutil.rmtree, os.environ["POKERL_CACHE_DIR"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 TQ_ROM = ROOT / "src" / "pokerl" / "games" / "tinyquest.gb"

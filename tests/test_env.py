@@ -373,5 +373,45 @@ def test_a_long_boot_says_what_it_is_doing(tmp_path: Path, capsys: pytest.Captur
     path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 1200))  # as long as an intro
     env = make_tq(game=str(path))
     env.close()
-    err = capsys.readouterr().err
-    assert "tinyquest: making the start state" in err and "/1.20k" in err  # the frames to run
+    err = capsys.readouterr().err  # not a terminal: one line when done, no bar redrawn with carriage returns
+    assert err.count("tinyquest: made the start state") == 1 and "1,200 frames" in err and "\r" not in err, err
+
+
+def test_outside_a_run_the_start_state_is_made_once_in_the_user_cache(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """gym.make and scripts (no run dir): the start state is kept in the user's cache folder, keyed by the ROM
+    and the boot procedure, and the next env loads it instead of booting."""
+    from pokerl import boot as boot_module
+
+    monkeypatch.setenv("POKERL_CACHE_DIR", str(tmp_path))
+    boots: list[int] = []
+    real_boot = boot_module.boot
+    monkeypatch.setattr(boot_module, "boot", lambda *a, **k: (boots.append(1), real_boot(*a, **k))[1])
+    first = gym.make("pokerl/TinyQuest-v0", writes={"ballast": 0})
+    obs_a, _ = first.reset(seed=3)
+    first.close()
+    (state,) = (tmp_path / "start-states").glob("tinyquest-*.state")
+    second = gym.make("pokerl/TinyQuest-v0", writes={"ballast": 0})
+    obs_b, _ = second.reset(seed=3)
+    second.close()
+    assert boots == [1]  # the second env loaded the first one's state
+    for key in obs_a:
+        np.testing.assert_array_equal(obs_a[key], obs_b[key])
+    path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 121))  # another boot procedure
+    make_tq(game=str(path)).close()
+    assert boots == [1, 1] and len(list((tmp_path / "start-states").glob("tinyquest-*.state"))) == 2
+
+
+def test_envs_starting_together_make_the_start_state_once_and_say_it_once_in_a_pipe(tmp_path: Path) -> None:
+    """A run's workers start at the same time: one makes the (long) start state, the others wait and load
+    it; in a pipe the one that made it says so in one line, with no progress bar's carriage returns."""
+    path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 3000))  # as long as an intro
+    code = (f"import pokerl.env\nenv = pokerl.env.GameBoyEnv(game={str(path)!r}, writes={{'ballast': 0}}, "
+            f"boot_cache={str(tmp_path / 'cache')!r})\nenv.reset(seed=0)\nenv.close()\nprint('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    err = "".join(err for _, err in outs)
+    assert err.count("tinyquest: made the start state") == 1 and "\r" not in err, err
+    assert len(list((tmp_path / "cache").glob("tinyquest-*.state"))) == 1

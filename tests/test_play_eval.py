@@ -16,7 +16,7 @@ import torch
 
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
-from pokerl.heatmap import LEGEND_HEIGHT
+from pokerl.heatmap import LEGEND_HEIGHT, MIN_WIDTH, READABLE_WIDTH
 from pokerl.pretrained import card_path, export_weights
 from pokerl.trainer import train
 
@@ -73,9 +73,15 @@ def test_eval_workers_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None
     out = cli("pokerl.cli.eval", str(runs["untrained"]), "--episodes", "4", "--workers", "2", "--heatmap", str(png))
     assert out.returncode == 0, out.stderr
     assert "mean return" in out.stdout and "east" in out.stdout
+    assert "maps visited (share of episodes): town 1.00" in out.stdout  # the profile's name for map 0
     from PIL import Image
 
     image = np.asarray(Image.open(png)).astype(int)
+    # a few maps' worth (padded to MIN_WIDTH) is scaled up by whole pixels so its labels can be read
+    k = image.shape[1] // MIN_WIDTH
+    assert image.shape[1] >= READABLE_WIDTH and k > 1, image.shape
+    assert (image == image[::k, ::k].repeat(k, 0).repeat(k, 1)).all()
+    image = image[::k, ::k]
     picture = image[:-LEGEND_HEIGHT]
     # cropped: the world is 80x32 tiles of 8 px; 16-step episodes stay near the start on map 0 (20x16)
     assert picture.shape[0] < 32 * 8 and picture.shape[1] < 80 * 8, picture.shape
@@ -232,9 +238,11 @@ def test_exported_weights_are_half_precision_play_alike_and_show_their_card(runs
         rates.append(json.loads(out.stdout)["milestone_rates"]["east"])
     assert rates[1] == pytest.approx(rates[0], abs=0.2), rates  # float16 weights, the same greedy agent
     card_path(weights).write_text("agent: a test card\nevaluation: {episodes: 16}\n")
-    out = cli("pokerl.cli.play", str(weights), "--info", env={"DISPLAY": ""})  # no window needed to read it
+    out = cli("pokerl.cli.play", str(weights), "--info", "--full", env={"DISPLAY": ""})  # no window needed to read it
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1:] == ["agent: a test card", "evaluation: {episodes: 16}"]
+    out = cli("pokerl.cli.eval", str(weights), "--info")  # the summary: what the card says, here only its name
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "a test card", out.stderr
 
 
 def test_eval_into_a_closed_pipe_stops_quietly(runs: dict[str, Path]) -> None:

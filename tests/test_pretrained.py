@@ -34,7 +34,7 @@ def test_the_shipped_files_are_what_the_card_says() -> None:
     assert card["training"]["env_steps"] == sum(stage["env_steps"] for stage in card["training"]["stages"])
     assert saved["global_step"] == card["training"]["stages"][-1]["env_steps"]
     assert card["evaluation"]["episodes"] >= 32
-    out = subprocess.run([sys.executable, "-m", "pokerl.cli.play", "--pretrained", "tinyquest", "--info"],
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.play", "--pretrained", "tinyquest", "--info", "--full"],
                          capture_output=True, text=True, timeout=120, env={**os.environ, "DISPLAY": ""})
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1:] == card_path(weights).read_text().splitlines()

@@ -16,6 +16,8 @@ import ast
 import dataclasses
 import os
 import random
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,8 @@ import torch
 from pokerl import __version__
 from pokerl.atomic import write_atomically
 from pokerl.errors import CheckpointError
+from pokerl.rundir import LATEST, resolve_checkpoint, run_dir_of  # noqa: F401 - their home before rundir
 
-LATEST = "latest.pt"
 SCHEMA = 2  # the checkpoint layout's version: 2 = this one (with "schema"); none = older pokerl
 
 
@@ -39,35 +41,36 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
                               f"(the previous {LATEST} is intact)") from None
 
 
-def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """Accept a checkpoint file or a run directory (its ``checkpoints/latest.pt``)."""
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / "checkpoints" / LATEST
-        if not candidate.is_file():
-            candidate = path / LATEST
-        path = candidate
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    return path
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    """The run dir a checkpoint file belongs to (``RUN/checkpoints/x.pt`` or ``RUN/latest.pt``)."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-
-
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint file or run directory with ``weights_only=True``; one-line error if corrupt."""
     path = resolve_checkpoint(path)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign pickle protocol before it refuses it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for truncated/garbled files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"corrupt or unreadable checkpoint {path}: {first}") from None
+        raise unreadable(path, err) from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path} is not a pokerl checkpoint (no 'model' entry)")
     return payload
+
+
+def unreadable(path: Path, err: BaseException) -> CheckpointError:
+    """The one line for a checkpoint torch cannot load safely: what is wrong with the file and what to use
+    instead. Never torch's own advice to load it with ``weights_only=False``: for a damaged file or one
+    from a stranger, that would run whatever code it holds."""
+    foreign = re.search(r"GLOBAL (\S+)", str(err))
+    if foreign:
+        what = (f"it holds a Python object pokerl never saves ({foreign.group(1)}), and loading that "
+                f"could run code from the file: it is not loaded")
+    else:
+        what = "it is truncated, damaged or not a checkpoint file"
+    others = sorted(p.name for p in path.parent.glob("ckpt_*.pt") if p.name != path.name)
+    if others:
+        instead = f"use another checkpoint beside it (newest: {path.parent / others[-1]})"
+    else:
+        instead = "use another checkpoint (a run keeps its last few in RUN/checkpoints/ckpt_*.pt)"
+    return CheckpointError(f"corrupt or unreadable checkpoint {path}: {what}; {instead}")
 
 
 def load_weights(module: torch.nn.Module, ckpt: dict[str, Any]) -> None:

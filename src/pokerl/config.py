@@ -115,6 +115,12 @@ def compose_train_config(
         unknown = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
         if unknown:
             raise ConfigError(f"config: unknown key '{unknown.group(1)}' in the overrides") from None
+        missing = re.search(r"Could not (?:find|load) '([^'/]+)/([^']*)'", lines[0]) if lines else None
+        if missing:  # Hydra lists the options on lines of their own: keep them on this one
+            group, name = missing.groups()
+            options = getattr(err, "options", None)
+            known = f"; the {group} configs: {', '.join(options)}" if options else ""
+            raise ConfigError(f"config: no {group} config {name!r} ({group}/{name}.yaml){known}") from None
         raise ConfigError("config: " + (" ".join(lines[:2]) if lines else type(err).__name__)) from None
     assert isinstance(data, dict)
     check_train_config(data, "train config")

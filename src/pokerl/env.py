@@ -64,7 +64,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     ) -> None:
         """``spec`` (or ``game``/``reward``/``env`` and env-config ``overrides`` to load one) says what
         to play; ``writes``: RAM writes after each reset on top of the profile's; ``boot_cache``: a
-        folder where the run's envs share their start state; ``window="SDL2"``: show the game,
+        folder where the run's envs share their start state (None: the user's cache folder, see
+        :func:`pokerl.boot.user_cache_dir`); ``window="SDL2"``: show the game,
         ``window_scale`` times its size, at ``speed`` (1 real time, 0 unlimited); ``capture_screens``:
         each episode summary carries the screens the agent saw (``screens``, heat-map backgrounds, see
         :mod:`pokerl.heatmap`); ``reset``: where episodes start (``fresh``: power-on; ``frontier``: archived states, see

@@ -29,6 +29,7 @@ BACKDROP_PIXELS = 8_000_000
 SCREENS_PER_EPISODE = 512
 LEGEND_HEIGHT = 34  # pixels under the map: the colour scale and its labels
 MIN_WIDTH = 240  # narrower maps are padded so the legend's labels fit
+READABLE_WIDTH = 720  # pokerl-eval --heatmap: a narrower picture is scaled up, by whole pixels, to at least this
 
 # Heat colour ramp (black → purple → orange → yellow), 4 stops, interpolated per channel.
 _RAMP = np.array([[0, 0, 0], [90, 20, 140], [240, 110, 30], [255, 240, 80]], dtype=np.float32)
@@ -182,6 +183,17 @@ def draw_heatmap(world: WorldMap, visits: VisitMap, scale: int, backdrop: Backdr
         if box[2] >= 0 and box[3] >= 0 and box[0] < image.width and box[1] < image.height:
             draw.rectangle(box, outline=(110, 110, 110))
     return np.asarray(_with_legend(image, int(crop.max())))
+
+
+def readable(image: np.ndarray, width: int = READABLE_WIDTH, most: int = 4) -> np.ndarray:
+    """``image`` (a drawn heat map, legend included) scaled up by the whole factor (at most ``most``) that
+    makes it at least ``width`` wide: a few maps' worth is 240 px with 6-px labels otherwise."""
+    return upscale(image, max(1, min(most, -(-width // image.shape[1]))))
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscale of an (H, W, C) image (every pixel a ``factor`` x ``factor`` block)."""
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def _with_legend(image: Image.Image, top: int) -> Image.Image:

@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import Summary, hparams
 
-from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb
+from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, heat_to_rgb, upscale
 from pokerl.milestones import reach_rates
 from pokerl.spec import GameSpec
 
@@ -41,11 +41,6 @@ HPARAMS = (
     "ppo.bptt", "ppo.update_epochs", "ppo.bootstrap_truncated", "reset.mode", "archive.max_states",
     "archive.level_step", "archive.by_map", "reset.frontier_weight",
 )
-
-
-def upscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscale of an (H, W, C) image so single tiles are visible."""
-    return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def gif_bytes(frames: Sequence[np.ndarray], fps: int = 15) -> bytes:
@@ -69,6 +64,7 @@ class TrainLogger:
         self.visits = VisitMap((self.world.map_height, self.world.map_width))
         self.backdrop = Backdrop(self.world, spec.profile.screen) if self.world.offsets else None
         self.heatmap_scale = heatmap_scale
+        self.heatmaps_written = 0  # heatmaps() calls that had visits to draw (none before an episode ended)
         self._episodes: list[Mapping[str, Any]] = []
 
     def describe_run(self, config: Mapping[str, Any], config_yaml: str) -> None:
@@ -140,11 +136,15 @@ class TrainLogger:
             self.writer.add_scalar(tag, float(value), step)
 
     def heatmaps(self, step: int) -> None:
-        """Write one exploration heat map per visited map, and the world map when offsets exist."""
+        """Write one exploration heat map per visited map, and the world map when offsets exist; nothing
+        before an episode has ended (its visits come with its summary)."""
+        if not self.visits.counts:
+            return
+        self.heatmaps_written += 1
         for map_id, grid in sorted(self.visits.counts.items()):
             image = upscale(heat_to_rgb(grid), self.heatmap_scale)
             self.writer.add_image(f"exploration/map_{map_id}", image, step, dataformats="HWC")
-        if self.backdrop is not None and self.visits.counts:
+        if self.backdrop is not None:
             image = draw_heatmap(self.world, self.visits, self.backdrop.scale, self.backdrop)
             if image.shape[0] * image.shape[1] > WORLD_IMAGE_PIXELS:  # all of Kanto: 1700x3700 at 5 px a step
                 shrink = (WORLD_IMAGE_PIXELS / (image.shape[0] * image.shape[1])) ** 0.5

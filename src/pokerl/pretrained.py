@@ -12,15 +12,24 @@ from __future__ import annotations
 import importlib.resources
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
-from pokerl.checkpoint import save_checkpoint
 from pokerl.errors import PokerlError
 
+if TYPE_CHECKING:
+    import torch
+
 CARD_SUFFIX = ".card.yaml"
+# Run-config keys about the machine a run was made on (where its folder was, what it started from, whether to
+# replace it): left out of shipped weights and cards, which would otherwise carry that machine's paths.
+MACHINE_LOCAL = ("run_dir", "resume", "init", "overwrite")
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config without its :data:`MACHINE_LOCAL` keys: the recipe, not where it was cooked."""
+    return {key: value for key, value in config.items() if key not in MACHINE_LOCAL}
 
 
 def pretrained_dir() -> Path:
@@ -61,11 +70,13 @@ def read_card(weights: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def export_weights(ckpt: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write a loaded training checkpoint's policy, in half precision and nothing else, to ``out`` (atomic);
-    returns what was written."""
+    """Write a loaded training checkpoint's policy, in half precision and nothing else, to ``out`` (atomic),
+    with its run config less the machine's paths (:func:`portable_config`); returns what was written."""
+    from pokerl.checkpoint import save_checkpoint  # torch: not needed to find or describe an agent
+
     weights = {
         "model": {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()},
-        "config": ckpt["config"],
+        "config": yaml.safe_dump(portable_config(yaml.safe_load(ckpt["config"])), sort_keys=False),
         "about": ckpt["about"],
         "global_step": int(ckpt["global_step"]),
     }
@@ -84,10 +95,43 @@ def agent_source(checkpoint: str | None, pretrained: str | None) -> str:
     return str(pretrained_path(pretrained)) if pretrained is not None else str(checkpoint)
 
 
-def card_text(weights: str | os.PathLike[str]) -> str:
-    """The model card beside ``weights`` as ``--info`` prints it."""
+def card_text(weights: str | os.PathLike[str], full: bool = False) -> str:
+    """The model card beside ``weights`` as ``--info`` prints it: a summary (:func:`card_summary`), or with
+    ``full`` the whole card."""
     if not card_path(weights).is_file():
         raise PokerlError(f"{weights} has no model card ({card_path(weights).name}): --info is for shipped agents "
                           f"(--pretrained NAME) and weights exported with one")
-    read_card(weights)  # a one-line error when not a card
-    return f"# {card_path(weights)}\n{card_path(weights).read_text()}"
+    card = read_card(weights)  # a one-line error when not a card
+    if full:
+        return f"# {card_path(weights)}\n{card_path(weights).read_text()}"
+    return card_summary(card, card_path(weights))
+
+
+def card_summary(card: dict[str, Any], path: Path) -> str:
+    """What a model card says first: the agent, how long it trained, how far it gets from power-on (the
+    card's measured rates), and where the whole card is. Parts a card lacks are left out."""
+    lines = [str(card.get("agent", path.name)).removesuffix(" (config below)")]
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    if isinstance(training.get("env_steps"), int):
+        seconds = training.get("wall_time_s")
+        took = f" in {seconds / 3600:.1f} h" if isinstance(seconds, (int, float)) else ""
+        stages = len(training.get("stages") or [])
+        lines.append(f"trained: {training['env_steps']:,} env steps{took}"
+                     + (f" in {stages} stages" if stages > 1 else "")
+                     + (f" (pokerl {card['pokerl_version']})" if "pokerl_version" in card else ""))
+    evaluation = card.get("evaluation") if isinstance(card.get("evaluation"), dict) else {}
+    rates = evaluation.get("milestone_rates")
+    if isinstance(rates, dict) and rates:
+        steps = evaluation.get("median_steps_to_milestone") or {}
+        said = [f"{evaluation['episodes']} episodes" if "episodes" in evaluation else "episodes", "from power-on"]
+        if isinstance(evaluation.get("max_steps"), int):
+            said.append(f"of up to {evaluation['max_steps']:,} steps")
+        if isinstance(evaluation.get("mean_return"), (int, float)):
+            said.append(f"mean return {evaluation['mean_return']:.2f}")
+        lines.append(f"measured on {' '.join(said[:3])}{', ' + said[3] if len(said) > 3 else ''}:")
+        lines.append(f"  {'milestone':<14} {'episodes':>8}   median steps to it")
+        for name, rate in rates.items():
+            at = steps.get(name)
+            lines.append(f"  {name:<14} {rate:>8.0%}   {'-' if at is None else f'{at:,.0f}'}")
+    lines.append(f"the whole card (training config, stages, weights): {path} (--info --full prints it)")
+    return "\n".join(lines) + "\n"

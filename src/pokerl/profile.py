@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pokerl import codegen
+from pokerl.emulator import read_rom
 from pokerl.errors import ConfigError
 from pokerl.predicate import Predicate
 from pokerl.ram import CODECS, RamField
@@ -81,6 +82,7 @@ class WorldMapYaml:
     size: list[int]
     map_size: list[int]
     sizes: dict[int | str, list[int]] = field(default_factory=dict)  # maps smaller than map_size
+    names: dict[int | str, str] = field(default_factory=dict)  # what reports call a map (else its id)
 
 
 @dataclass
@@ -162,6 +164,11 @@ class WorldMap:
     map_width: int
     map_height: int
     sizes: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # (width, height) where not map_size
+    names: Mapping[int, str] = field(default_factory=dict)  # map id -> name, where the profile gives one
+
+    def map_name(self, map_id: int) -> str:
+        """What a report calls a map: its name, else ``map <id>``."""
+        return self.names.get(map_id, f"map {map_id}")
 
     def map_rect(self, map_id: int) -> tuple[int, int, int, int]:
         """``(x0, y0, width, height)`` of a placed map on the world grid."""
@@ -251,6 +258,13 @@ class GameProfile:
         if self.rom_file:
             return Path(str(importlib.resources.files("pokerl.games") / self.rom_file))
         return None
+
+    def check_rom(self, rom: str | os.PathLike[str] | None = None) -> Path | None:
+        """The ROM :meth:`rom_path` picks, read and checked now (a one-line RomError: missing, not a ROM,
+        another SHA-1), so a bad one is refused before a trainer or a policy is built."""
+        path = self.rom_path(rom)
+        read_rom(path, self.sha1, what=f"{self.name} ROM")
+        return path
 
 
 # ---------------------------------------------------------------------- checks
@@ -359,7 +373,8 @@ def _world(data: WorldMapYaml | None, source: str) -> WorldMap:
         if not (len(value) == 2 and all(v > 0 for v in value)):
             raise ConfigError(f"{where}: expected [width, height], got {value!r}")
         sizes[_address(key, where)] = (value[0], value[1])
-    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1], sizes)
+    names = {_address(key, f"{source}: world_map.names.{key}"): str(value) for key, value in data.names.items()}
+    return WorldMap(offsets, data.size[0], data.size[1], data.map_size[0], data.map_size[1], sizes, names)
 
 
 def _screen(data: ScreenYaml, source: str) -> ScreenGeometry:

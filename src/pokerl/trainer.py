@@ -126,6 +126,8 @@ class Trainer:
         if self.dist.world_size > 1 and self.tc.run_dir is None:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
         self.cfg["run_dir"] = str(self.run_dir)
+        self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
+        self.spec.profile.check_rom(self.tc.rom)  # a bad ROM is refused before an earlier run is overwritten
         if checkpoint is None:  # before anything (the start-state cache too) is written
             refused = None
             if self.dist.is_main:
@@ -139,7 +141,6 @@ class Trainer:
             if stop:
                 raise refused or ConfigError(f"run_dir {self.run_dir}: refused by rank 0 (its error says why)")
 
-        self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
         if checkpoint is not None:  # before any env or worker starts
             check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, self.model_cfg)
             if "optimizer" not in checkpoint:  # exported weights (pokerl.pretrained): no run to continue
@@ -292,6 +293,7 @@ class Trainer:
             print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
                   f"run dir {self.run_dir}", flush=True)
         self.returns_window: deque[float] = deque(maxlen=100)
+        self.episodes_done = 0  # episodes ended in this run() (the progress bar's eps)
         last: dict[str, float] = {}
         bar = self._progress_bar()
         start_time = time.perf_counter()
@@ -299,6 +301,7 @@ class Trainer:
         finished = False  # the loop ended by itself (budget, stop_at_update, a stop signal), not by an error
         try:
             last_update = min(self.total_updates, stop_at_update or self.total_updates)
+            first_update = self.update + 1  # its video is written at once, not video_every updates in
             while self.update < last_update:
                 self.update += 1
                 lr = ppo.learning_rate
@@ -307,7 +310,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 record_video = (self.logger is not None and tc.log.video_every > 0
-                                and self.update % tc.log.video_every == 0)
+                                and (self.update % tc.log.video_every == 0 or self.update == first_update))
 
                 # ---- rollout: T steps of every env with the recurrent policy
                 t_rollout = time.perf_counter()
@@ -378,7 +381,8 @@ class Trainer:
                     if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
                         self.logger.scalars(scalars, self.global_step)
                         scalars.update(self.logger.flush_episodes(self.global_step))
-                    if tc.log.heatmap_every > 0 and self.update % tc.log.heatmap_every == 0:
+                    if tc.log.heatmap_every > 0 and (self.update % tc.log.heatmap_every == 0
+                                                     or not self.logger.heatmaps_written):  # the first: at once
                         self.logger.heatmaps(self.global_step)
                     if rollout.video:
                         self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in rollout.video],
@@ -386,10 +390,14 @@ class Trainer:
                     if self.update % tc.log.checkpoint_every == 0 or self.update == last_update:
                         self.save()
                 last = scalars
-                if bar is not None:
-                    mean_ret = float(np.mean(self.returns_window)) if self.returns_window else float("nan")
+                if bar is not None:  # before the first episode ends (minutes: 4,096 steps an env): how far it got
+                    best = self.archive.best()
+                    held = set(self.milestone_first) | set(best.key if best is not None else ())
                     bar.update(T * n * self.dist.world_size)
-                    bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{mean_ret:.2f}", upd=self.update, refresh=False)
+                    bar.set_postfix(sps=f"{sps:,.0f}", eps=self.episodes_done,
+                                    ret=f"{np.mean(self.returns_window):.2f}" if self.returns_window else "-",
+                                    milestones=f"{len(held)}/{len(self.spec.milestone_names)}", upd=self.update,
+                                    refresh=False)
                 if after_update is not None:
                     after_update(self)
             finished = True
@@ -410,6 +418,7 @@ class Trainer:
     def _finished(self, summary: dict[str, Any], now: int) -> None:
         """Record a finished episode's summary for the progress bar, the logger and benchmarks;
         ``now``: the run's global step at the env step that ended it."""
+        self.episodes_done += 1
         self.returns_window.append(float(summary["return"]))
         if summary.get("start") == "archive":
             self.archive.count_uses([(tuple(sorted(summary.get("start_milestones", ()))),

@@ -14,7 +14,12 @@ many hours can be run a few seeds at a time. ``--reset fresh,frontier`` compares
 (``reset.mode=...`` added to the overrides); each trained policy is also
 evaluated from power-on (``--eval-episodes``, default 8).
 
-  pokerl-bench learning [--steps 1_000_000] [--seeds 3] [--results FILE] [--json] [hydra overrides...]
+The seeds are 1, 2, 3 by default; ``--seeds 5`` trains 1 to 5, ``--seeds 7,8,9`` those three, ``--first-seed 7
+--seeds 3`` 7 to 9. The bench sets each run's seed, budget and run dir itself: ``seed=``, ``total_steps=``,
+``run_dir=`` (and ``overwrite=``, ``resume=``) among the overrides are refused, with the flag to use instead.
+
+  pokerl-bench learning [--steps 1_000_000] [--seeds 3|7,8,9] [--first-seed 1] [--results FILE] [--json]
+                        [hydra overrides...]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ def fingerprint(overrides: list[str]) -> str:
     cfg = compose_train_config([*BENCH, *overrides])
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
         cfg.pop(key, None)
+    (cfg["game"].get("world_map") or {}).pop("names", None)  # what reports call the maps: no part of training
     for path, default in ADDED_KEYS:  # as before the key existed: the hashes of seeds already run stay the same
         *parents, key = path
         section = cfg
@@ -147,11 +153,31 @@ def _float_file(path: Path) -> float:
         raise ConfigError(f"{path}: not a number of seconds (delete it to count from 0)") from None
 
 
+# What run_seed() sets itself on every seed's run, each with the flag that chooses it: an override of one
+# would be dropped (the bench's own comes after the overrides), so it is refused.
+OWN_KEYS = {"seed": "choose the seeds with --seeds 7,8,9 or --first-seed 7", "run_dir": "the runs go under --run-root",
+            "total_steps": "the budget is --steps", "overwrite": "each seed's run dir is the bench's",
+            "resume": "a stopped seed resumes by itself"}
+
+
+def parse_seeds(text: str, first: int) -> list[int]:
+    """``--seeds``: a count (that many seeds from ``first``) or a comma list of seeds (``7,8,9``)."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else list(range(first, first + int(text)))
+    except ValueError:
+        raise ConfigError(f"--seeds {text}: expected a count (3) or a comma list of seeds (7,8,9)") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise ConfigError(f"--seeds {text} (--first-seed {first}): expected at least one seed, each >= 0 and "
+                          f"named once")
+    return seeds
+
+
 @exit_on_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pokerl-bench learning", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every seed")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", default="3", help="how many seeds (from --first-seed), or which: 7,8,9")
+    parser.add_argument("--first-seed", type=int, default=1, help="the first seed of a --seeds count")
     parser.add_argument("--steps", type=lambda s: int(s.replace("_", "")), default=1_000_000,
                         help="env steps per seed")
     parser.add_argument("--reset", default=None, help="reset modes to compare, e.g. fresh,frontier "
@@ -161,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-root", default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    at_least(1, seeds=args.seeds, steps=args.steps)
+    at_least(1, steps=args.steps)
     at_least(0, eval_episodes=args.eval_episodes)
+    for override in args.overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in OWN_KEYS:
+            raise ConfigError(f"pokerl-bench learning: {key}= is the benchmark's own ({OWN_KEYS[key]}); leave it out")
+    seed_list = parse_seeds(args.seeds, args.first_seed)
     # a seed run is known by its seed, budget and composed config (so that e.g. `--reset fresh,frontier` reuses
     # the runs of an earlier `--reset fresh`, and runs made before a config file changed are not reused)
     done = {(r["seed"], r.get("config"), r["budget"]): r for r in load_results(args.results)}
@@ -173,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, overrides in settings.items():
             root = Path(args.run_root or tmp)
             seeds = []
-            for seed in range(1, args.seeds + 1):
+            for seed in seed_list:
                 result = done.get((seed, fingerprint(overrides), args.steps))
                 if result is None:
                     result = run_seed(seed, args.steps, overrides, root, args.eval_episodes)

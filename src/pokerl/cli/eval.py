@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from pokerl.cli import agent_flags, at_least, output_file
-from pokerl.errors import exit_on_error
+from pokerl.cli import agent_flags, at_least, check_agent, output_file
+from pokerl.errors import PokerlError, exit_on_error
+
+if TYPE_CHECKING:
+    from pokerl.profile import GameProfile, WorldMap
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,16 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     at_least(1, episodes=args.episodes, workers=args.workers, envs_per_worker=args.envs_per_worker,
              max_steps=args.max_steps)
     output_file("--heatmap", args.heatmap, (".png",))
+    source = check_agent(args)
     from pokerl.evaluate import evaluate, load_agent, save_heatmap
-    from pokerl.pretrained import agent_source, card_text
+    from pokerl.pretrained import card_text
     from pokerl.schema import load_yaml
 
-    source = agent_source(args.checkpoint, args.pretrained)
     if args.info:
-        print(card_text(source), end="")
+        print(card_text(source, full=args.full), end="")
         return 0
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
+    agent.spec.profile.check_rom(args.rom or agent.config.get("rom"))  # its game's SHA-1, before any env starts
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
                       args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone,
                       progress=not args.quiet)
@@ -56,9 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate in result.milestone_rates.items():
         steps = result.milestone_steps.get(name)
         print(f"  {name:<20} {rate:5.2f}   {'-' if steps is None else f'{steps:,.0f}'}")
-    maps = ", ".join(f"{m} ({share:.2f})" for m, share in sorted(result.maps_visited.items()))
+    world = map_names(agent.spec.profile)
+    maps = ", ".join(f"{world.map_name(m)} {share:.2f}" for m, share in sorted(result.maps_visited.items()))
     print(f"  maps visited (share of episodes): {maps}")
     return 0
+
+
+def map_names(profile: GameProfile) -> WorldMap:
+    """The world map whose names a report uses: the run's, or when the run's profile predates map names, the
+    bundled profile of the same game (with the same maps)."""
+    from pokerl.profile import load_profile
+
+    world = profile.world_map
+    if world.names:
+        return world
+    try:
+        bundled = load_profile(profile.name).world_map
+    except PokerlError:  # a game of the user's own
+        return world
+    return bundled if bundled.offsets == world.offsets else world
 
 
 if __name__ == "__main__":

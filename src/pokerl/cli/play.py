@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from pokerl.cli import agent_flags, at_least, output_file
+from pokerl.cli import agent_flags, at_least, check_agent, output_file
 from pokerl.errors import PokerlError, exit_on_error
 
 
@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", type=int, default=3, help="window scale")
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--steps", type=int, default=None, help="stop after this many steps in total")
+    parser.add_argument("--until", default=None, metavar="MILESTONE",
+                        help="end each episode when it reaches this milestone (default with --pretrained: the "
+                             "furthest one its model card measured in at least half of its episodes)")
     parser.add_argument("--from-milestone", default=None, metavar="NAME",
                         help="start at the run's archived state holding this milestone (default: power-on)")
     parser.add_argument("--headless", action="store_true", help="no window (use with --record)")
@@ -44,6 +47,22 @@ def check_display(headless: bool) -> None:
         raise PokerlError("no display to open a window on (DISPLAY is not set): use --headless --record out.gif")
 
 
+def showcase_milestone(weights: str) -> str | None:
+    """What a shipped agent's demo plays until: the furthest milestone (by its median steps) that the model
+    card measured in at least half of its episodes; None when the card says none. Said on stderr."""
+    from pokerl.pretrained import read_card
+
+    evaluation = read_card(weights).get("evaluation") or {}
+    rates, steps = evaluation.get("milestone_rates") or {}, evaluation.get("median_steps_to_milestone") or {}
+    likely = [m for m, rate in rates.items() if rate >= 0.5 and m in steps]
+    if not likely:
+        return None
+    until = max(likely, key=lambda m: steps[m])
+    print(f"pokerl: playing until {until} (the card: reached in {rates[until]:.0%} of its episodes, at a median "
+          f"step of {steps[until]:,.0f}); --until NAME or --steps N to choose", file=sys.stderr, flush=True)
+    return until
+
+
 def load_actions(path: str) -> list[int]:
     try:
         data = json.loads(Path(path).read_text())
@@ -59,25 +78,32 @@ def load_actions(path: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-play``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    check_display(args.headless or args.info)
     at_least(1, scale=args.scale, fps=args.fps, episodes=args.episodes)
     at_least(0, speed=args.speed, steps=args.steps)
     output_file("--record", args.record, (".gif", ".mp4"))
     output_file("--save-actions", args.save_actions)
+    source = check_agent(args)  # what the user named first: then whether there is a window to show it in
+    check_display(args.headless or args.info)
     import numpy as np
     import torch
 
     from pokerl.env import make_env
     from pokerl.evaluate import load_agent
-    from pokerl.pretrained import agent_source, card_text
+    from pokerl.pretrained import card_text
     from pokerl.schema import load_yaml
 
-    source = agent_source(args.checkpoint, args.pretrained)
     if args.info:
-        print(card_text(source), end="")
+        print(card_text(source, full=args.full), end="")
         return 0
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
+    until = args.until
+    if until is None and args.pretrained and args.steps is None and not args.actions:
+        until = showcase_milestone(source)
+    if until is not None and until not in agent.spec.milestone_names:
+        raise PokerlError(f"--until {until}: not a milestone of {agent.spec.profile.name} "
+                          f"({', '.join(agent.spec.milestone_names)})")
+    agent.spec.profile.check_rom(args.rom or agent.config.get("rom"))  # its game's SHA-1, before any env starts
     replay = load_actions(args.actions) if args.actions else None
     window = "null" if args.headless else "SDL2"
     env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, window_scale=args.scale,
@@ -118,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                     writer.append_data(np.ascontiguousarray(env.unwrapped.session.rgb()))
                 status = (f"episode {episode + 1} step {total} return {ret:.2f} milestones: "
                           f"{', '.join(info['milestones']) or '-'}")
+                if until is not None and until in info["milestones"]:
+                    done = True
+                    status += f" (reached {until}: episode ended, --until)"
                 if live:  # a terminal: one status line, rewritten each step
                     print(f"\r{status}   ", end="", flush=True)
                 if not env.unwrapped.session.open:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from pokerl.errors import exit_on_error
 
@@ -30,6 +31,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_inputs(cfg: dict[str, Any]) -> None:
+    """What the user named (game, reward and env configs, the ROM, an init= checkpoint) is checked before
+    torch is imported and a trainer built: a mistake costs one line at once, not seconds of setup first."""
+    from pokerl.rundir import resolve_checkpoint
+    from pokerl.spec import load_spec
+
+    load_spec(cfg["game"], cfg["reward"], cfg["env"]).profile.check_rom(cfg.get("rom"))
+    if cfg.get("init") and not cfg.get("resume"):  # a resumed run started from its init= long ago
+        resolve_checkpoint(cfg["init"])
+
+
 @exit_on_error
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pokerl-train``."""
@@ -40,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
+    check_inputs(cfg)
     from pokerl.trainer import Trainer
 
     trainer = Trainer(cfg)
