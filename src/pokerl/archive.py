@@ -101,20 +101,33 @@ class ResetConfig:
     """``reset:`` in ``configs/train.yaml``: where episodes start."""
 
     mode: str = "fresh"  # fresh: power-on | frontier: sampled archive entries | swarm: jumps to the best
-    fresh_share: float = 0.25  # frontier: the share of resets that start from power-on all the same
+    #   | backward: along a chain (pokerl.backward)
+    fresh_share: float = 0.25  # frontier, backward: the share of resets that start from power-on all the same
     swarm_every: int = 10  # swarm: updates between jumps
     swarm_share: float = 0.25  # swarm: the share of envs that jump to the best entry
     frontier_weight: str = "milestones"  # frontier: entries doubled per milestone held | per unit of its reward
+    # backward (see pokerl.backward for the published settings these follow)
+    chain: str | None = None  # the chain file (pokerl-chain)
+    window: int = 256  # starts drawn from chain steps [t, t + window]
+    step_back: int = 64  # t moves back this many steps ...
+    threshold: float = 0.2  # ... when this share of the last `history` window episodes succeeded
+    history: int = 32
+    later_share: float = 0.2  # the share of starts anywhere past t
+    time_factor: float = 2.0  # an episode from chain step i has time_factor x (the chain's steps - i) steps
 
     def __post_init__(self) -> None:
-        if self.mode not in ("fresh", "frontier", "swarm"):
-            raise ValueError(f"mode: expected fresh, frontier or swarm, got {self.mode!r}")
+        if self.mode not in ("fresh", "frontier", "swarm", "backward"):
+            raise ValueError(f"mode: expected fresh, frontier, swarm or backward, got {self.mode!r}")
         if self.frontier_weight not in ("milestones", "reward"):
             raise ValueError(f"frontier_weight: expected milestones or reward, got {self.frontier_weight!r}")
-        if not (0.0 <= self.fresh_share <= 1.0 and 0.0 <= self.swarm_share <= 1.0):
-            raise ValueError("fresh_share and swarm_share must lie in [0, 1]")
-        if self.swarm_every < 1:
-            raise ValueError(f"swarm_every: must be >= 1, got {self.swarm_every}")
+        if not all(0.0 <= x <= 1.0 for x in (self.fresh_share, self.swarm_share, self.threshold, self.later_share)):
+            raise ValueError("fresh_share, swarm_share, threshold and later_share must lie in [0, 1]")
+        if self.fresh_share + self.later_share > 1.0:
+            raise ValueError(f"fresh_share + later_share must be <= 1, got {self.fresh_share + self.later_share:g}")
+        if min(self.swarm_every, self.window, self.step_back, self.history) < 1 or self.time_factor <= 0:
+            raise ValueError("swarm_every, window, step_back and history must be >= 1, time_factor > 0")
+        if self.mode == "backward" and not self.chain:
+            raise ValueError("mode=backward starts episodes along a chain: set reset.chain=PATH (see pokerl-chain)")
 
 
 @dataclass

@@ -16,15 +16,17 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pokerl.archive import Entry, Trajectory
 from pokerl.atomic import write_atomically
 from pokerl.checkpoint import SCHEMA
-from pokerl.env import GameBoyEnv
 from pokerl.errors import PokerlError
+
+if TYPE_CHECKING:  # the env imports the backward curriculum, which reads chains
+    from pokerl.env import GameBoyEnv
 
 
 class ChainError(PokerlError):

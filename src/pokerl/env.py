@@ -26,7 +26,9 @@ import gymnasium as gym
 import numpy as np
 
 from pokerl.archive import Cell, Entry, Key, ResetConfig, Trajectory, extend_trajectory, weights
+from pokerl.backward import draw_start, start_entry
 from pokerl.boot import start_state
+from pokerl.chain import Chain
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
 from pokerl.exploration import Exploration
@@ -105,6 +107,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._pending = False  # a new cell is held but not archived yet (busy, or the end)
         self._level = 0  # the level bucket now (archive cells)
         self._cell_map = -1  # the map now, when maps split archive cells (else -1)
+        self._chain: Chain | None = None  # reset.mode=backward: the chain (set_chain) ...
+        self._t = 0  # ... and the frontier index on it (set_backward)
+        self._limit: int | None = None  # this episode's steps when it started on the chain, else None
+        self._chain_window = False  # ... whether its start was drawn from the window (its outcome moves t)
+        self._chain_success = False  # ... whether it holds every milestone of the chain's end
         self._seed_written = 0  # lineage: what this episode's reset wrote into the game's RNG field ...
         self._actions: bytearray | None = bytearray()  # ... and its actions so far (None: unknown)
 
@@ -137,7 +144,13 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         super().reset(seed=seed)
         options = options or {}
         entry = options.get("entry")
-        if entry is None and "state" not in options:
+        self._limit = None
+        if entry is None and "state" not in options and self._start_entry is None and self._chain is not None:
+            start = draw_start(self._chain, self._t, self._reset_cfg, self.np_random, self.config.max_steps)
+            entry = None if start.point is None else start_entry(self._chain, start.point)
+            self._limit, self._chain_window = start.limit, start.window
+            self._chain_success = entry is not None and self._holds_chain_end(entry.key)
+        elif entry is None and "state" not in options:
             entry = self._start_entry or self._sample_entry()
         rng = int(self.np_random.integers(1, 1 << 16)) if self.profile.boot.seed_field else 0
         state = entry.state if entry is not None else options.get("state", self._boot_state)
@@ -183,6 +196,19 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 yield k, i, self.step(action)[4]
             held = (*held, *self._tracker.reached)
             state = self.session.save_state()
+
+    # ------------------------------------------------------------------ the backward curriculum
+    def set_chain(self, chain: Chain) -> None:
+        """``reset.mode=backward``: the chain episodes start along (until :meth:`set_backward`, at its end)."""
+        self._chain, self._t = chain, chain.steps
+
+    def set_backward(self, t: int) -> None:
+        """The frontier index on the chain: resets draw their starts from [t, t + window] (pokerl.backward)."""
+        self._t = int(t)
+
+    def _holds_chain_end(self, held: Key | list[str]) -> bool:
+        assert self._chain is not None
+        return set(self._chain.end.milestones) <= set(held)
 
     # ------------------------------------------------------------------ the archive
     def set_archive(self, entries: list[Entry]) -> None:
@@ -240,6 +266,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "pending": self._pending,
             "level": self._level,
             "cell_map": self._cell_map,
+            "chain": [self._limit, self._chain_window, self._chain_success],
             "seed_written": self._seed_written,
             "actions": None if self._actions is None else list(self._actions),  # a list: b"" is no weights_only type
         }
@@ -263,6 +290,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._pending = bool(state["pending"])
         self._level = int(state.get("level", 0))
         self._cell_map = int(state.get("cell_map", -1))
+        self._limit, self._chain_window, self._chain_success = state.get("chain", [None, False, False])
         self._seed_written = int(state.get("seed_written", 0))
         actions = state.get("actions")  # absent from snapshots saved before lineage: unknown
         self._actions = None if actions is None else bytearray(actions)
@@ -307,7 +335,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             flat[:-1] = flat[1:]
         self.session.gray_half(self._stack_last)
         terminated = bool(self._done(ram)) if self._done else False
-        truncated = not terminated and self._steps >= self.config.max_steps
+        truncated = not terminated and self._steps >= (self._limit or self.config.max_steps)
+        if self._limit is not None and not self._chain_success and len(reached) > before:
+            self._chain_success = self._holds_chain_end(self._held()[0])
         info = self._info(ram, terms)
         if self._pending and not busy and not terminated:
             self._pending = False
@@ -361,6 +391,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "maps_visited": self._explore.maps_visited(),
             "visits": self._explore.summary(),
         }
+        if self._limit is not None:  # started by the backward curriculum: on the chain, or at power-on at t = 0
+            summary.update(start="chain" if start is not None else "power-on", chain_window=self._chain_window,
+                           chain_success=self._chain_success)
         if self._capture is not None:
             summary["screens"] = self._capture.take()
         return summary

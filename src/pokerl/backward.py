@@ -1,0 +1,114 @@
+"""The backward curriculum: episodes start along a chain the run's own exploration found, near its end
+first, and the start moves back toward power-on as the policy succeeds from there.
+
+This is the backward algorithm of Salimans & Chen 2018 ("Learning Montezuma's Revenge from a Single
+Demonstration"), which Go-Explore (Ecoffet et al. 2021) uses to make its found trajectories robust;
+here the trajectory is pokerl's own (:mod:`pokerl.chain`), so the agent stays pure RL. With
+``reset.mode=backward``:
+
+- a frontier index t over the chain's steps starts at its last point;
+- a reset starts from power-on with ``reset.fresh_share``, from a chain point anywhere past t with
+  ``reset.later_share`` (Salimans & Chen: 20%), and otherwise from a point in the window
+  [t, t + ``reset.window``] (their window: 320 steps; Go-Explore's 160);
+- an episode from chain step i has ``reset.time_factor`` x (the chain's steps - i) steps (it is
+  truncated there) and succeeds when it holds every milestone of the chain's end;
+- when ``reset.threshold`` (Salimans & Chen: 20%; Go-Explore: 10%) of the last ``reset.history``
+  episodes from the window succeeded, t moves back by ``reset.step_back`` and the count starts
+  again; at t = 0 every episode starts at power-on (and has the chain's whole length, times the
+  factor, to get there).
+
+Each env draws its start (:func:`draw_start`) with its own RNG from the t it was last told; the
+trainer holds t (:class:`Frontier`), counts the outcomes at update boundaries (every rank's, under
+torchrun, so all ranks move t alike) and saves t and the count in checkpoints. The recurrent state of
+an episode started on the chain is zeros, as for any episode start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pokerl.archive import Entry, ResetConfig
+from pokerl.chain import Chain, Point
+
+
+@dataclass
+class Start:
+    """Where a backward reset put an episode: a chain point (None: power-on), whether it was drawn from
+    the window (its outcome moves t), and the episode's step limit."""
+
+    point: Point | None
+    window: bool
+    limit: int
+
+
+def draw_start(chain: Chain, t: int, cfg: ResetConfig, rng: np.random.Generator, max_steps: int) -> Start:
+    """A reset's start for frontier index ``t`` (one draw of ``rng``, two when the start is a point)."""
+    remaining = lambda step: math.ceil(cfg.time_factor * (chain.steps - step))  # noqa: E731
+    if t <= 0:
+        return Start(None, True, remaining(0))
+    u = rng.random()
+    if u < cfg.fresh_share:
+        return Start(None, False, max_steps)
+    window = u >= cfg.fresh_share + cfg.later_share
+    points = [p for p in chain.points if t <= p.step <= t + cfg.window] if window else \
+        [p for p in chain.points if p.step > t]
+    points = points or [chain.end]  # t past the last point (it starts there): the end itself
+    point = points[int(rng.integers(len(points)))]
+    return Start(point, window, max(1, remaining(point.step)))
+
+
+def start_entry(chain: Chain, point: Point) -> Entry:
+    """A chain point as the start of an episode, in the archive's terms (what the env's bookkeeping of
+    milestones and steps from power-on reads)."""
+    return Entry(point.milestones, point.state, point.step,
+                 {m: chain.milestone_steps[m] for m in point.milestones if m in chain.milestone_steps})
+
+
+@dataclass
+class Frontier:
+    """The trainer's side: t, and the outcomes of the window episodes since t last moved."""
+
+    cfg: ResetConfig
+    steps: int  # the chain's length
+    t: int = -1  # -1: the chain's last point (set in __post_init__)
+    outcomes: deque[bool] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if self.t < 0:
+            self.t = self.steps
+        self.outcomes = deque(self.outcomes, maxlen=self.cfg.history)
+
+    def record(self, outcomes: Iterable[bool]) -> bool:
+        """Count window episodes' successes in order; True when t moved."""
+        moved = False
+        for success in outcomes:
+            if self.t <= 0:
+                break
+            self.outcomes.append(bool(success))
+            if len(self.outcomes) == self.cfg.history and np.mean(self.outcomes) >= self.cfg.threshold:
+                self.t = max(0, self.t - self.cfg.step_back)
+                self.outcomes.clear()
+                moved = True
+        return moved
+
+    def scalars(self) -> dict[str, float]:
+        return {"backward/frontier": self.t / self.steps,
+                "backward/success": float(np.mean(self.outcomes)) if self.outcomes else float("nan")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "outcomes": list(self.outcomes)}
+
+    def load_state_dict(self, data: Mapping[str, Any]) -> None:
+        self.t = int(data["t"])
+        self.outcomes = deque((bool(x) for x in data["outcomes"]), maxlen=self.cfg.history)
+
+
+def window_outcomes(summaries: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """The successes of the episodes among ``summaries`` that started in the window (they move t)."""
+    return [bool(s["chain_success"]) for s in summaries if s.get("chain_window")]
