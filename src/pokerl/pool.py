@@ -7,6 +7,7 @@ Observations, rewards, done flags and final observations live in shared memory t
 and the trainer reads as NumPy views; actions go the other way. A step is one small message per
 worker over a pipe (blocking, so an idle process sleeps instead of spinning: this matters on
 2-core machines). Only episode summaries, at the end of an episode, travel as pickled messages.
+The worker side (an env group, a worker's main loop) is :mod:`pokerl.worker`.
 
 The vocabulary is Gymnasium's vector API: ``single_observation_space``, ``single_action_space``,
 ``reset() -> (obs, infos)``, ``step(actions) -> (obs, rewards, terminated, truncated, infos)``.
@@ -35,8 +36,7 @@ import multiprocessing as mp
 import signal
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -45,16 +45,11 @@ import gymnasium as gym
 import numpy as np
 
 from pokerl.archive import Entry
-from pokerl.errors import PokerlError, one_line
-from pokerl.interrupt import ignore_stop_signals
+from pokerl.errors import PokerlError
 from pokerl.spec import GameSpec
+from pokerl.worker import EnvFn, EnvGroup, Episodes, Obs, Offers, allocate, array_specs, prefixed, serve, views
 
-EnvFn = Callable[[], gym.Env]
-Episodes = list[tuple[int, dict[str, Any]]]
-Offers = list[tuple[int, Entry]]  # (env index, archive entry offered)
-Obs = dict[str, np.ndarray]
 StepResult = tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
-Specs = dict[str, tuple[tuple[int, ...], str]]
 
 MODES = ("serial", "inline", "workers", "async")
 
@@ -101,134 +96,6 @@ class WorkerLost(Exception):
     """A worker process died or did not answer in time; the pool restarts it."""
 
 
-def _specs(obs_space: gym.spaces.Dict, n: int) -> Specs:
-    """Shape and dtype of every shared array: observations, final observations, rewards, flags, actions."""
-    specs: Specs = {}
-    for prefix in ("obs/", "final/"):
-        specs.update({prefix + k: ((n, *sp.shape), np.dtype(sp.dtype).str) for k, sp in obs_space.spaces.items()})
-    specs.update({
-        "rewards": ((n,), np.dtype(np.float32).str),
-        "terminated": ((n,), np.dtype(np.bool_).str),
-        "truncated": ((n,), np.dtype(np.bool_).str),
-        "actions": ((n,), np.dtype(np.int64).str),
-    })
-    return specs
-
-
-def _views(raw: dict[str, Any], specs: Specs) -> dict[str, np.ndarray]:
-    """NumPy views of raw buffers laid out by ``specs``."""
-    return {name: np.frombuffer(raw[name], dtype=np.dtype(dt)).reshape(shape) for name, (shape, dt) in specs.items()}
-
-
-def _alloc(specs: Specs, alloc: Callable[[int], Any]) -> dict[str, Any]:
-    return {name: alloc(max(int(np.prod(shape)) * np.dtype(dt).itemsize, 1)) for name, (shape, dt) in specs.items()}
-
-
-def _prefixed(arrays: dict[str, np.ndarray], prefix: str, index: Any = slice(None)) -> Obs:
-    return {k[len(prefix):]: v[index] for k, v in arrays.items() if k.startswith(prefix)}
-
-
-class _EnvGroup:
-    """Envs [start, start + len(envs)) writing into a set of (shared) arrays."""
-
-    def __init__(self, envs: list[gym.Env], start: int, arrays: dict[str, np.ndarray],
-                 space: gym.spaces.Dict) -> None:
-        for env in envs:
-            if env.observation_space != space:
-                raise RuntimeError(f"an env's observation space {env.observation_space} is not the pool's {space}")
-        self.envs, self.start = envs, start
-        rows = slice(start, start + len(envs))
-        self.obs, self.final = _prefixed(arrays, "obs/", rows), _prefixed(arrays, "final/", rows)
-        self.rewards, self.actions = arrays["rewards"][rows], arrays["actions"][rows]
-        self.terminated, self.truncated = arrays["terminated"][rows], arrays["truncated"][rows]
-
-    @staticmethod
-    def _write(dst: Obs, i: int, obs: Obs) -> None:
-        for k, v in obs.items():
-            dst[k][i] = v
-
-    def reset(self, seed: int | None) -> None:
-        for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=None if seed is None else seed + self.start + i)
-            self._write(self.obs, i, obs)
-        self.rewards[:] = 0
-        self.terminated[:] = False
-        self.truncated[:] = False
-
-    def step(self) -> tuple[Episodes, Offers]:
-        episodes: Episodes = []
-        offers: Offers = []
-        for i, env in enumerate(self.envs):
-            obs, reward, terminated, truncated, info = env.step(self.actions[i])
-            if "archive_entry" in info:
-                offers.append((self.start + i, info["archive_entry"]))
-            if terminated or truncated:
-                episodes.append((self.start + i, info.get("episode", {})))
-                self._write(self.final, i, obs)
-                obs, _ = env.reset()
-            self._write(self.obs, i, obs)
-            self.rewards[i] = reward
-            self.terminated[i] = terminated
-            self.truncated[i] = truncated
-        return episodes, offers
-
-    def set_archive(self, entries: list[Entry]) -> None:
-        for env in self.envs:
-            env.unwrapped.set_archive(entries)  # type: ignore[attr-defined]
-
-    def jump(self, jumps: list[tuple[int, Entry]]) -> Episodes:
-        """Envs (pool indices) end their episodes and start at the given entries."""
-        episodes: Episodes = []
-        for index, entry in jumps:
-            summary, obs = self.envs[index - self.start].unwrapped.jump(entry)  # type: ignore[attr-defined]
-            episodes.append((index, summary))
-            self._write(self.obs, index - self.start, obs)
-        return episodes
-
-    def get_states(self) -> list[dict[str, Any]]:
-        return [env.unwrapped.get_state() for env in self.envs]  # type: ignore[attr-defined]
-
-    def set_states(self, states: list[dict[str, Any]]) -> None:
-        for i, (env, state) in enumerate(zip(self.envs, states, strict=True)):
-            self._write(self.obs, i, env.unwrapped.set_state(state))  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        for env in self.envs:
-            with contextlib.suppress(Exception):
-                env.close()
-
-
-def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, Any], specs: Specs,
-            space: gym.spaces.Dict) -> None:
-    """Worker process main loop: build envs, then serve reset/step/snapshot/close commands."""
-    # Ctrl-C and SIGTERM may reach every process of the group: the trainer decides what they mean
-    # (finish the update, checkpoint, then close the workers), so workers ignore them.
-    ignore_stop_signals()
-    group = None
-    try:
-        group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs), space)
-        conn.send(("ok", None))
-        commands = {"step": lambda _: group.step(), "reset": group.reset, "get_states": lambda _: group.get_states(),
-                    "set_states": group.set_states, "set_archive": group.set_archive, "jump": group.jump}
-        while True:
-            cmd, arg = conn.recv()
-            if cmd == "close":
-                break
-            conn.send(("ok", commands[cmd](arg)))
-    except KeyboardInterrupt:
-        pass
-    except PokerlError as err:
-        with contextlib.suppress(Exception):
-            conn.send(("pokerl_error", one_line(err)))
-    except Exception as err:  # report anything else with its traceback
-        with contextlib.suppress(Exception):
-            conn.send(("error", f"{one_line(err)}\n{traceback.format_exc()}"))
-    finally:
-        if group is not None:
-            group.close()
-        conn.close()
-
-
 class VectorPool:
     """``num_envs`` envs in ``num_workers`` groups; see the module docstring."""
 
@@ -248,7 +115,7 @@ class VectorPool:
         self.single_observation_space: gym.spaces.Dict = spec.observation_space
         self.single_action_space: gym.spaces.Discrete = spec.action_space
         self._ctx = ctx = mp.get_context(context)
-        self._specs = specs = _specs(self.single_observation_space, n)
+        self._specs = specs = array_specs(self.single_observation_space, n)
         self._env_fns = list(env_fns)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
         self.restarts = 0  # worker processes restarted so far
@@ -264,10 +131,10 @@ class VectorPool:
         self._entries: list[Entry] = []  # the run's archive as last handed over: a restarted worker gets it too
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
-        self._raw = _alloc(specs, alloc)
-        self._arrays = _views(self._raw, specs)
+        self._raw = allocate(specs, alloc)
+        self._arrays = views(self._raw, specs)
         self._remote = remote
-        self._local: _EnvGroup | None = None  # group 0 when this process steps it
+        self._local: EnvGroup | None = None  # group 0 when this process steps it
         self._conns: dict[int, Connection] = {}
         self._procs: dict[int, Any] = {}
         self._busy = [False] * num_workers
@@ -276,7 +143,7 @@ class VectorPool:
             for w in self._remote:
                 self._start(w)
             if inline:  # built while the worker processes boot theirs
-                self._local = _EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays, self.single_observation_space)
+                self._local = EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays, self.single_observation_space)
             for w in self._remote:
                 self._ready(w)
         except BaseException:
@@ -288,7 +155,7 @@ class VectorPool:
         per = self.per_worker
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_worker, daemon=True, name=f"pokerl-worker-{w}",
+            target=serve, daemon=True, name=f"pokerl-worker-{w}",
             args=(child, self._env_fns[w * per : (w + 1) * per], w * per, self._raw, self._specs,
                   self.single_observation_space),
         )
@@ -368,7 +235,7 @@ class VectorPool:
         a = self._arrays
         done = a["terminated"][index] | a["truncated"][index]
         # views for the whole pool; for a group (fancy index: a copy) only when one of its envs ended
-        final = _prefixed(a, "final/", index) if isinstance(index, slice) or done.any() else {}
+        final = prefixed(a, "final/", index) if isinstance(index, slice) or done.any() else {}
         return {"episodes": episodes, "final_obs": final, "_final_obs": done, "archive_entries": offers}
 
     # ---------------------------------------------------------------- synchronous API
@@ -380,7 +247,7 @@ class VectorPool:
             self._local.reset(seed)
         self._replies("reset", [seed] * self.num_workers)
         self._busy = [False] * self.num_workers
-        return _prefixed(self._arrays, "obs/"), {}
+        return prefixed(self._arrays, "obs/"), {}
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Step every env with ``actions`` (num_envs,); autoreset; returns views and infos."""
@@ -401,7 +268,7 @@ class VectorPool:
         a = self._arrays
         infos = self._infos(episodes, offers)
         infos["restarted"] = lost
-        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], infos
+        return prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], infos
 
     def _step_local(self) -> tuple[Episodes, Offers]:
         if self._local is None:
@@ -446,7 +313,7 @@ class VectorPool:
         episodes = self._local.jump(groups[0]) if self._local is not None else []
         for finished in self._replies("jump", groups):
             episodes.extend(finished)
-        return _prefixed(self._arrays, "obs/"), episodes
+        return prefixed(self._arrays, "obs/"), episodes
 
     def get_states(self) -> list[dict[str, Any]]:
         """Snapshots of every env (for exact resume from a checkpoint)."""
@@ -466,7 +333,7 @@ class VectorPool:
         if self._local is not None:
             self._local.set_states(states[:per])
         self._replies("set_states", groups)
-        return _prefixed(self._arrays, "obs/")
+        return prefixed(self._arrays, "obs/")
 
     # ---------------------------------------------------------------- asynchronous API
     def send(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
@@ -518,7 +385,7 @@ class VectorPool:
         a = self._arrays
         infos = self._infos(episodes, offers, env_ids)
         infos["restarted"] = lost_rows
-        return (env_ids, _prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
+        return (env_ids, prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
                 a["truncated"][env_ids], infos)
 
     # ---------------------------------------------------------------- shutdown
