@@ -29,7 +29,7 @@ SMALL = [
 
 
 def worker_pid(trainer: Trainer, w: int) -> int:
-    return int(trainer.pool._procs[w].pid)
+    return trainer.pool.worker_pids()[w]
 
 
 @pytest.mark.parametrize("layout", [["pool.mode=inline", "pool.workers=2"], ["pool.mode=async", "pool.workers=2"]],
@@ -95,9 +95,7 @@ def test_a_checkpoint_that_restarts_a_worker_starts_its_fresh_envs_episodes(tmp_
     def kill_then_checkpoint(t: Trainer) -> None:
         if t.update == 1:  # 16 steps into 24-step episodes: every env is mid-episode
             assert t.starts.tolist() == [0.0] * 4
-            victim = t.pool._procs[1]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.join()
+            os.kill(worker_pid(t, 1), signal.SIGKILL)
             carried.append(t.checkpoint_payload()["carry"]["starts"].tolist())
 
     trainer.run(after_update=kill_then_checkpoint)
@@ -114,7 +112,7 @@ if __name__ == "__main__":  # the workers are spawned: they import this file
     trainer = Trainer(compose_train_config(sys.argv[1:]))
     rank = dist.get_rank()
     try:
-        trainer.run(after_update=lambda t: rank == 1 and os.kill(t.pool._procs[1].pid, signal.SIGKILL))
+        trainer.run(after_update=lambda t: rank == 1 and os.kill(t.pool.worker_pids()[1], signal.SIGKILL))
     except PokerlError as err:
         print(f"rank{rank}: {err}", flush=True)
 """
@@ -204,9 +202,7 @@ def test_a_worker_lost_between_steps_is_restarted_by_the_next_command() -> None:
     with VectorPool([fn] * 4, spec, 2, inline=True, step_timeout_s=60, start_timeout_s=120) as pool:
         pool.reset(seed=0)
         pool.step(np.zeros(4, np.int64))
-        victim = pool._procs[1]
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.join()
+        os.kill(pool.worker_pids()[1], signal.SIGKILL)
         states = pool.get_states()
         assert len(states) == 4 and pool.restarts == 1 and states[2]["steps"] == 0  # fresh envs
         *_, infos = pool.step(np.zeros(4, np.int64))
@@ -240,9 +236,7 @@ def test_a_restarted_worker_gets_the_archive_and_async_recv_reports_it() -> None
     with VectorPool([fn] * 4, spec, 2, inline=False, step_timeout_s=60, start_timeout_s=120) as pool:
         pool.set_archive([entry])
         pool.reset(seed=0)
-        victim = pool._procs[1]
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.join()
+        os.kill(pool.worker_pids()[1], signal.SIGKILL)
         states = pool.get_states()
         assert pool.restarts == 1 and states[2]["steps"] == 0  # fresh envs ...
         assert [s["start"] is not None for s in states] == [True] * 4  # ... started from the archive
@@ -273,9 +267,7 @@ def test_a_worker_restarted_after_set_states_seeds_its_fresh_envs() -> None:
                 pool.step(np.ones(4, np.int64))
                 saved = pool.get_states()
             pool.set_states(saved, seed=4)
-            victim = pool._procs[1]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.join()
+            os.kill(pool.worker_pids()[1], signal.SIGKILL)
             states = pool.get_states()
             assert pool.restarts == 1 and states[2]["steps"] == 0 and states[0]["steps"] == 1
             fresh.append([(s["np_random"], s["emulator"]) for s in states[2:]])

@@ -335,6 +335,11 @@ class VectorPool:
         self._replies("set_states", groups)
         return prefixed(self._arrays, "obs/")
 
+    def worker_pids(self) -> dict[int, int]:
+        """The process id of each worker group stepped by a process of its own (group 0 is absent
+        when this process steps it); a restarted worker has a new one."""
+        return {w: int(proc.pid) for w, proc in self._procs.items()}
+
     # ---------------------------------------------------------------- asynchronous API
     def send(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
         """Start stepping the workers that own ``env_ids`` (whole worker groups) with ``actions``."""
