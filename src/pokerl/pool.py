@@ -6,8 +6,9 @@ own; one group, inline, is the serial pool (no process at all, for debugging and
 Observations, rewards, done flags and final observations live in shared memory that workers write
 and the trainer reads as NumPy views; actions go the other way. A step is one small message per
 worker over a pipe (blocking, so an idle process sleeps instead of spinning: this matters on
-2-core machines). Only episode summaries, at the end of an episode, travel as pickled messages.
-The worker side (an env group, a worker's main loop) is :mod:`pokerl.worker`.
+2-core machines). Only episode summaries, at the end of an episode, and what :meth:`VectorPool.call`
+and its kin return travel as pickled messages. The worker side (an env group, a worker's main loop)
+is :mod:`pokerl.worker`.
 
 The vocabulary is Gymnasium's vector API: ``single_observation_space``, ``single_action_space``,
 ``reset() -> (obs, infos)``, ``step(actions) -> (obs, rewards, terminated, truncated, infos)``.
@@ -15,8 +16,10 @@ Envs reset themselves when an episode ends, in the same step (Gymnasium's same-s
 the observation returned for that env is the first of its next episode, and ``infos["final_obs"]``
 holds the last one, valid where ``infos["_final_obs"]`` is set. ``infos["episodes"]`` lists
 ``(env index, summary)`` for each finished episode, ``infos["archive_entries"]`` ``(env index,
-entry)`` for each state offered to the milestone archive; :meth:`VectorPool.set_archive` hands
-the envs the archive, :meth:`VectorPool.jump` moves envs to an archived state (swarm resets).
+entry)`` for each state offered to the milestone archive. :meth:`VectorPool.call` and
+:meth:`VectorPool.get_attr` reach every env's own methods and attributes (handing them the archive,
+snapshots for exact resume), :meth:`VectorPool.call_at` one method on chosen envs with arguments
+of their own (restoring snapshots, swarm jumps).
 
 Inline stepping saves a process, its wake-ups and a core left idle while this process would only
 wait (measured with 8 envs on 2 cores: ~7% more env steps/s than two worker processes in
@@ -44,7 +47,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from pokerl.archive import Entry
 from pokerl.errors import PokerlError
 from pokerl.spec import GameSpec
 from pokerl.worker import EnvFn, EnvGroup, Episodes, Obs, Offers, allocate, array_specs, prefixed, serve, views
@@ -126,9 +128,11 @@ class VectorPool:
                           and threading.current_thread() is threading.main_thread())
         if self._watchdog:
             faulthandler.register(signal.SIGALRM, file=sys.__stderr__, all_threads=True, chain=True)
-        self._seed: int | None = None  # the last reset's seed: restarted envs get new seeds after it
+        # the envs' seeds as of the last reset: a restarted worker's fresh envs get seeds after them (a
+        # caller that restores envs by set_state instead of a reset sets it to what the reset would have had)
+        self.seed: int | None = None
         self._restarted_between: list[int] = []  # workers restarted outside a step: reported by the next
-        self._entries: list[Entry] = []  # the run's archive as last handed over: a restarted worker gets it too
+        self._replayed: dict[str, tuple[Any, ...]] = {}  # call(..., replay=True) by method: a restart repeats it
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
         self._raw = allocate(specs, alloc)
@@ -180,10 +184,10 @@ class VectorPool:
         self._start(w)
         self._ready(w)
         self.restarts += 1
-        if self._entries:  # before the reset: its fresh envs may start from the archive too
-            self._conns[w].send(("set_archive", self._entries))
+        for name, args in self._replayed.items():  # before the reset: it may depend on them (the archive)
+            self._conns[w].send(("call", (name, args)))
             self._reply(w, self.start_timeout_s)
-        seed = None if self._seed is None else self._seed + self.num_envs * (1000 + self.restarts)
+        seed = None if self.seed is None else self.seed + self.num_envs * (1000 + self.restarts)
         self._conns[w].send(("reset", seed))
         self._reply(w, self.start_timeout_s)
         print(f"pokerl: warning: {why}: restarted it with fresh envs (restart {self.restarts} of this run)",
@@ -231,6 +235,13 @@ class VectorPool:
                 out.append(self._reply(w, self.start_timeout_s))
         return out
 
+    def _everywhere(self, cmd: str, args: Sequence[Any]) -> list[Any]:
+        """Every group's answer to ``cmd`` with ``args[w]``, in group order; the worker processes work
+        on theirs while this process runs group 0."""
+        self._command(cmd, args)
+        local = [self._local.handle(cmd, args[0])] if self._local is not None else []
+        return local + self._replies(cmd, args)
+
     def _infos(self, episodes: Episodes, offers: Offers, index: Any = slice(None)) -> dict[str, Any]:
         a = self._arrays
         done = a["terminated"][index] | a["truncated"][index]
@@ -241,11 +252,8 @@ class VectorPool:
     # ---------------------------------------------------------------- synchronous API
     def reset(self, seed: int | None = None) -> tuple[Obs, dict[str, Any]]:
         """Reset every env (env i with ``seed + i``); returns the observations (views) and infos."""
-        self._seed = seed
-        self._command("reset", [seed] * self.num_workers)
-        if self._local is not None:
-            self._local.reset(seed)
-        self._replies("reset", [seed] * self.num_workers)
+        self.seed = seed
+        self._everywhere("reset", [seed] * self.num_workers)
         self._busy = [False] * self.num_workers
         return prefixed(self._arrays, "obs/"), {}
 
@@ -296,44 +304,44 @@ class VectorPool:
             return envs
         return np.flatnonzero(np.isin(index, envs))
 
-    def set_archive(self, entries: list[Entry]) -> None:
-        """Hand every env the run's archive entries (where frontier resets start)."""
-        self._entries = list(entries)
-        self._command("set_archive", [entries] * self.num_workers)
-        if self._local is not None:
-            self._local.set_archive(entries)
-        self._replies("set_archive", [entries] * self.num_workers)
+    # ---------------------------------------------------------------- the envs' own methods and attributes
+    def call(self, name: str, *args: Any, replay: bool = False) -> tuple[Any, ...]:
+        """``env.unwrapped.<name>(*args)`` on every env; the results in env order (Gymnasium's ``call``).
 
-    def jump(self, jumps: Sequence[tuple[int, Entry]]) -> tuple[Obs, Episodes]:
-        """Envs (indices) end their episodes as truncated and start at the given entries; returns the
-        observations (views) and the ended episodes' summaries."""
-        per = self.per_worker
-        groups = [[(i, e) for i, e in jumps if i // per == w] for w in range(self.num_workers)]
-        self._command("jump", groups)
-        episodes = self._local.jump(groups[0]) if self._local is not None else []
-        for finished in self._replies("jump", groups):
-            episodes.extend(finished)
-        return prefixed(self._arrays, "obs/"), episodes
+        ``replay``: the fresh envs of a worker restarted later get this call too, before their reset
+        (the last such call of each method is kept): what every env must hold for the whole run,
+        such as the archive frontier resets start from.
+        """
+        if replay:
+            self._replayed[name] = args
+        return tuple(r for group in self._everywhere("call", [(name, args)] * self.num_workers) for r in group)
 
-    def get_states(self) -> list[dict[str, Any]]:
-        """Snapshots of every env (for exact resume from a checkpoint)."""
-        self._command("get_states")
-        local = self._local.get_states() if self._local is not None else []
-        return local + [state for states in self._replies("get_states") for state in states]
+    def call_at(self, name: str, env_ids: Sequence[int], *args: Sequence[Any]) -> tuple[Any, ...]:
+        """``env.unwrapped.<name>(args[0][j], args[1][j], ...)`` on env ``env_ids[j]``; the results in
+        that order. For what takes an argument of each env's own (a snapshot, an archive entry).
 
-    def set_states(self, states: Sequence[dict[str, Any]], seed: int | None = None) -> Obs:
-        """Restore snapshots from :meth:`get_states`; returns the observations (views). ``seed``: what a
-        :meth:`reset` would have been given, so a worker restarted later seeds its fresh envs after it."""
-        self._seed = seed
-        states, per = list(states), self.per_worker
-        if len(states) != self.num_envs:
-            raise ValueError(f"{len(states)} env snapshots for {self.num_envs} envs")
-        groups = [states[w * per : (w + 1) * per] for w in range(self.num_workers)]
-        self._command("set_states", groups)
-        if self._local is not None:
-            self._local.set_states(states[:per])
-        self._replies("set_states", groups)
-        return prefixed(self._arrays, "obs/")
+        Methods that move an env elsewhere (``set_state``, ``jump``) return its new observation: the
+        caller keeps it where it keeps the observations of the last ``reset``/``step``. The pool's
+        buffers are written by ``reset`` and ``step`` only: a generic call cannot know which results
+        are observations, and the next step overwrites the buffers anyway.
+        """
+        if any(len(a) != len(env_ids) for a in args):
+            raise ValueError(f"{name}: {[len(a) for a in args]} arguments for {len(env_ids)} envs")
+        calls: list[list[tuple[int, tuple[Any, ...]]]] = [[] for _ in range(self.num_workers)]
+        order: list[list[int]] = [[] for _ in range(self.num_workers)]  # positions in env_ids, by group
+        for j, i in enumerate(env_ids):
+            calls[int(i) // self.per_worker].append((int(i), tuple(a[j] for a in args)))
+            order[int(i) // self.per_worker].append(j)
+        results: list[Any] = [None] * len(env_ids)
+        for positions, out in zip(order, self._everywhere("call_at", [(name, c) for c in calls]), strict=True):
+            for j, r in zip(positions, out, strict=True):
+                results[j] = r
+        return tuple(results)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """``env.unwrapped.<name>`` of every env, in env order (Gymnasium's ``get_attr``); from a worker
+        process it arrives as a pickled copy."""
+        return tuple(r for group in self._everywhere("get_attr", [name] * self.num_workers) for r in group)
 
     def worker_pids(self) -> dict[int, int]:
         """The process id of each worker group stepped by a process of its own (group 0 is absent
@@ -382,7 +390,7 @@ class VectorPool:
                 self._busy[w] = False
                 done.append(w)
         done.sort()
-        # workers restarted by a command since their last step (set_archive, get_states, jump)
+        # workers restarted by a call, call_at or get_attr since their last step
         restarted += [w for w in done if w in self._restarted_between and w not in restarted]
         self._restarted_between = [w for w in self._restarted_between if w not in done]
         env_ids = np.concatenate([np.arange(w * self.per_worker, (w + 1) * self.per_worker) for w in done])

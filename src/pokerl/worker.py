@@ -77,6 +77,22 @@ class EnvGroup:
         for k, v in obs.items():
             dst[k][i] = v
 
+    def handle(self, cmd: str, arg: Any) -> Any:
+        """Run one of the pool's commands (``reset``, ``step``, ``call``, ``call_at``, ``get_attr``) on this group."""
+        if cmd == "reset":
+            return self.reset(arg)
+        if cmd == "step":
+            return self.step()
+        if cmd == "call":
+            name, args = arg
+            return [getattr(env.unwrapped, name)(*args) for env in self.envs]
+        if cmd == "call_at":
+            name, calls = arg
+            return [getattr(self.envs[i - self.start].unwrapped, name)(*args) for i, args in calls]
+        if cmd == "get_attr":
+            return [getattr(env.unwrapped, arg) for env in self.envs]
+        raise ValueError(f"unknown pool command {cmd!r}")
+
     def reset(self, seed: int | None) -> None:
         for i, env in enumerate(self.envs):
             obs, _ = env.reset(seed=None if seed is None else seed + self.start + i)
@@ -102,26 +118,6 @@ class EnvGroup:
             self.truncated[i] = truncated
         return episodes, offers
 
-    def set_archive(self, entries: list[Entry]) -> None:
-        for env in self.envs:
-            env.unwrapped.set_archive(entries)  # type: ignore[attr-defined]
-
-    def jump(self, jumps: list[tuple[int, Entry]]) -> Episodes:
-        """Envs (pool indices) end their episodes and start at the given entries."""
-        episodes: Episodes = []
-        for index, entry in jumps:
-            summary, obs = self.envs[index - self.start].unwrapped.jump(entry)  # type: ignore[attr-defined]
-            episodes.append((index, summary))
-            self._write(self.obs, index - self.start, obs)
-        return episodes
-
-    def get_states(self) -> list[dict[str, Any]]:
-        return [env.unwrapped.get_state() for env in self.envs]  # type: ignore[attr-defined]
-
-    def set_states(self, states: list[dict[str, Any]]) -> None:
-        for i, (env, state) in enumerate(zip(self.envs, states, strict=True)):
-            self._write(self.obs, i, env.unwrapped.set_state(state))  # type: ignore[attr-defined]
-
     def close(self) -> None:
         for env in self.envs:
             with contextlib.suppress(Exception):
@@ -130,7 +126,8 @@ class EnvGroup:
 
 def serve(conn: Connection, env_fns: Sequence[EnvFn], start: int, raw: dict[str, Any], specs: Specs,
           space: gym.spaces.Dict) -> None:
-    """Worker process main loop: build envs, then serve reset/step/snapshot/close commands."""
+    """Worker process main loop: build the envs, answer ``("ok", None)``, then answer each command
+    ``(cmd, arg)`` with ``("ok", result)`` until ``close``; a failure is answered with its message."""
     # Ctrl-C and SIGTERM may reach every process of the group: the trainer decides what they mean
     # (finish the update, checkpoint, then close the workers), so workers ignore them.
     ignore_stop_signals()
@@ -138,13 +135,11 @@ def serve(conn: Connection, env_fns: Sequence[EnvFn], start: int, raw: dict[str,
     try:
         group = EnvGroup([fn() for fn in env_fns], start, views(raw, specs), space)
         conn.send(("ok", None))
-        commands = {"step": lambda _: group.step(), "reset": group.reset, "get_states": lambda _: group.get_states(),
-                    "set_states": group.set_states, "set_archive": group.set_archive, "jump": group.jump}
         while True:
             cmd, arg = conn.recv()
             if cmd == "close":
                 break
-            conn.send(("ok", commands[cmd](arg)))
+            conn.send(("ok", group.handle(cmd, arg)))
     except KeyboardInterrupt:
         pass
     except PokerlError as err:
