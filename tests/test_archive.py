@@ -139,7 +139,7 @@ def test_an_entry_continues_identically_in_another_worker() -> None:
     here.set_archive([entry])
     obs_here, _ = here.reset(seed=8)
     with VectorPool([fn], spec, 1, inline=False) as pool:
-        pool.set_archive([entry])
+        pool.call("set_archive", [entry])
         obs_there, _ = pool.reset(seed=8)
         assert here.profile.read_ram(here.session.memory)["map_id"] == 1  # on Route 1, not in town
         for a in actions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
+import os
 
 import numpy as np
 import pytest
@@ -20,6 +21,15 @@ ENV_FN = functools.partial(make_env, spec=SPEC, writes={"ballast": 0})
 
 def make_pool(n: int, workers: int = 1, inline: bool = True) -> VectorPool:
     return VectorPool([ENV_FN] * n, SPEC, workers, inline=inline)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a child not yet joined counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def rollout(workers: int, actions: np.ndarray, seed: int = 3,
@@ -59,9 +69,10 @@ def test_shared_and_serial_give_identical_trajectories(inline: bool) -> None:
 def test_different_seeds_give_different_games() -> None:
     # env i is seeded seed+i: the RNG field written into the game differs between envs
     with make_pool(2) as pool:
-        assert not pool._procs  # serial: one inline group, no process
+        assert pool.worker_pids() == {}  # serial: one inline group, no process
         pool.reset(seed=11)
-        rngs = [env.unwrapped.profile.ram["rng"].read(env.unwrapped.session.memory) for env in pool._local.envs]
+        rngs = [profile.ram["rng"].read(session.memory)
+                for profile, session in zip(pool.get_attr("profile"), pool.get_attr("session"), strict=True)]
     assert rngs[0] != rngs[1]
 
 
@@ -87,18 +98,40 @@ def test_snapshots_restore_envs_exactly(inline: bool) -> None:
     with make_pool(4, 2, inline) as pool:
         pool.reset(seed=5)
         for a in actions[:6]:
-            pool.step(a)
-        states = pool.get_states()
+            before = pool.step(a)[0]["screen"].copy()
+        states = pool.call("get_state")
         after = [pool.step(a)[0]["screen"].copy() for a in actions[6:]]
-        pool.set_states(states)
+        restored = pool.call_at("set_state", range(4), states)
+        np.testing.assert_array_equal(np.stack([obs["screen"] for obs in restored]), before)
         again = [pool.step(a)[0]["screen"].copy() for a in actions[6:]]
     for x, y in zip(after, again, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
+def test_call_at_gives_each_chosen_env_its_own_arguments_across_workers() -> None:
+    """Envs 3 and 2 (worker 1) and 0 (worker 0) get each other's snapshots, in the order asked; env 1 is
+    left alone. The results come back in that order too."""
+    with make_pool(4, 2, inline=False) as pool:
+        pool.reset(seed=5)
+        for _ in range(8):  # each env walks its own way: four different screens
+            obs, *_ = pool.step(np.array([0, 1, 2, 3]))
+        screens = obs["screen"].copy()
+        assert len({screen.tobytes() for screen in screens}) == 4
+        states = pool.call("get_state")
+        pool.step(np.ones(4, np.int64))
+        with pytest.raises(ValueError, match="arguments for 3 envs"):
+            pool.call_at("set_state", [3, 0, 2], states[:2])
+        restored = pool.call_at("set_state", [3, 0, 2], [states[0], states[3], states[1]])
+        np.testing.assert_array_equal(np.stack([r["screen"] for r in restored]), screens[[0, 3, 1]])
+        now = pool.call("get_state")
+        assert [s["steps"] for s in now] == [8, 9, 8, 8]  # env 1 stepped on; the others are back
+        assert [now[i]["np_random"] for i in (0, 2, 3)] == [states[i]["np_random"] for i in (3, 1, 0)]
+        assert [w["ballast"] for w in pool.get_attr("writes")] == [0] * 4
+
+
 def test_inline_pool_steps_worker_0_in_this_process() -> None:
     with make_pool(4, 2, inline=True) as pool:
-        assert len(pool._procs) == 1 and pool._local is not None and len(pool._local.envs) == 2
+        assert list(pool.worker_pids()) == [1]  # group 0 has no process: this one steps it
         pool.reset(seed=0)
         # the group-wise asynchronous API needs every group in a process of its own
         with pytest.raises(RuntimeError, match="inline=False"):
@@ -117,11 +150,11 @@ def test_bad_rom_in_worker_is_a_clear_error_and_no_process_is_left(tmp_path, inl
 @pytest.mark.parametrize("inline", [False, True], ids=["workers", "inline"])
 def test_close_stops_workers(inline: bool) -> None:
     pool = make_pool(4, 2, inline)
-    procs = list(pool._procs.values())
-    assert len(procs) == (1 if inline else 2)
-    assert all(p.is_alive() for p in procs)
+    pids = list(pool.worker_pids().values())
+    assert len(pids) == (1 if inline else 2)
+    assert all(alive(pid) for pid in pids)
     pool.close()
-    assert not any(p.is_alive() for p in procs)
+    assert not any(alive(pid) for pid in pids)
 
 
 @pytest.mark.parametrize(("workers", "inline"), [(1, True), (2, True), (2, False)], ids=["serial", "inline", "workers"])

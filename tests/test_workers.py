@@ -29,7 +29,7 @@ SMALL = [
 
 
 def worker_pid(trainer: Trainer, w: int) -> int:
-    return int(trainer.pool._procs[w].pid)
+    return trainer.pool.worker_pids()[w]
 
 
 @pytest.mark.parametrize("layout", [["pool.mode=inline", "pool.workers=2"], ["pool.mode=async", "pool.workers=2"]],
@@ -86,7 +86,7 @@ def test_too_many_restarts_stop_the_run_after_a_checkpoint(tmp_path: Path) -> No
 
 
 def test_a_checkpoint_that_restarts_a_worker_starts_its_fresh_envs_episodes(tmp_path: Path) -> None:
-    """A worker lost just as the trainer checkpoints: get_states restarts it, and the checkpoint says
+    """A worker lost just as the trainer checkpoints: the call for the envs' states restarts it, and the checkpoint says
     its fresh envs are at an episode start (not mid-episode beside the old LSTM state)."""
     trainer = Trainer(compose_train_config([*SMALL, "pool.mode=inline", "pool.workers=2", "total_steps=64",
                                             "log.checkpoint_every=1000", f"run_dir={tmp_path}"]))
@@ -95,9 +95,7 @@ def test_a_checkpoint_that_restarts_a_worker_starts_its_fresh_envs_episodes(tmp_
     def kill_then_checkpoint(t: Trainer) -> None:
         if t.update == 1:  # 16 steps into 24-step episodes: every env is mid-episode
             assert t.starts.tolist() == [0.0] * 4
-            victim = t.pool._procs[1]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.join()
+            os.kill(worker_pid(t, 1), signal.SIGKILL)
             carried.append(t.checkpoint_payload()["carry"]["starts"].tolist())
 
     trainer.run(after_update=kill_then_checkpoint)
@@ -114,7 +112,7 @@ if __name__ == "__main__":  # the workers are spawned: they import this file
     trainer = Trainer(compose_train_config(sys.argv[1:]))
     rank = dist.get_rank()
     try:
-        trainer.run(after_update=lambda t: rank == 1 and os.kill(t.pool._procs[1].pid, signal.SIGKILL))
+        trainer.run(after_update=lambda t: rank == 1 and os.kill(t.pool.worker_pids()[1], signal.SIGKILL))
     except PokerlError as err:
         print(f"rank{rank}: {err}", flush=True)
 """
@@ -189,7 +187,7 @@ def test_a_hang_in_the_trainer_process_dumps_the_stacks_and_exits(tmp_path: Path
 
 
 def test_a_worker_lost_between_steps_is_restarted_by_the_next_command() -> None:
-    """A worker killed while the trainer checkpoints: get_states restarts it and returns its fresh
+    """A worker killed while the trainer checkpoints: the call for the envs' states restarts it and returns its fresh
     envs' states; the next step reports its envs as restarted."""
     import functools
 
@@ -204,10 +202,8 @@ def test_a_worker_lost_between_steps_is_restarted_by_the_next_command() -> None:
     with VectorPool([fn] * 4, spec, 2, inline=True, step_timeout_s=60, start_timeout_s=120) as pool:
         pool.reset(seed=0)
         pool.step(np.zeros(4, np.int64))
-        victim = pool._procs[1]
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.join()
-        states = pool.get_states()
+        os.kill(pool.worker_pids()[1], signal.SIGKILL)
+        states = pool.call("get_state")
         assert len(states) == 4 and pool.restarts == 1 and states[2]["steps"] == 0  # fresh envs
         *_, infos = pool.step(np.zeros(4, np.int64))
         assert infos["restarted"].tolist() == [2, 3]
@@ -238,12 +234,10 @@ def test_a_restarted_worker_gets_the_archive_and_async_recv_reports_it() -> None
     fn = functools.partial(make_env, spec=spec, writes={"ballast": 0},
                            reset=ResetConfig(mode="frontier", fresh_share=0.0))
     with VectorPool([fn] * 4, spec, 2, inline=False, step_timeout_s=60, start_timeout_s=120) as pool:
-        pool.set_archive([entry])
+        pool.call("set_archive", [entry], replay=True)
         pool.reset(seed=0)
-        victim = pool._procs[1]
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.join()
-        states = pool.get_states()
+        os.kill(pool.worker_pids()[1], signal.SIGKILL)
+        states = pool.call("get_state")
         assert pool.restarts == 1 and states[2]["steps"] == 0  # fresh envs ...
         assert [s["start"] is not None for s in states] == [True] * 4  # ... started from the archive
         pool.send(np.zeros(4, np.int64), np.arange(4))
@@ -251,8 +245,8 @@ def test_a_restarted_worker_gets_the_archive_and_async_recv_reports_it() -> None
         assert env_ids[infos["restarted"]].tolist() == [2, 3]
 
 
-def test_a_worker_restarted_after_set_states_seeds_its_fresh_envs() -> None:
-    """A resumed run gets its envs back by set_states, not reset: a worker restarted later still seeds
+def test_a_worker_restarted_after_restored_snapshots_seeds_its_fresh_envs() -> None:
+    """A resumed run gets its envs back by set_state, not reset: a worker restarted later still seeds
     its fresh envs from the run's seed, so two resumes of one checkpoint play alike."""
     import functools
 
@@ -271,12 +265,11 @@ def test_a_worker_restarted_after_set_states_seeds_its_fresh_envs() -> None:
             if not saved:
                 pool.reset(seed=0)
                 pool.step(np.ones(4, np.int64))
-                saved = pool.get_states()
-            pool.set_states(saved, seed=4)
-            victim = pool._procs[1]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.join()
-            states = pool.get_states()
+                saved = pool.call("get_state")
+            pool.seed = 4
+            pool.call_at("set_state", range(4), saved)
+            os.kill(pool.worker_pids()[1], signal.SIGKILL)
+            states = pool.call("get_state")
             assert pool.restarts == 1 and states[2]["steps"] == 0 and states[0]["steps"] == 1
             fresh.append([(s["np_random"], s["emulator"]) for s in states[2:]])
     assert fresh[0] == fresh[1]

@@ -6,7 +6,9 @@ own; one group, inline, is the serial pool (no process at all, for debugging and
 Observations, rewards, done flags and final observations live in shared memory that workers write
 and the trainer reads as NumPy views; actions go the other way. A step is one small message per
 worker over a pipe (blocking, so an idle process sleeps instead of spinning: this matters on
-2-core machines). Only episode summaries, at the end of an episode, travel as pickled messages.
+2-core machines). Only episode summaries, at the end of an episode, and what :meth:`VectorPool.call`
+and its kin return travel as pickled messages. The worker side (an env group, a worker's main loop)
+is :mod:`pokerl.worker`.
 
 The vocabulary is Gymnasium's vector API: ``single_observation_space``, ``single_action_space``,
 ``reset() -> (obs, infos)``, ``step(actions) -> (obs, rewards, terminated, truncated, infos)``.
@@ -14,8 +16,10 @@ Envs reset themselves when an episode ends, in the same step (Gymnasium's same-s
 the observation returned for that env is the first of its next episode, and ``infos["final_obs"]``
 holds the last one, valid where ``infos["_final_obs"]`` is set. ``infos["episodes"]`` lists
 ``(env index, summary)`` for each finished episode, ``infos["archive_entries"]`` ``(env index,
-entry)`` for each state offered to the milestone archive; :meth:`VectorPool.set_archive` hands
-the envs the archive, :meth:`VectorPool.jump` moves envs to an archived state (swarm resets).
+entry)`` for each state offered to the milestone archive. :meth:`VectorPool.call` and
+:meth:`VectorPool.get_attr` reach every env's own methods and attributes (handing them the archive,
+snapshots for exact resume), :meth:`VectorPool.call_at` one method on chosen envs with arguments
+of their own (restoring snapshots, swarm jumps).
 
 Inline stepping saves a process, its wake-ups and a core left idle while this process would only
 wait (measured with 8 envs on 2 cores: ~7% more env steps/s than two worker processes in
@@ -35,8 +39,7 @@ import multiprocessing as mp
 import signal
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -44,17 +47,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from pokerl.archive import Entry
-from pokerl.errors import PokerlError, one_line
-from pokerl.interrupt import ignore_stop_signals
+from pokerl.errors import PokerlError
 from pokerl.spec import GameSpec
+from pokerl.worker import EnvFn, EnvGroup, Episodes, Obs, Offers, allocate, array_specs, prefixed, serve, views
 
-EnvFn = Callable[[], gym.Env]
-Episodes = list[tuple[int, dict[str, Any]]]
-Offers = list[tuple[int, Entry]]  # (env index, archive entry offered)
-Obs = dict[str, np.ndarray]
 StepResult = tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
-Specs = dict[str, tuple[tuple[int, ...], str]]
 
 MODES = ("serial", "inline", "workers", "async")
 
@@ -101,134 +98,6 @@ class WorkerLost(Exception):
     """A worker process died or did not answer in time; the pool restarts it."""
 
 
-def _specs(obs_space: gym.spaces.Dict, n: int) -> Specs:
-    """Shape and dtype of every shared array: observations, final observations, rewards, flags, actions."""
-    specs: Specs = {}
-    for prefix in ("obs/", "final/"):
-        specs.update({prefix + k: ((n, *sp.shape), np.dtype(sp.dtype).str) for k, sp in obs_space.spaces.items()})
-    specs.update({
-        "rewards": ((n,), np.dtype(np.float32).str),
-        "terminated": ((n,), np.dtype(np.bool_).str),
-        "truncated": ((n,), np.dtype(np.bool_).str),
-        "actions": ((n,), np.dtype(np.int64).str),
-    })
-    return specs
-
-
-def _views(raw: dict[str, Any], specs: Specs) -> dict[str, np.ndarray]:
-    """NumPy views of raw buffers laid out by ``specs``."""
-    return {name: np.frombuffer(raw[name], dtype=np.dtype(dt)).reshape(shape) for name, (shape, dt) in specs.items()}
-
-
-def _alloc(specs: Specs, alloc: Callable[[int], Any]) -> dict[str, Any]:
-    return {name: alloc(max(int(np.prod(shape)) * np.dtype(dt).itemsize, 1)) for name, (shape, dt) in specs.items()}
-
-
-def _prefixed(arrays: dict[str, np.ndarray], prefix: str, index: Any = slice(None)) -> Obs:
-    return {k[len(prefix):]: v[index] for k, v in arrays.items() if k.startswith(prefix)}
-
-
-class _EnvGroup:
-    """Envs [start, start + len(envs)) writing into a set of (shared) arrays."""
-
-    def __init__(self, envs: list[gym.Env], start: int, arrays: dict[str, np.ndarray],
-                 space: gym.spaces.Dict) -> None:
-        for env in envs:
-            if env.observation_space != space:
-                raise RuntimeError(f"an env's observation space {env.observation_space} is not the pool's {space}")
-        self.envs, self.start = envs, start
-        rows = slice(start, start + len(envs))
-        self.obs, self.final = _prefixed(arrays, "obs/", rows), _prefixed(arrays, "final/", rows)
-        self.rewards, self.actions = arrays["rewards"][rows], arrays["actions"][rows]
-        self.terminated, self.truncated = arrays["terminated"][rows], arrays["truncated"][rows]
-
-    @staticmethod
-    def _write(dst: Obs, i: int, obs: Obs) -> None:
-        for k, v in obs.items():
-            dst[k][i] = v
-
-    def reset(self, seed: int | None) -> None:
-        for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=None if seed is None else seed + self.start + i)
-            self._write(self.obs, i, obs)
-        self.rewards[:] = 0
-        self.terminated[:] = False
-        self.truncated[:] = False
-
-    def step(self) -> tuple[Episodes, Offers]:
-        episodes: Episodes = []
-        offers: Offers = []
-        for i, env in enumerate(self.envs):
-            obs, reward, terminated, truncated, info = env.step(self.actions[i])
-            if "archive_entry" in info:
-                offers.append((self.start + i, info["archive_entry"]))
-            if terminated or truncated:
-                episodes.append((self.start + i, info.get("episode", {})))
-                self._write(self.final, i, obs)
-                obs, _ = env.reset()
-            self._write(self.obs, i, obs)
-            self.rewards[i] = reward
-            self.terminated[i] = terminated
-            self.truncated[i] = truncated
-        return episodes, offers
-
-    def set_archive(self, entries: list[Entry]) -> None:
-        for env in self.envs:
-            env.unwrapped.set_archive(entries)  # type: ignore[attr-defined]
-
-    def jump(self, jumps: list[tuple[int, Entry]]) -> Episodes:
-        """Envs (pool indices) end their episodes and start at the given entries."""
-        episodes: Episodes = []
-        for index, entry in jumps:
-            summary, obs = self.envs[index - self.start].unwrapped.jump(entry)  # type: ignore[attr-defined]
-            episodes.append((index, summary))
-            self._write(self.obs, index - self.start, obs)
-        return episodes
-
-    def get_states(self) -> list[dict[str, Any]]:
-        return [env.unwrapped.get_state() for env in self.envs]  # type: ignore[attr-defined]
-
-    def set_states(self, states: list[dict[str, Any]]) -> None:
-        for i, (env, state) in enumerate(zip(self.envs, states, strict=True)):
-            self._write(self.obs, i, env.unwrapped.set_state(state))  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        for env in self.envs:
-            with contextlib.suppress(Exception):
-                env.close()
-
-
-def _worker(conn: Connection, env_fns: list[EnvFn], start: int, raw: dict[str, Any], specs: Specs,
-            space: gym.spaces.Dict) -> None:
-    """Worker process main loop: build envs, then serve reset/step/snapshot/close commands."""
-    # Ctrl-C and SIGTERM may reach every process of the group: the trainer decides what they mean
-    # (finish the update, checkpoint, then close the workers), so workers ignore them.
-    ignore_stop_signals()
-    group = None
-    try:
-        group = _EnvGroup([fn() for fn in env_fns], start, _views(raw, specs), space)
-        conn.send(("ok", None))
-        commands = {"step": lambda _: group.step(), "reset": group.reset, "get_states": lambda _: group.get_states(),
-                    "set_states": group.set_states, "set_archive": group.set_archive, "jump": group.jump}
-        while True:
-            cmd, arg = conn.recv()
-            if cmd == "close":
-                break
-            conn.send(("ok", commands[cmd](arg)))
-    except KeyboardInterrupt:
-        pass
-    except PokerlError as err:
-        with contextlib.suppress(Exception):
-            conn.send(("pokerl_error", one_line(err)))
-    except Exception as err:  # report anything else with its traceback
-        with contextlib.suppress(Exception):
-            conn.send(("error", f"{one_line(err)}\n{traceback.format_exc()}"))
-    finally:
-        if group is not None:
-            group.close()
-        conn.close()
-
-
 class VectorPool:
     """``num_envs`` envs in ``num_workers`` groups; see the module docstring."""
 
@@ -248,7 +117,7 @@ class VectorPool:
         self.single_observation_space: gym.spaces.Dict = spec.observation_space
         self.single_action_space: gym.spaces.Discrete = spec.action_space
         self._ctx = ctx = mp.get_context(context)
-        self._specs = specs = _specs(self.single_observation_space, n)
+        self._specs = specs = array_specs(self.single_observation_space, n)
         self._env_fns = list(env_fns)
         self.step_timeout_s, self.start_timeout_s = step_timeout_s, start_timeout_s
         self.restarts = 0  # worker processes restarted so far
@@ -259,15 +128,17 @@ class VectorPool:
                           and threading.current_thread() is threading.main_thread())
         if self._watchdog:
             faulthandler.register(signal.SIGALRM, file=sys.__stderr__, all_threads=True, chain=True)
-        self._seed: int | None = None  # the last reset's seed: restarted envs get new seeds after it
+        # the envs' seeds as of the last reset: a restarted worker's fresh envs get seeds after them (a
+        # caller that restores envs by set_state instead of a reset sets it to what the reset would have had)
+        self.seed: int | None = None
         self._restarted_between: list[int] = []  # workers restarted outside a step: reported by the next
-        self._entries: list[Entry] = []  # the run's archive as last handed over: a restarted worker gets it too
+        self._replayed: dict[str, tuple[Any, ...]] = {}  # call(..., replay=True) by method: a restart repeats it
         remote = range(1 if inline else 0, num_workers)  # groups stepped by worker processes
         alloc = (lambda size: ctx.RawArray(ctypes.c_uint8, size)) if len(remote) else bytearray
-        self._raw = _alloc(specs, alloc)
-        self._arrays = _views(self._raw, specs)
+        self._raw = allocate(specs, alloc)
+        self._arrays = views(self._raw, specs)
         self._remote = remote
-        self._local: _EnvGroup | None = None  # group 0 when this process steps it
+        self._local: EnvGroup | None = None  # group 0 when this process steps it
         self._conns: dict[int, Connection] = {}
         self._procs: dict[int, Any] = {}
         self._busy = [False] * num_workers
@@ -276,7 +147,7 @@ class VectorPool:
             for w in self._remote:
                 self._start(w)
             if inline:  # built while the worker processes boot theirs
-                self._local = _EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays, self.single_observation_space)
+                self._local = EnvGroup([fn() for fn in env_fns[:per]], 0, self._arrays, self.single_observation_space)
             for w in self._remote:
                 self._ready(w)
         except BaseException:
@@ -288,7 +159,7 @@ class VectorPool:
         per = self.per_worker
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_worker, daemon=True, name=f"pokerl-worker-{w}",
+            target=serve, daemon=True, name=f"pokerl-worker-{w}",
             args=(child, self._env_fns[w * per : (w + 1) * per], w * per, self._raw, self._specs,
                   self.single_observation_space),
         )
@@ -313,10 +184,10 @@ class VectorPool:
         self._start(w)
         self._ready(w)
         self.restarts += 1
-        if self._entries:  # before the reset: its fresh envs may start from the archive too
-            self._conns[w].send(("set_archive", self._entries))
+        for name, args in self._replayed.items():  # before the reset: it may depend on them (the archive)
+            self._conns[w].send(("call", (name, args)))
             self._reply(w, self.start_timeout_s)
-        seed = None if self._seed is None else self._seed + self.num_envs * (1000 + self.restarts)
+        seed = None if self.seed is None else self.seed + self.num_envs * (1000 + self.restarts)
         self._conns[w].send(("reset", seed))
         self._reply(w, self.start_timeout_s)
         print(f"pokerl: warning: {why}: restarted it with fresh envs (restart {self.restarts} of this run)",
@@ -364,23 +235,27 @@ class VectorPool:
                 out.append(self._reply(w, self.start_timeout_s))
         return out
 
+    def _everywhere(self, cmd: str, args: Sequence[Any]) -> list[Any]:
+        """Every group's answer to ``cmd`` with ``args[w]``, in group order; the worker processes work
+        on theirs while this process runs group 0."""
+        self._command(cmd, args)
+        local = [self._local.handle(cmd, args[0])] if self._local is not None else []
+        return local + self._replies(cmd, args)
+
     def _infos(self, episodes: Episodes, offers: Offers, index: Any = slice(None)) -> dict[str, Any]:
         a = self._arrays
         done = a["terminated"][index] | a["truncated"][index]
         # views for the whole pool; for a group (fancy index: a copy) only when one of its envs ended
-        final = _prefixed(a, "final/", index) if isinstance(index, slice) or done.any() else {}
+        final = prefixed(a, "final/", index) if isinstance(index, slice) or done.any() else {}
         return {"episodes": episodes, "final_obs": final, "_final_obs": done, "archive_entries": offers}
 
     # ---------------------------------------------------------------- synchronous API
     def reset(self, seed: int | None = None) -> tuple[Obs, dict[str, Any]]:
         """Reset every env (env i with ``seed + i``); returns the observations (views) and infos."""
-        self._seed = seed
-        self._command("reset", [seed] * self.num_workers)
-        if self._local is not None:
-            self._local.reset(seed)
-        self._replies("reset", [seed] * self.num_workers)
+        self.seed = seed
+        self._everywhere("reset", [seed] * self.num_workers)
         self._busy = [False] * self.num_workers
-        return _prefixed(self._arrays, "obs/"), {}
+        return prefixed(self._arrays, "obs/"), {}
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Step every env with ``actions`` (num_envs,); autoreset; returns views and infos."""
@@ -401,7 +276,7 @@ class VectorPool:
         a = self._arrays
         infos = self._infos(episodes, offers)
         infos["restarted"] = lost
-        return _prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], infos
+        return prefixed(a, "obs/"), a["rewards"], a["terminated"], a["truncated"], infos
 
     def _step_local(self) -> tuple[Episodes, Offers]:
         if self._local is None:
@@ -429,44 +304,49 @@ class VectorPool:
             return envs
         return np.flatnonzero(np.isin(index, envs))
 
-    def set_archive(self, entries: list[Entry]) -> None:
-        """Hand every env the run's archive entries (where frontier resets start)."""
-        self._entries = list(entries)
-        self._command("set_archive", [entries] * self.num_workers)
-        if self._local is not None:
-            self._local.set_archive(entries)
-        self._replies("set_archive", [entries] * self.num_workers)
+    # ---------------------------------------------------------------- the envs' own methods and attributes
+    def call(self, name: str, *args: Any, replay: bool = False) -> tuple[Any, ...]:
+        """``env.unwrapped.<name>(*args)`` on every env; the results in env order (Gymnasium's ``call``).
 
-    def jump(self, jumps: Sequence[tuple[int, Entry]]) -> tuple[Obs, Episodes]:
-        """Envs (indices) end their episodes as truncated and start at the given entries; returns the
-        observations (views) and the ended episodes' summaries."""
-        per = self.per_worker
-        groups = [[(i, e) for i, e in jumps if i // per == w] for w in range(self.num_workers)]
-        self._command("jump", groups)
-        episodes = self._local.jump(groups[0]) if self._local is not None else []
-        for finished in self._replies("jump", groups):
-            episodes.extend(finished)
-        return _prefixed(self._arrays, "obs/"), episodes
+        ``replay``: the fresh envs of a worker restarted later get this call too, before their reset
+        (the last such call of each method is kept): what every env must hold for the whole run,
+        such as the archive frontier resets start from.
+        """
+        if replay:
+            self._replayed[name] = args
+        return tuple(r for group in self._everywhere("call", [(name, args)] * self.num_workers) for r in group)
 
-    def get_states(self) -> list[dict[str, Any]]:
-        """Snapshots of every env (for exact resume from a checkpoint)."""
-        self._command("get_states")
-        local = self._local.get_states() if self._local is not None else []
-        return local + [state for states in self._replies("get_states") for state in states]
+    def call_at(self, name: str, env_ids: Sequence[int], *args: Sequence[Any]) -> tuple[Any, ...]:
+        """``env.unwrapped.<name>(args[0][j], args[1][j], ...)`` on env ``env_ids[j]``; the results in
+        that order. For what takes an argument of each env's own (a snapshot, an archive entry).
 
-    def set_states(self, states: Sequence[dict[str, Any]], seed: int | None = None) -> Obs:
-        """Restore snapshots from :meth:`get_states`; returns the observations (views). ``seed``: what a
-        :meth:`reset` would have been given, so a worker restarted later seeds its fresh envs after it."""
-        self._seed = seed
-        states, per = list(states), self.per_worker
-        if len(states) != self.num_envs:
-            raise ValueError(f"{len(states)} env snapshots for {self.num_envs} envs")
-        groups = [states[w * per : (w + 1) * per] for w in range(self.num_workers)]
-        self._command("set_states", groups)
-        if self._local is not None:
-            self._local.set_states(states[:per])
-        self._replies("set_states", groups)
-        return _prefixed(self._arrays, "obs/")
+        Methods that move an env elsewhere (``set_state``, ``jump``) return its new observation: the
+        caller keeps it where it keeps the observations of the last ``reset``/``step``. The pool's
+        buffers are written by ``reset`` and ``step`` only: a generic call cannot know which results
+        are observations, and the next step overwrites the buffers anyway.
+        """
+        if any(len(a) != len(env_ids) for a in args):
+            raise ValueError(f"{name}: {[len(a) for a in args]} arguments for {len(env_ids)} envs")
+        calls: list[list[tuple[int, tuple[Any, ...]]]] = [[] for _ in range(self.num_workers)]
+        order: list[list[int]] = [[] for _ in range(self.num_workers)]  # positions in env_ids, by group
+        for j, i in enumerate(env_ids):
+            calls[int(i) // self.per_worker].append((int(i), tuple(a[j] for a in args)))
+            order[int(i) // self.per_worker].append(j)
+        results: list[Any] = [None] * len(env_ids)
+        for positions, out in zip(order, self._everywhere("call_at", [(name, c) for c in calls]), strict=True):
+            for j, r in zip(positions, out, strict=True):
+                results[j] = r
+        return tuple(results)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """``env.unwrapped.<name>`` of every env, in env order (Gymnasium's ``get_attr``); from a worker
+        process it arrives as a pickled copy."""
+        return tuple(r for group in self._everywhere("get_attr", [name] * self.num_workers) for r in group)
+
+    def worker_pids(self) -> dict[int, int]:
+        """The process id of each worker group stepped by a process of its own (group 0 is absent
+        when this process steps it); a restarted worker has a new one."""
+        return {w: int(proc.pid) for w, proc in self._procs.items()}
 
     # ---------------------------------------------------------------- asynchronous API
     def send(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
@@ -510,7 +390,7 @@ class VectorPool:
                 self._busy[w] = False
                 done.append(w)
         done.sort()
-        # workers restarted by a command since their last step (set_archive, get_states, jump)
+        # workers restarted by a call, call_at or get_attr since their last step
         restarted += [w for w in done if w in self._restarted_between and w not in restarted]
         self._restarted_between = [w for w in self._restarted_between if w not in done]
         env_ids = np.concatenate([np.arange(w * self.per_worker, (w + 1) * self.per_worker) for w in done])
@@ -518,7 +398,7 @@ class VectorPool:
         a = self._arrays
         infos = self._infos(episodes, offers, env_ids)
         infos["restarted"] = lost_rows
-        return (env_ids, _prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
+        return (env_ids, prefixed(a, "obs/", env_ids), a["rewards"][env_ids], a["terminated"][env_ids],
                 a["truncated"][env_ids], infos)
 
     # ---------------------------------------------------------------- shutdown

@@ -232,16 +232,18 @@ class Trainer:
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
             # Continue every episode exactly where it stopped.
-            self.obs = self.pool.set_states(carry["envs"], seed=self.seed + self.update * self.num_envs)
+            self.pool.seed = self.seed + self.update * self.num_envs  # as a reset here would: restarts seed after it
+            obs = self.pool.call_at("set_state", range(self.num_envs), carry["envs"])
+            self.obs = {key: np.stack([o[key] for o in obs]) for key in obs[0]}
             self.state = (carry["h"].to(self.device), carry["c"].to(self.device))
             self.starts = carry["starts"].to(self.device)
             return True
         return False
 
     def checkpoint_payload(self) -> dict[str, Any]:
-        envs = self.pool.get_states()
+        envs = self.pool.call("get_state")
         # an env at its episode's first step starts one: so are the fresh envs of a worker restarted
-        # by get_states itself (their LSTM state is zeroed when the policy next acts)
+        # by this call itself (their LSTM state is zeroed when the policy next acts)
         starts = self.starts.cpu().clone()
         starts[[i for i, env in enumerate(envs) if env["steps"] == 0]] = 1.0
         return {
@@ -444,7 +446,7 @@ class Trainer:
                     self.archive.offer(entry)
             self._archive_new = []
         if self.archive.version != self._archive_sent:
-            self.pool.set_archive(list(self.archive.entries.values()))
+            self.pool.call("set_archive", list(self.archive.entries.values()), replay=True)
             self._archive_sent = self.archive.version
 
     def _swarm(self) -> None:
@@ -454,9 +456,11 @@ class Trainer:
             return
         k = max(1, round(self.tc.reset.swarm_share * self.num_envs))
         envs = sorted(int(i) for i in np.random.choice(self.num_envs, size=k, replace=False))
-        self.obs, episodes = self.pool.jump([(i, best) for i in envs])
+        summaries, first = zip(*self.pool.call_at("jump", envs, [best] * len(envs)), strict=True)
+        for key, rows in self.obs.items():
+            rows[envs] = np.stack([o[key] for o in first])
         self.starts[torch.as_tensor(envs, device=self.device)] = 1.0  # the LSTM state starts afresh there
-        for _, summary in episodes:
+        for summary in summaries:
             self._finished(summary, self.global_step)
 
     def _progress_bar(self) -> Any:
