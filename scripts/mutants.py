@@ -39,6 +39,7 @@ class Mutant:
 
 WIRING = "tests/test_training_wiring.py"
 PIN = "tests/test_golden_run.py"
+BACKWARD = "tests/test_backward.py"
 LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
@@ -84,6 +85,18 @@ MUTANTS = [
     Mutant("archive_keeps_more_steps", "src/pokerl/archive.py", "return old is None or new.steps < old.steps",
            "return old is None or new.steps > old.steps",
            ("tests/test_archive.py::test_eviction_keeps_the_best_and_each_stage",)),
+    # the backward curriculum
+    Mutant("frontier_moves_on_failure", "src/pokerl/backward.py",
+           "np.mean(self.outcomes) >= self.cfg.threshold", "np.mean(self.outcomes) >= 0",
+           (BACKWARD + "::test_t_moves_back_only_on_success",)),
+    Mutant("window_ignores_t", "src/pokerl/backward.py", "if t <= p.step <= t + cfg.window]",
+           "if p.step <= t + cfg.window]", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),
+    Mutant("end_start_not_a_success", "src/pokerl/env.py",
+           "self._chain_success = entry is not None and self._holds_chain_end(entry.key)",
+           "self._chain_success = False", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),
+    Mutant("frontier_not_checkpointed", "src/pokerl/trainer.py",
+           '"backward": None if self.frontier is None else self.frontier.state_dict(),', '"backward": None,',
+           (BACKWARD + "::test_t_reaches_power_on_and_survives_checkpoint_and_resume",)),
     # PPO's pieces
     Mutant("gae_index", "src/pokerl/ppo.py", "1.0 - episode_starts[t + 1], values[t + 1]",
            "1.0 - episode_starts[t], values[t + 1]", ("tests/test_ppo.py::test_gae_matches_reference_loop",)),

@@ -8,6 +8,7 @@ roms/tinyquest/README.md; the action indices follow configs/game/tinyquest.yaml.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -125,3 +126,16 @@ def walk_route1_to_grass(env: GameBoyEnv) -> None:
     """From Route 1's west edge (0, 8) onto its tall grass at (5, 8)."""
     for _ in range(5):
         press(env, "right")
+
+
+def load_walkthrough() -> Any:
+    """scripts/walkthrough_tinyquest.py as a module (it is a script, not a package module)."""
+    name = "walkthrough_tinyquest"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "walkthrough_tinyquest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@ random-policy difficulty and byte-identical rebuilds."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
 import subprocess
@@ -12,25 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACTION, make_tq
+from conftest import ACTION, load_walkthrough, make_tq
 
 ROOT = Path(__file__).resolve().parent.parent
 ROM = ROOT / "src" / "pokerl" / "games" / "tinyquest.gb"
 
 
-def _load_walkthrough():
-    """Import scripts/walkthrough_tinyquest.py (it is a script, not a package module)."""
-    name = "walkthrough_tinyquest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "walkthrough_tinyquest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-wt = _load_walkthrough()
+wt = load_walkthrough()
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ import torch
 
 from pokerl.archive import Archive, Entry
 from pokerl.atomic import remove_temp_files, write_text_atomically
+from pokerl.backward import Frontier, window_outcomes
+from pokerl.chain import load_chain
 from pokerl.checkpoint import (
     check_compatible,
     describe,
@@ -173,7 +175,18 @@ class Trainer:
         self.buffer = RolloutBuffer(
             self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
         )
+        chain = load_chain(self.tc.reset.chain) if self.tc.reset.mode == "backward" else None  # chain: checked set
+        if chain is not None and chain.game != self.spec.profile.name:
+            raise ConfigError(f"reset.chain={self.tc.reset.chain} is a chain of {chain.game}, "
+                              f"not {self.spec.profile.name}")
+        self.frontier = Frontier(self.tc.reset, chain.steps) if chain is not None else None
+        if self.frontier is not None and checkpoint is not None and checkpoint.get("backward") is not None:
+            self.frontier.load_state_dict(checkpoint["backward"])
+        self._outcomes_new: list[bool] = []  # window episodes' successes since the last update boundary
         self.pool = make_pool([env_fn] * self.num_envs, self.spec, self.tc.pool)  # last: it starts processes
+        if chain is not None and self.frontier is not None:  # before any reset draws a start
+            self.pool.call("set_chain", chain, replay=True)
+            self.pool.call("set_backward", self.frontier.t, replay=True)
         self.collector = Collector(self.pool, self.policy, self.ppo_cfg, self.device, obs_space, self._autocast,
                                    asynchronous=self.async_envs)
 
@@ -258,6 +271,7 @@ class Trainer:
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_streak": self.nonfinite_streak,
             "archive": self.archive.state_dict(),
+            "backward": None if self.frontier is None else self.frontier.state_dict(),
             "carry": {"envs": envs, "h": self.state[0].cpu(), "c": self.state[1].cpu(), "starts": starts},
         }
 
@@ -368,6 +382,9 @@ class Trainer:
                     "ppo/learning_rate": lr,
                 }
                 self._share_archive()
+                if self.frontier is not None:
+                    self._move_frontier()
+                    scalars.update(self.frontier.scalars())
                 if tc.reset.mode == "swarm" and self.update % tc.reset.swarm_every == 0:
                     self._swarm()
                 if self.archive.max_states:
@@ -430,8 +447,20 @@ class Trainer:
                 self.milestone_first[name] = step
                 if self.logger is not None:
                     self.logger.scalars({f"milestone_first/{name}": step}, step)
+        if self.frontier is not None:
+            self._outcomes_new.extend(window_outcomes([summary]))
         if self.logger is not None:
             self.logger.add_episode(summary)
+
+    def _move_frontier(self) -> None:
+        """At an update boundary: the window episodes' outcomes (every rank's, in rank order, so all
+        ranks move t alike) count toward moving t back; the envs learn where it went."""
+        assert self.frontier is not None
+        outcomes, self._outcomes_new = self._outcomes_new, []
+        if self.dist.world_size > 1:
+            outcomes = [o for rank in exchange(outcomes) for o in rank]
+        if self.frontier.record(outcomes):
+            self.pool.call("set_backward", self.frontier.t, replay=True)
 
     def _offer(self, entry: Entry) -> None:
         """An archive candidate from an env: kept when new or reached in fewer steps."""

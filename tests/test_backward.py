@@ -1,0 +1,129 @@
+"""The backward curriculum on the real ROM: starts along a chain, t moved back only by success, down to
+power-on, and kept across checkpoint and resume.
+
+The chain here is the scripted walkthrough's (scripts/walkthrough_tinyquest.py) to its deepest
+archived state (both badges), made at test time: a test fixture, not a chain an agent found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ACTION, load_walkthrough, make_tq
+from pokerl.archive import ResetConfig
+from pokerl.chain import Chain, load_chain, make_chain, save_chain
+from pokerl.checkpoint import load_checkpoint
+from pokerl.config import compose_train_config
+from pokerl.logger import read_scalar_tags
+from pokerl.trainer import Trainer
+
+ROM = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" / "tinyquest.gb"
+
+
+@pytest.fixture(scope="module")
+def chain_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The walkthrough played in an archiving env; the chain to the deepest state it archived."""
+    wt = load_walkthrough()
+    env = make_tq(archive=True, max_steps=5000)
+    try:
+        env.reset(seed=1)
+        game = wt.Game(env.session.pyboy, wt.read_symbols(ROM.with_suffix(".sym")))
+        world = wt.World(game)
+        entries, terminated = [], False
+        while not terminated:
+            _, _, terminated, _, info = env.step(ACTION[wt.next_button(game, world)])
+            if "archive_entry" in info:
+                entries.append(info["archive_entry"])
+        deepest = max(entries, key=lambda e: len(e.key))
+        assert "badge2" in deepest.key
+        chain = make_chain(env, deepest, every=32)
+    finally:
+        env.close()
+    path = tmp_path_factory.mktemp("chain") / "walkthrough.pt"
+    save_chain(path, chain)
+    return path
+
+
+def starts(chain: Chain, t: int, n: int, **cfg: float) -> list[dict]:
+    """``n`` resets of a backward env at frontier index ``t``: each episode's summary at its start."""
+    reset = ResetConfig(mode="backward", chain="unused: set_chain below", **cfg)  # type: ignore[arg-type]
+    env = make_tq(reset=reset)
+    try:
+        env.set_chain(chain)
+        env.set_backward(t)
+        out = []
+        for seed in range(n):
+            env.reset(seed=seed)
+            out.append(env.episode_summary())
+        return out
+    finally:
+        env.close()
+
+
+def test_starts_come_from_the_window_past_t_or_power_on(chain_file: Path) -> None:
+    chain = load_chain(chain_file)
+    steps = [p.step for p in chain.points]
+    t = steps[len(steps) // 2]
+    got = starts(chain, t, 200, window=64, fresh_share=0.25, later_share=0.25)
+    window = [s for s in got if s["chain_window"]]
+    later = [s for s in got if s["start"] == "chain" and not s["chain_window"]]
+    fresh = [s for s in got if s["start"] == "power-on"]
+    assert len(window) + len(later) + len(fresh) == 200
+    assert all(t <= s["start_steps"] <= t + 64 and s["start_steps"] in steps for s in window)
+    assert all(s["start_steps"] > t for s in later) and len({s["start_steps"] for s in later}) > 3
+    assert 70 <= len(window) <= 130 and 25 <= len(later) <= 75 and 25 <= len(fresh) <= 75  # 1/2, 1/4, 1/4
+    # a start holds what the chain held there, as if it had played the way from power-on
+    point = next(p for p in chain.points if p.step == window[0]["start_steps"])
+    assert window[0]["milestones"] == list(point.milestones)
+    assert all(s["milestone_steps"][m] == chain.milestone_steps[m] for s in window for m in s["milestones"])
+    # the end holds every milestone of the end: a start there succeeds at once; at t = 0 every start is power-on
+    assert all(s["chain_success"] for s in starts(chain, chain.steps, 5, fresh_share=0.0, later_share=0.0))
+    at_zero = starts(chain, 0, 10)
+    assert all(s["start"] == "power-on" and s["chain_window"] and not s["chain_success"] for s in at_zero)
+
+
+RUN = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "pool.mode=serial", "pool.workers=1",
+       "ppo.num_steps=32", "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0",
+       "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1", "seed=3",
+       "reset.mode=backward", "reset.window=32", "reset.step_back=32", "reset.history=4", "reset.later_share=0",
+       "reset.fresh_share=0", "reset.time_factor=0.05"]
+
+
+def frontier_curve(run_dir: Path) -> list[float]:
+    return [v for _, v in read_scalar_tags(run_dir / "tb")["backward/frontier"]]
+
+
+def test_t_moves_back_only_on_success(chain_file: Path, tmp_path: Path) -> None:
+    """Every window episode must succeed (threshold 1): from the end it does at once, so t moves back;
+    a few points earlier an untrained policy does not, and t stays there."""
+    trainer = Trainer(compose_train_config([*RUN, f"reset.chain={chain_file}", "reset.threshold=1.0",
+                                            "total_steps=2048", f"run_dir={tmp_path}"]))
+    trainer.run()
+    assert trainer.frontier is not None
+    curve = frontier_curve(tmp_path)
+    assert curve[0] <= 1.0 and all(b <= a for a, b in zip(curve, curve[1:], strict=False))
+    assert 0.0 < curve[-1] < 1.0  # moved back from the end, stopped before power-on
+    assert not all(trainer.frontier.outcomes)  # what holds it there: failures
+
+
+def test_t_reaches_power_on_and_survives_checkpoint_and_resume(chain_file: Path, tmp_path: Path) -> None:
+    """With threshold 0 every `history` window episodes move t back: it reaches power-on, where every
+    episode starts; a checkpoint keeps t and its count, and a resumed run goes on from them."""
+    base = [*RUN, f"reset.chain={chain_file}", "reset.threshold=0.0", f"run_dir={tmp_path}"]
+    trainer = Trainer(compose_train_config([*base, "total_steps=8192"]))
+    trainer.run(stop_at_update=3)
+    assert trainer.frontier is not None
+    saved = load_checkpoint(tmp_path)["backward"]
+    assert saved == trainer.frontier.state_dict() and 0 < saved["t"] < load_chain(chain_file).steps
+    resumed = Trainer(compose_train_config([f"resume={tmp_path}"]))
+    assert resumed.frontier is not None and resumed.frontier.state_dict() == saved
+    episodes: list[dict] = []
+    assert resumed.logger is not None
+    add = resumed.logger.add_episode
+    resumed.logger.add_episode = lambda e: (episodes.append(e), add(e))  # type: ignore[method-assign]
+    resumed.run()
+    assert resumed.frontier.t == 0 and frontier_curve(tmp_path)[-1] == 0.0
+    last = episodes[-4:]
+    assert all(e["start"] == "power-on" and e["chain_window"] for e in last)
