@@ -66,7 +66,7 @@ MUTANTS = [
            "if candidate.steps < self._archived_steps.get(candidate.cell, candidate.steps + 1):",
            "if candidate.cell not in self._archived_steps:",
            ("tests/test_archive.py::test_a_known_cell_is_offered_again_when_reached_in_fewer_steps_from_power_on",)),
-    Mutant("archive_mid_battle_or_at_the_end", "src/pokerl/env.py", "if self._pending and not busy and not terminated:",
+    Mutant("archive_mid_battle", "src/pokerl/env.py", "if self._pending and (terminated or not busy):",
            "if self._pending:",
            ("tests/test_archive.py::test_no_state_is_archived_mid_battle_or_where_the_episode_ends",)),
     Mutant("heal_paid_in_battle", "src/pokerl/rewards.py", "and not in_battle and blackouts <= 0", "and blackouts <= 0",
@@ -77,6 +77,9 @@ MUTANTS = [
     Mutant("first_reached_counts_held", "src/pokerl/milestones.py", ".items() if name not in held}", ".items()}",
            ("tests/test_milestones.py",)),
     # the archive and lineage
+    Mutant("terminal_state_a_start", "src/pokerl/env.py", "self._archive = [e for e in entries if not e.terminal]",
+           "self._archive = list(entries)",
+           ("tests/test_archive.py::test_no_state_is_archived_mid_battle_or_where_the_episode_ends",)),
     Mutant("lineage_forgets_the_seed", "src/pokerl/env.py", "self._seed_written, self._actions = rng, bytearray()",
            "self._seed_written, self._actions = 0, bytearray()", (LINEAGE,)),
     Mutant("lineage_forgets_the_parent", "src/pokerl/archive.py",

@@ -192,12 +192,20 @@ def test_no_state_is_archived_mid_battle_or_where_the_episode_ends() -> None:
         assert not info["in_battle"] and not info["text"]
     finally:
         env.close()
-    game["done_when"] = "map_id == 1"  # reaching Route 1 ends the episode: never archived
-    env = make_tq(game=game, archive=True)
+    game["done_when"] = "map_id == 1"  # reaching Route 1 ends the episode: archived as the end, never a start
+    env = make_tq(game=game, archive=True, reset=FRONTIER)
     try:
         env.reset(seed=1)
         results = walk_town_to_route1(env)
-        assert results[-1][1]["milestones"] == ["route1"] and not offers([i for _, i in results])
+        (end,) = offers([i for _, i in results])
+        assert results[-1][1]["milestones"] == ["route1"] and end.terminal and end.key == ("route1",)
+        archive = Archive(4)
+        archive.offer(end)
+        assert archive.best() is end and archive.best(startable=True) is None
+        assert archive.for_milestone("route1") is end and archive.for_milestone("route1", startable=True) is None
+        env.set_archive([end])
+        env.reset(seed=2)  # frontier, no power-on share: yet no start where the game ended
+        assert env.episode_summary()["start"] == "power-on"
     finally:
         env.close()
 

@@ -15,18 +15,21 @@ way, so the archive kept no state nearer the end, and 51 episodes started from i
 Envs then start episodes from entries (``reset.mode=frontier``: sampled, weighted toward the
 largest sets and the least used entries) or jump to the best one (``swarm``), so progress one env
 made is shared by all: the idea behind the swarm of the agent that beat Pokémon Red
-(pokemonred_puffer). States where the game ends (``done_when``) or the player is busy (battle,
-text) are not archived: the env waits for the next free step.
+(pokemonred_puffer). States where the player is busy (battle, text) are not archived: the env waits
+for the next free step. Where the game ends (``done_when``) the state is archived as ``terminal``:
+never a start (frontier, swarm, ``--from-milestone``), only the end of a chain to the game's last
+milestone (:mod:`pokerl.chain`).
 
 Lineage: every entry records the cell it was found from (``parent``; None: power-on) and its whole
 ``trajectory`` from power-on, one segment per episode on the way (the seed that episode's reset wrote
 into the game's RNG field and its actions), so :meth:`pokerl.env.GameBoyEnv.replay` plays it again
 from power-on to the same emulator state: the chain a backward curriculum walks (issue 35).
 
-The archive is bounded (``archive.max_states``). Eviction: the best entry (the largest set) is never
-evicted; otherwise the most used entry of the set size that has the most entries goes first, so
-each stage of the game keeps some states. It is saved in every checkpoint (plain types) and
-restored exactly; an entry whose state is corrupt is skipped with a one-line warning.
+The archive is bounded (``archive.max_states``). Eviction: the best entry (the largest set) and the
+best where play goes on are never evicted; otherwise the most used entry of the set size that has
+the most entries goes first, so each stage of the game keeps some states. It is saved in every
+checkpoint (plain types) and restored exactly; an entry whose state is corrupt is skipped with a
+one-line warning.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Entry:
     # from power-on (empty when unknown: an entry saved before lineage, or found from one)
     parent: Cell | None = None
     trajectory: Trajectory = ()
+    terminal: bool = False  # the game ended here (done_when): kept as the end of a chain, never a start
 
     @property
     def cell(self) -> Cell:
@@ -74,7 +78,7 @@ class Entry:
                 "milestone_steps": dict(self.milestone_steps), "rng": self.rng, "time": self.time, "uses": self.uses,
                 "level": self.level, "map": self.map,
                 "parent": None if self.parent is None else [list(self.parent[0]), self.parent[1], self.parent[2]],
-                "trajectory": [[seed, actions] for seed, actions in self.trajectory]}
+                "trajectory": [[seed, actions] for seed, actions in self.trajectory], "terminal": self.terminal}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Entry:
@@ -85,7 +89,8 @@ class Entry:
                      {str(k): int(v) for k, v in data["milestone_steps"].items()}, int(data["rng"]),
                      float(data["time"]), int(data["uses"]), int(data.get("level", 0)), int(data.get("map", -1)),
                      None if parent is None else (tuple(parent[0]), int(parent[1]), int(parent[2])),
-                     tuple((int(seed), bytes(actions)) for seed, actions in data.get("trajectory", [])))
+                     tuple((int(seed), bytes(actions)) for seed, actions in data.get("trajectory", [])),
+                     bool(data.get("terminal", False)))
 
 
 def extend_trajectory(start: Entry | None, seed: int, actions: bytes) -> Trajectory:
@@ -188,19 +193,22 @@ class Archive:
         return entry.cell in self.entries
 
     def _evict(self) -> None:
-        best = self.best()
-        by_size = Counter(len(c[0]) for c in self.entries if best is None or c != best.cell)
+        kept = {e.cell for e in (self.best(), self.best(startable=True)) if e is not None}  # the ends: never
+        by_size = Counter(len(c[0]) for c in self.entries if c not in kept)
         size = max(by_size, key=lambda s: (by_size[s], -s))  # the fullest bucket; the smaller sets first
-        victims = [e for c, e in self.entries.items() if len(c[0]) == size and (best is None or c != best.cell)]
+        victims = [e for c, e in self.entries.items() if len(c[0]) == size and c not in kept]
         del self.entries[max(victims, key=lambda e: (e.uses, e.steps)).cell]
 
-    def best(self) -> Entry | None:
-        """The entry with the most milestones (then the highest level, then the fewest steps)."""
-        return min(self.entries.values(), key=lambda e: (-len(e.key), -e.level, e.steps), default=None)
+    def best(self, startable: bool = False) -> Entry | None:
+        """The entry with the most milestones (then the highest level, then the fewest steps); with
+        ``startable``, of those where play can go on (not where the game ended)."""
+        return min((e for e in self.entries.values() if not (startable and e.terminal)),
+                   key=lambda e: (-len(e.key), -e.level, e.steps), default=None)
 
-    def for_milestone(self, name: str) -> Entry | None:
-        """The entry holding ``name`` reached in the fewest steps (``--from-milestone``)."""
-        return min((e for e in self.entries.values() if name in e.key), key=lambda e: e.steps, default=None)
+    def for_milestone(self, name: str, startable: bool = False) -> Entry | None:
+        """The entry holding ``name`` reached in the fewest steps (``--from-milestone``: ``startable``)."""
+        return min((e for e in self.entries.values() if name in e.key and not (startable and e.terminal)),
+                   key=lambda e: e.steps, default=None)
 
     def count_uses(self, started: Iterable[Cell]) -> None:
         for cell in started:

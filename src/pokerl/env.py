@@ -213,7 +213,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     # ------------------------------------------------------------------ the archive
     def set_archive(self, entries: list[Entry]) -> None:
         """This env's copy of the run's archive: where frontier resets start, what is worth offering."""
-        self._archive = list(entries)
+        self._archive = [e for e in entries if not e.terminal]  # where the game ended: no start
         self._archived_steps = {e.cell: e.steps for e in entries}
 
     def _sample_entry(self) -> Entry | None:
@@ -230,15 +230,17 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """The level part of this moment's archive cell: the reward's level sum, capped, // level_step."""
         return self.rewards.capped_level(ram) // self._level_step if self._level_step else 0
 
-    def _archive_entry(self, ram: Mapping[str, Any]) -> Entry:
-        """This moment as an archive entry: the milestones held, the state, the steps from power-on."""
+    def _archive_entry(self, ram: Mapping[str, Any], terminal: bool = False) -> Entry:
+        """This moment as an archive entry: the milestones held, the state, the steps from power-on;
+        ``terminal``: the game ended here (``done_when``)."""
         held, milestone_steps, start_steps = self._held()
         seed_field = self.profile.boot.seed_field
         trajectory = (extend_trajectory(self._start, self._seed_written, bytes(self._actions))
                       if self._actions is not None else ())
         return Entry(tuple(sorted(held)), self.session.save_state(), start_steps + self._steps, milestone_steps,
                      int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level, map=self._cell_map,
-                     parent=None if self._start is None else self._start.cell, trajectory=trajectory)
+                     parent=None if self._start is None else self._start.cell, trajectory=trajectory,
+                     terminal=terminal)
 
     def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """End the episode here (a truncation) and start the next at ``entry``: (summary, observation)."""
@@ -339,9 +341,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._limit is not None and not self._chain_success and len(reached) > before:
             self._chain_success = self._holds_chain_end(self._held()[0])
         info = self._info(ram, terms)
-        if self._pending and not busy and not terminated:
+        if self._pending and (terminated or not busy):  # a new cell, where play can go on from it or the game ended
             self._pending = False
-            candidate = self._archive_entry(ram)
+            candidate = self._archive_entry(ram, terminal=terminated)
             if candidate.steps < self._archived_steps.get(candidate.cell, candidate.steps + 1):
                 info["archive_entry"] = candidate
         if terminated or truncated:

@@ -55,7 +55,7 @@ class Agent:
         at power-on, or at the run's archived state holding milestone ``from_milestone``."""
         kwargs = {"spec": self.spec, "rom": rom or self.config.get("rom")}
         if from_milestone is not None:
-            entry = self.archive.for_milestone(from_milestone)
+            entry = self.archive.for_milestone(from_milestone, startable=True)
             if entry is None:
                 held = sorted({m for e in self.archive.entries.values() for m in e.key})
                 raise PokerlError(f"{self.checkpoint}: no archived state holds milestone {from_milestone!r} "

@@ -480,7 +480,7 @@ class Trainer:
 
     def _swarm(self) -> None:
         """A share of envs ends its episodes (as truncations) and starts at the archive's best entry."""
-        best = self.archive.best()
+        best = self.archive.best(startable=True)
         if best is None:
             return
         k = max(1, round(self.tc.reset.swarm_share * self.num_envs))
