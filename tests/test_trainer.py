@@ -24,7 +24,7 @@ from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError, ConfigError
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap
-from pokerl.logger import TrainLogger
+from pokerl.logger import TrainLogger, read_scalar_tags
 from pokerl.pretrained import export_weights
 from pokerl.profile import load_profile
 from pokerl.spec import load_spec
@@ -292,3 +292,18 @@ def test_bf16_autocast_keeps_the_recurrent_state_and_losses_in_fp32(tmp_path: Pa
     for key in ("loss/policy", "loss/value", "loss/entropy"):
         assert torch.isfinite(torch.tensor(last[key])), key
     assert last["fault/nonfinite_updates"] == 0
+
+
+def test_periodic_evaluation_from_power_on_is_logged_and_leaves_training_as_it_was(tmp_path: Path) -> None:
+    """``eval.every``: ``power_on/<milestone>`` rates and the return at each evaluated update; the run's
+    actions are those of the same run without evaluations (its RNG is left alone)."""
+    actions = []
+    for name, extra in (("with", ["eval.every=1", "eval.episodes=2"]), ("without", [])):
+        trainer = Trainer(compose_train_config([*SMALL, "total_steps=64", f"run_dir={tmp_path / name}", *extra]))
+        trainer.run()
+        actions.append(trainer.buffer.actions.clone())
+    assert torch.equal(actions[0], actions[1])
+    tags = read_scalar_tags(tmp_path / "with" / "tb")
+    assert [step for step, _ in tags["power_on/route1"]] == [32, 64] and "power_on/return" in tags
+    assert {f"power_on/{m}" for m in load_spec("tinyquest").milestone_names} <= set(tags)
+    assert not any(tag.startswith("power_on/") for tag in read_scalar_tags(tmp_path / "without" / "tb"))

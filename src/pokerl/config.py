@@ -47,6 +47,18 @@ class LogConfig:
 
 
 @dataclass
+class EvalConfig:
+    """A periodic evaluation from power-on during training (``power_on/<milestone>`` in TensorBoard)."""
+
+    every: int = 0  # updates between evaluations (0 = never)
+    episodes: int = 8  # seeded episodes each time, sampled actions, the run's episode length
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.episodes < 1:
+            raise ValueError(f"every must be >= 0 (0 = never) and episodes >= 1, got {self.every} and {self.episodes}")
+
+
+@dataclass
 class TrainConfig:
     """Top-level keys of ``configs/train.yaml``; the groups stay mappings owned by their modules."""
 
@@ -71,6 +83,7 @@ class TrainConfig:
     resume: str | None = None
     overwrite: bool = False
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:

@@ -14,6 +14,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -122,20 +123,22 @@ class EvalResult:
 def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int = 1, seed: int = 0,
              deterministic: bool = False, rom: str | None = None, max_steps: int | None = None,
              capture_screens: bool = False, from_milestone: str | None = None,
-             progress: bool = False) -> EvalResult:
+             progress: bool = False, boot_cache: str | None = None) -> EvalResult:
     """Run ``episodes`` episodes headless (each env its share; ``seed`` seeds the envs and torch's RNG, so
     sampled actions repeat) and aggregate them; ``capture_screens``: keep screenshots of
     what the agent saw (heat-map backgrounds); ``from_milestone``: start every episode at the run's
     archived state that holds it (milestones count from power-on); ``progress``: tqdm bars over
-    episodes and env steps on stderr (a Pokémon episode is minutes long)."""
+    episodes and env steps on stderr (a Pokémon episode is minutes long); ``boot_cache``: a folder
+    holding the game's start state (a run's; default: a new one, made once for these envs)."""
     if min(episodes, workers, envs_per_worker, 1 if max_steps is None else max_steps) < 1:
         raise ValueError(f"evaluate: episodes {episodes}, workers {workers}, envs_per_worker {envs_per_worker} "
                          f"and max_steps {max_steps} must be >= 1")
     spec = run_spec(agent.config, max_steps=max_steps) if max_steps is not None else agent.spec
     kwargs = {**agent.env_kwargs(rom, from_milestone), "spec": spec}
     # the envs share one start state (Pokémon's intro is made once, not once per env)
-    boot_cache = tempfile.TemporaryDirectory(prefix="pokerl-eval-")
-    env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens, boot_cache=boot_cache.name)
+    own = tempfile.TemporaryDirectory(prefix="pokerl-eval-") if boot_cache is None else None
+    env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens,
+                               boot_cache=boot_cache if own is None else own.name)
     n = workers * envs_per_worker
     policy, device = agent.policy, next(agent.policy.parameters()).device
     summaries: list[dict[str, Any]] = []
@@ -151,7 +154,7 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     # episodes end early (a game completed before the step limit), overstating the rates
     quota = [episodes // n + (i < episodes % n) for i in range(n)]
     torch.manual_seed(seed)  # sampled actions too: the same seed, the same episodes
-    with boot_cache, VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool, ep_bar, step_bar:
+    with own or nullcontext(), VectorPool([env_fn] * n, spec, workers, inline=workers == 1) as pool, ep_bar, step_bar:
         obs, _ = pool.reset(seed=seed)
         state = policy.initial_state(n, device)
         starts = torch.ones(n, device=device)

@@ -385,6 +385,8 @@ class Trainer:
                 if self.frontier is not None:
                     self._move_frontier()
                     scalars.update(self.frontier.scalars())
+                if tc.eval.every and self.update % tc.eval.every == 0 and self.logger is not None:  # rank 0
+                    self.logger.scalars(self._evaluate_from_power_on(), self.global_step)
                 if tc.reset.mode == "swarm" and self.update % tc.reset.swarm_every == 0:
                     self._swarm()
                 if self.archive.max_states:
@@ -451,6 +453,20 @@ class Trainer:
             self._outcomes_new.extend(window_outcomes([summary]))
         if self.logger is not None:
             self.logger.add_episode(summary)
+
+    def _evaluate_from_power_on(self) -> dict[str, float]:
+        """``eval.episodes`` seeded episodes of the policy as it is, from power-on: ``power_on/<milestone>``
+        (the share reaching each) and ``power_on/return``. Training's RNG is left as it was, so a run
+        with evaluations trains exactly as one without."""
+        from pokerl.evaluate import Agent, evaluate
+
+        agent = Agent(self.policy, self.cfg, str(self.run_dir), self.global_step)
+        self.policy.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            result = evaluate(agent, self.tc.eval.episodes, seed=self.update, rom=self.tc.rom,
+                              boot_cache=str(self.run_dir / "cache"))
+        return {**{f"power_on/{m}": rate for m, rate in result.milestone_rates.items()},
+                "power_on/return": result.mean_return}
 
     def _move_frontier(self) -> None:
         """At an update boundary: the window episodes' outcomes (every rank's, in rank order, so all

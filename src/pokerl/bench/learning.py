@@ -42,7 +42,7 @@ from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
 
 # Every seed's settings on top of configs/train.yaml (then the overrides, then seed, budget and run dir).
-BENCH = ["model=small", "log.progress=false", "env.max_steps=2048"]
+BENCH = ["model=small", "log.progress=false", "env.max_steps=2048", "eval.every=250"]
 
 
 # Config keys pokerl gained after seeds had been recorded, with their defaults: left out of the hash when they
@@ -61,7 +61,7 @@ def fingerprint(overrides: list[str]) -> str:
     and for power-on resets (``reset.mode=fresh``) the archive's and the other resets' settings, which
     such a run never reads: changing how the frontier archives does not make fresh seeds run again."""
     cfg = compose_train_config([*BENCH, *overrides])
-    for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log"):
+    for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log", "eval"):  # eval: RNG left alone
         cfg.pop(key, None)
     (cfg["game"].get("world_map") or {}).pop("names", None)  # what reports call the maps: no part of training
     for path, default in ADDED_KEYS:  # as before the key existed: the hashes of seeds already run stay the same
