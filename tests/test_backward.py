@@ -127,3 +127,23 @@ def test_t_reaches_power_on_and_survives_checkpoint_and_resume(chain_file: Path,
     assert resumed.frontier.t == 0 and frontier_curve(tmp_path)[-1] == 0.0
     last = episodes[-4:]
     assert all(e["start"] == "power-on" and e["chain_window"] for e in last)
+
+
+def test_goexplore_explores_until_the_archive_holds_the_target_then_walks_its_own_chain_back(tmp_path: Path) -> None:
+    """Frontier resets until the archive holds ``reset.target`` (here: leaving the start tile), then a
+    chain replayed from the run's own archive (``run_dir/chain.pt``) and backward resets along it; a
+    resumed run goes on in the second phase."""
+    moved = "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.0}"
+    run = [o for o in RUN if not o.startswith("reset.")]
+    trainer = Trainer(compose_train_config([*run, moved, "reset.mode=goexplore", "reset.target=moved",
+                                            "reset.threshold=0.0", "total_steps=256", f"run_dir={tmp_path}"]))
+    trainer.run(stop_at_update=2)
+    assert trainer.frontier is not None and trainer.chain_found_at == 64  # found at the first update's end
+    chain = load_chain(tmp_path / "chain.pt")
+    assert "moved" in chain.end.milestones and chain.trajectory
+    assert [s for s, _ in read_scalar_tags(tmp_path / "tb")["backward/frontier"]] == [64, 128]
+    assert load_checkpoint(tmp_path)["backward"]["found_at"] == 64
+    resumed = Trainer(compose_train_config([f"resume={tmp_path}"]))
+    assert resumed.frontier is not None and resumed.frontier.state_dict() == trainer.frontier.state_dict()
+    resumed.run()
+    assert resumed.chain_found_at == 64

@@ -106,13 +106,15 @@ class ResetConfig:
     """``reset:`` in ``configs/train.yaml``: where episodes start."""
 
     mode: str = "fresh"  # fresh: power-on | frontier: sampled archive entries | swarm: jumps to the best
-    #   | backward: along a chain (pokerl.backward)
+    #   | backward: along a chain (pokerl.backward) | goexplore: frontier until the archive holds
+    #   `target`, then backward along the chain to it from the run's own archive
     fresh_share: float = 0.25  # frontier, backward: the share of resets that start from power-on all the same
     swarm_every: int = 10  # swarm: updates between jumps
     swarm_share: float = 0.25  # swarm: the share of envs that jump to the best entry
     frontier_weight: str = "milestones"  # frontier: entries doubled per milestone held | per unit of its reward
     # backward (see pokerl.backward for the published settings these follow)
-    chain: str | None = None  # the chain file (pokerl-chain)
+    chain: str | None = None  # backward: the chain file (pokerl-chain)
+    target: str | None = None  # goexplore: the milestone whose chain ends the frontier phase (None: the last one)
     window: int = 256  # starts drawn from chain steps [t, t + window]
     step_back: int = 64  # t moves back this many steps ...
     threshold: float = 0.2  # ... when this share of the last `history` window episodes succeeded
@@ -121,8 +123,8 @@ class ResetConfig:
     time_factor: float = 2.0  # an episode from chain step i has time_factor x (the chain's steps - i) steps
 
     def __post_init__(self) -> None:
-        if self.mode not in ("fresh", "frontier", "swarm", "backward"):
-            raise ValueError(f"mode: expected fresh, frontier, swarm or backward, got {self.mode!r}")
+        if self.mode not in ("fresh", "frontier", "swarm", "backward", "goexplore"):
+            raise ValueError(f"mode: expected fresh, frontier, swarm, backward or goexplore, got {self.mode!r}")
         if self.frontier_weight not in ("milestones", "reward"):
             raise ValueError(f"frontier_weight: expected milestones or reward, got {self.frontier_weight!r}")
         if not all(0.0 <= x <= 1.0 for x in (self.fresh_share, self.swarm_share, self.threshold, self.later_share)):

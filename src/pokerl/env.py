@@ -219,7 +219,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def _sample_entry(self) -> Entry | None:
         """A frontier reset's start (None: power-on), drawn with this env's RNG (so resume is exact)."""
         cfg = self._reset_cfg
-        if cfg.mode != "frontier" or not self._archive or self.np_random.random() < cfg.fresh_share:
+        if cfg.mode not in ("frontier", "goexplore") or not self._archive or self.np_random.random() < cfg.fresh_share:
             return None
         p = weights(self._archive, self._uses, self._milestone_value)
         entry = self._archive[int(self.np_random.choice(len(self._archive), p=p))]

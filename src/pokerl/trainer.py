@@ -26,7 +26,7 @@ import torch
 from pokerl.archive import Archive, Entry
 from pokerl.atomic import remove_temp_files, write_text_atomically
 from pokerl.backward import Frontier, window_outcomes
-from pokerl.chain import load_chain
+from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
 from pokerl.checkpoint import (
     check_compatible,
     describe,
@@ -78,7 +78,8 @@ def select_device(name: str) -> torch.device:
     return device
 
 
-RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache")  # what a run writes into its run dir
+RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache", "chain.pt")  # what a run writes into its run dir
+CHAIN_FILE = "chain.pt"  # goexplore: the chain the run found
 
 
 def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -175,18 +176,17 @@ class Trainer:
         self.buffer = RolloutBuffer(
             self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
         )
-        chain = load_chain(self.tc.reset.chain) if self.tc.reset.mode == "backward" else None  # chain: checked set
-        if chain is not None and chain.game != self.spec.profile.name:
-            raise ConfigError(f"reset.chain={self.tc.reset.chain} is a chain of {chain.game}, "
-                              f"not {self.spec.profile.name}")
+        saved = checkpoint.get("backward") if checkpoint is not None else None
+        chain = self._chain(saved is not None)
         self.frontier = Frontier(self.tc.reset, chain.steps) if chain is not None else None
-        if self.frontier is not None and checkpoint is not None and checkpoint.get("backward") is not None:
-            self.frontier.load_state_dict(checkpoint["backward"])
+        self.chain_found_at = None if saved is None else saved.get("found_at")  # goexplore: the step it began
+        if self.frontier is not None and saved is not None:
+            self.frontier.load_state_dict(saved)
         self._outcomes_new: list[bool] = []  # window episodes' successes since the last update boundary
+        self._chain_failed: set[tuple[Any, int]] = set()  # goexplore: entries whose replay left the record
         self.pool = make_pool([env_fn] * self.num_envs, self.spec, self.tc.pool)  # last: it starts processes
-        if chain is not None and self.frontier is not None:  # before any reset draws a start
-            self.pool.call("set_chain", chain, replay=True)
-            self.pool.call("set_backward", self.frontier.t, replay=True)
+        if chain is not None:  # before any reset draws a start
+            self._send_chain(chain)
         self.collector = Collector(self.pool, self.policy, self.ppo_cfg, self.device, obs_space, self._autocast,
                                    asynchronous=self.async_envs)
 
@@ -271,7 +271,8 @@ class Trainer:
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_streak": self.nonfinite_streak,
             "archive": self.archive.state_dict(),
-            "backward": None if self.frontier is None else self.frontier.state_dict(),
+            "backward": None if self.frontier is None else {**self.frontier.state_dict(),
+                                                            "found_at": self.chain_found_at},
             "carry": {"envs": envs, "h": self.state[0].cpu(), "c": self.state[1].cpu(), "starts": starts},
         }
 
@@ -382,6 +383,8 @@ class Trainer:
                     "ppo/learning_rate": lr,
                 }
                 self._share_archive()
+                if tc.reset.mode == "goexplore" and self.frontier is None:
+                    self._find_chain()
                 if self.frontier is not None:
                     self._move_frontier()
                     scalars.update(self.frontier.scalars())
@@ -467,6 +470,49 @@ class Trainer:
                               boot_cache=str(self.run_dir / "cache"))
         return {**{f"power_on/{m}": rate for m, rate in result.milestone_rates.items()},
                 "power_on/return": result.mean_return}
+
+    def _chain(self, resumed_backward: bool) -> Chain | None:
+        """The chain backward resets walk: ``reset.chain``'s, or a goexplore run's own once it found one."""
+        mode = self.tc.reset.mode
+        if mode == "goexplore" and resumed_backward:
+            return load_chain(self.run_dir / CHAIN_FILE)
+        if mode != "backward":
+            return None
+        chain = load_chain(str(self.tc.reset.chain))  # mode=backward: the config checked it is set
+        if chain.game != self.spec.profile.name:
+            raise ConfigError(f"reset.chain={self.tc.reset.chain} is a chain of {chain.game}, "
+                              f"not {self.spec.profile.name}")
+        return chain
+
+    def _send_chain(self, chain: Chain) -> None:
+        assert self.frontier is not None
+        self.pool.call("set_chain", chain, replay=True)
+        self.pool.call("set_backward", self.frontier.t, replay=True)
+
+    def _find_chain(self) -> None:
+        """goexplore: once the archive holds the target (the reward's last milestone unless
+        ``reset.target``), replay its way from power-on into ``run_dir/chain.pt`` and walk it backward.
+        Every rank holds the same archive here, so every rank makes the same chain at the same update."""
+        target = self.tc.reset.target or self.spec.milestone_names[-1]
+        entry = self.archive.for_milestone(target)
+        if entry is None or not entry.trajectory or (entry.cell, entry.steps) in self._chain_failed:
+            return
+        env = make_env(spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"))
+        try:
+            chain = make_chain(env, entry)
+        except ChainError as err:  # not expected (replays are exact): say so once, go on exploring
+            self._chain_failed.add((entry.cell, entry.steps))
+            print(f"pokerl: warning: goexplore: no chain to {target} from this entry ({err})", file=sys.stderr)
+            return
+        finally:
+            env.close()
+        if self.dist.is_main:
+            save_chain(self.run_dir / CHAIN_FILE, chain)
+            print(f"pokerl: goexplore: the archive reached {target} ({chain.steps:,} steps from power-on) at step "
+                  f"{self.global_step:,}: backward resets along it from now on", flush=True)
+        self.frontier = Frontier(self.tc.reset, chain.steps)
+        self.chain_found_at = self.global_step
+        self._send_chain(chain)
 
     def _move_frontier(self) -> None:
         """At an update boundary: the window episodes' outcomes (every rank's, in rank order, so all

@@ -49,7 +49,7 @@ BENCH = ["model=small", "log.progress=false", "env.max_steps=2048", "eval.every=
 # hold them, so adding a key does not make every recorded seed a new setting.
 ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("init",), None), (("archive", "by_map"), False), (("reset", "frontier_weight"), "milestones"),
-    *((("reset", key), value) for key, value in (("chain", None), ("window", 256), ("step_back", 64),
+    *((("reset", key), value) for key, value in (("chain", None), ("target", None), ("window", 256), ("step_back", 64),
                                                  ("threshold", 0.2), ("history", 32), ("later_share", 0.2),
                                                  ("time_factor", 2.0))),
 )
