@@ -2,10 +2,11 @@
 and write the model card beside them.
 
 The training is one seed trained like the learning benchmark's (``pokerl.bench.learning.run_seed``) with
-the method it found best and what the pretrained run added (``METHOD``; the benchmark's table is in the
-README), plus ``EXTRA``, and for longer (``--steps``): the benchmark's seeds won the first badge at about 610k
-of their 1M steps, and five milestones follow it. Its run folder is ``--run-root``/<overrides hash>/seed<N>,
-so a stopped run (SIGTERM) continues where it stopped when the same command runs again on the same machine.
+the method it found best and what the pretrained run added (``METHOD``; the benchmark's table is in
+docs/learning-benchmark.md), plus ``EXTRA``, and for longer (``--steps``): the benchmark's seeds won the
+first badge at about 610k of their 1M steps, and five milestones follow it. Its run folder is
+``--run-root``/<overrides hash>/seed<N>, so a stopped run (SIGTERM) continues where it stopped when the
+same command runs again on the same machine.
 
 Training longer than a working session lasts, on machines that keep nothing but the repository: stop
 it, ``--export-only`` ships what the run has learnt so far (the card says how far: steps against the
@@ -47,7 +48,7 @@ from pokerl.pretrained import (
     read_card,
 )
 
-# The best method measured by the learning benchmark so far (README, "Learning benchmark"). At 1M steps no
+# The best method measured by the learning benchmark so far (docs/learning-benchmark.md). At 1M steps no
 # method finishes tinyquest from power-on. Fresh resets play the early game best from power-on (three
 # seeds fight Rocko in 5-8 of 8 episodes) but nothing after the badge was ever trained; frontier resets
 # train the late game (seed 2's archive held both the first badge and Route 2 at levels 6-8, Mira's
@@ -55,7 +56,7 @@ from pokerl.pretrained import (
 # power-on in 0-2 of 8. So: frontier resets, with half the episodes from power-on. Stage 1's run (not the
 # benchmark) then added maps to the archive's cells and weighed sets by their reward (archive.py, ``weights``):
 # joined at 8.44M and 9.19M steps, they gave the run its first completion at 9.74M, 6M steps after its first
-# second badge (README, "The shipped agent").
+# second badge (docs/shipped-agent.md).
 METHOD = ["ppo.bootstrap_truncated=true", "reset.mode=frontier", "reset.fresh_share=0.5",
           "archive.by_map=true", "archive.max_states=128", "reset.frontier_weight=reward"]
 # On top of the benchmark's setup: the same game in distribution, trained 1.4-1.6x faster (the ROM's
