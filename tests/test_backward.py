@@ -101,11 +101,11 @@ def test_t_moves_back_only_on_success(chain_file: Path, tmp_path: Path) -> None:
     trainer = Trainer(compose_train_config([*RUN, f"reset.chain={chain_file}", "reset.threshold=1.0",
                                             "total_steps=2048", f"run_dir={tmp_path}"]))
     trainer.run()
-    assert trainer.frontier is not None
+    assert trainer.curriculum.frontier is not None
     curve = frontier_curve(tmp_path)
     assert curve[0] <= 1.0 and all(b <= a for a, b in zip(curve, curve[1:], strict=False))
     assert 0.0 < curve[-1] < 1.0  # moved back from the end, stopped before power-on
-    assert not all(trainer.frontier.outcomes)  # what holds it there: failures
+    assert not all(trainer.curriculum.frontier.outcomes)  # what holds it there: failures
 
 
 def test_t_reaches_power_on_and_survives_checkpoint_and_resume(chain_file: Path, tmp_path: Path) -> None:
@@ -114,17 +114,17 @@ def test_t_reaches_power_on_and_survives_checkpoint_and_resume(chain_file: Path,
     base = [*RUN, f"reset.chain={chain_file}", "reset.threshold=0.0", f"run_dir={tmp_path}"]
     trainer = Trainer(compose_train_config([*base, "total_steps=8192"]))
     trainer.run(stop_at_update=3)
-    assert trainer.frontier is not None
+    assert trainer.curriculum.frontier is not None
     saved = load_checkpoint(tmp_path)["backward"]
-    assert saved == trainer.frontier.state_dict() and 0 < saved["t"] < load_chain(chain_file).steps
+    assert saved == trainer.curriculum.state_dict() and 0 < saved["t"] < load_chain(chain_file).steps
     resumed = Trainer(compose_train_config([f"resume={tmp_path}"]))
-    assert resumed.frontier is not None and resumed.frontier.state_dict() == saved
+    assert resumed.curriculum.state_dict() == saved
     episodes: list[dict] = []
     assert resumed.logger is not None
     add = resumed.logger.add_episode
     resumed.logger.add_episode = lambda e: (episodes.append(e), add(e))  # type: ignore[method-assign]
     resumed.run()
-    assert resumed.frontier.t == 0 and frontier_curve(tmp_path)[-1] == 0.0
+    assert resumed.curriculum.frontier.t == 0 and frontier_curve(tmp_path)[-1] == 0.0
     last = episodes[-4:]
     assert all(e["start"] == "power-on" and e["chain_window"] for e in last)
 
@@ -138,12 +138,12 @@ def test_goexplore_explores_until_the_archive_holds_the_target_then_walks_its_ow
     trainer = Trainer(compose_train_config([*run, moved, "reset.mode=goexplore", "reset.target=moved",
                                             "reset.threshold=0.0", "total_steps=256", f"run_dir={tmp_path}"]))
     trainer.run(stop_at_update=2)
-    assert trainer.frontier is not None and trainer.chain_found_at == 64  # found at the first update's end
+    assert trainer.curriculum.frontier is not None and trainer.curriculum.found_at == 64  # the first update
     chain = load_chain(tmp_path / "chain.pt")
     assert "moved" in chain.end.milestones and chain.trajectory
     assert [s for s, _ in read_scalar_tags(tmp_path / "tb")["backward/frontier"]] == [64, 128]
     assert load_checkpoint(tmp_path)["backward"]["found_at"] == 64
     resumed = Trainer(compose_train_config([f"resume={tmp_path}"]))
-    assert resumed.frontier is not None and resumed.frontier.state_dict() == trainer.frontier.state_dict()
+    assert resumed.curriculum.state_dict() == trainer.curriculum.state_dict()
     resumed.run()
-    assert resumed.chain_found_at == 64
+    assert resumed.curriculum.found_at == 64

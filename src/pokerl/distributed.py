@@ -1,4 +1,5 @@
-"""Many learners under ``torchrun``: each rank runs its own envs and gradients are averaged across ranks.
+"""Many learners under ``torchrun``: each rank runs its own envs on its own device and gradients are
+averaged across ranks.
 
 ``init_distributed`` joins the process group when ``WORLD_SIZE`` > 1 (NCCL on GPU, Gloo on CPU);
 run directly, it returns a world of one and nothing here does any work.
@@ -12,6 +13,24 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from pokerl.errors import ConfigError
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available (this rank's GPU under torchrun), else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=auto or cpu)")
+    return device
+
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Where a run keeps its checkpoints, and what a path a user names points at.
+"""Where a run keeps its files, and what a path a user names points at.
 
 No torch here: the command-line tools check the path they are given before they import it, so a
 mistyped path costs the user one line at once, not seconds of imports first.
@@ -7,9 +7,13 @@ mistyped path costs the user one line at once, not seconds of imports first.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from pokerl.errors import CheckpointError
+from pokerl.errors import CheckpointError, ConfigError
 
 LATEST = "latest.pt"
 
@@ -34,3 +38,27 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 def run_dir_of(checkpoint: Path) -> Path:
     """The run dir a checkpoint file belongs to (``RUN/checkpoints/x.pt`` or ``RUN/latest.pt``)."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache", "chain.pt")  # what a run writes into its run dir
+CHAIN_FILE = "chain.pt"  # goexplore: the chain the run found
+
+
+def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a run dir that holds an earlier run (``config.yaml`` or ``checkpoints/``), unless
+    ``overwrite``: then that run's files are removed, and said so."""
+    if not ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
+        return
+    if not overwrite:
+        raise ConfigError(f"run_dir {run_dir} holds an earlier run: continue it with resume={run_dir}, "
+                          f"or start afresh there with overwrite=true")
+    gone = [name for name in RUN_FILES if (run_dir / name).exists()]
+    for name in gone:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    print(f"pokerl: overwrite=true: removed the earlier run's {', '.join(gone)} from {run_dir}", file=sys.stderr)
+
+
+def default_run_dir(cfg: dict[str, Any]) -> Path:
+    name = cfg["game"].get("name", "run")
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -10,10 +10,7 @@ laptop to many GPUs.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,8 +22,6 @@ import torch
 
 from pokerl.archive import Archive, Entry
 from pokerl.atomic import remove_temp_files, write_text_atomically
-from pokerl.backward import Frontier, window_outcomes
-from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
 from pokerl.checkpoint import (
     check_compatible,
     describe,
@@ -40,6 +35,7 @@ from pokerl.checkpoint import (
     set_rng_state,
 )
 from pokerl.config import check_train_config, dump_config
+from pokerl.curriculum import Curriculum
 from pokerl.distributed import (
     all_ranks_agree,
     average_gradients,
@@ -49,6 +45,7 @@ from pokerl.distributed import (
     largest,
     leave_together,
     rank0_decides,
+    select_device,
 )
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError, PokerlError
@@ -59,47 +56,9 @@ from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import make_pool
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
 from pokerl.rollout import Collector, Rollout
+from pokerl.rundir import claim_run_dir, default_run_dir
 from pokerl.schema import from_mapping
 from pokerl.spec import load_spec
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available (this rank's GPU under torchrun), else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device={name}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}: CUDA is not available on this machine (use device=auto or cpu)")
-    return device
-
-
-RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache", "chain.pt")  # what a run writes into its run dir
-CHAIN_FILE = "chain.pt"  # goexplore: the chain the run found
-
-
-def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse a run dir that holds an earlier run (``config.yaml`` or ``checkpoints/``), unless
-    ``overwrite``: then that run's files are removed, and said so."""
-    if not ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
-        return
-    if not overwrite:
-        raise ConfigError(f"run_dir {run_dir} holds an earlier run: continue it with resume={run_dir}, "
-                          f"or start afresh there with overwrite=true")
-    gone = [name for name in RUN_FILES if (run_dir / name).exists()]
-    for name in gone:
-        path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    print(f"pokerl: overwrite=true: removed the earlier run's {', '.join(gone)} from {run_dir}", file=sys.stderr)
-
-
-def default_run_dir(cfg: dict[str, Any]) -> Path:
-    name = cfg["game"].get("name", "run")
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class Trainer:
@@ -176,17 +135,10 @@ class Trainer:
         self.buffer = RolloutBuffer(
             self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
         )
-        saved = checkpoint.get("backward") if checkpoint is not None else None
-        chain = self._chain(saved is not None)
-        self.frontier = Frontier(self.tc.reset, chain.steps) if chain is not None else None
-        self.chain_found_at = None if saved is None else saved.get("found_at")  # goexplore: the step it began
-        if self.frontier is not None and saved is not None:
-            self.frontier.load_state_dict(saved)
-        self._outcomes_new: list[bool] = []  # window episodes' successes since the last update boundary
-        self._chain_failed: set[tuple[Any, int]] = set()  # goexplore: entries whose replay left the record
+        self.curriculum = Curriculum(self.tc.reset, self.spec, self.run_dir, self.tc.rom,
+                                     checkpoint.get("backward") if checkpoint is not None else None)
         self.pool = make_pool([env_fn] * self.num_envs, self.spec, self.tc.pool)  # last: it starts processes
-        if chain is not None:  # before any reset draws a start
-            self._send_chain(chain)
+        self.curriculum.attach(self.pool)  # before any reset draws a start
         self.collector = Collector(self.pool, self.policy, self.ppo_cfg, self.device, obs_space, self._autocast,
                                    asynchronous=self.async_envs)
 
@@ -271,8 +223,7 @@ class Trainer:
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_streak": self.nonfinite_streak,
             "archive": self.archive.state_dict(),
-            "backward": None if self.frontier is None else {**self.frontier.state_dict(),
-                                                            "found_at": self.chain_found_at},
+            "backward": self.curriculum.state_dict(),
             "carry": {"envs": envs, "h": self.state[0].cpu(), "c": self.state[1].cpu(), "starts": starts},
         }
 
@@ -383,11 +334,7 @@ class Trainer:
                     "ppo/learning_rate": lr,
                 }
                 self._share_archive()
-                if tc.reset.mode == "goexplore" and self.frontier is None:
-                    self._find_chain()
-                if self.frontier is not None:
-                    self._move_frontier()
-                    scalars.update(self.frontier.scalars())
+                scalars.update(self.curriculum.at_boundary(self.archive, self.pool, self.global_step, self.dist))
                 if tc.eval.every and self.update % tc.eval.every == 0 and self.logger is not None:  # rank 0
                     self.logger.scalars(self._evaluate_from_power_on(), self.global_step)
                 if tc.reset.mode == "swarm" and self.update % tc.reset.swarm_every == 0:
@@ -452,8 +399,7 @@ class Trainer:
                 self.milestone_first[name] = step
                 if self.logger is not None:
                     self.logger.scalars({f"milestone_first/{name}": step}, step)
-        if self.frontier is not None:
-            self._outcomes_new.extend(window_outcomes([summary]))
+        self.curriculum.episode(summary)
         if self.logger is not None:
             self.logger.add_episode(summary)
 
@@ -470,59 +416,6 @@ class Trainer:
                               boot_cache=str(self.run_dir / "cache"))
         return {**{f"power_on/{m}": rate for m, rate in result.milestone_rates.items()},
                 "power_on/return": result.mean_return}
-
-    def _chain(self, resumed_backward: bool) -> Chain | None:
-        """The chain backward resets walk: ``reset.chain``'s, or a goexplore run's own once it found one."""
-        mode = self.tc.reset.mode
-        if mode == "goexplore" and resumed_backward:
-            return load_chain(self.run_dir / CHAIN_FILE)
-        if mode != "backward":
-            return None
-        chain = load_chain(str(self.tc.reset.chain))  # mode=backward: the config checked it is set
-        if chain.game != self.spec.profile.name:
-            raise ConfigError(f"reset.chain={self.tc.reset.chain} is a chain of {chain.game}, "
-                              f"not {self.spec.profile.name}")
-        return chain
-
-    def _send_chain(self, chain: Chain) -> None:
-        assert self.frontier is not None
-        self.pool.call("set_chain", chain, replay=True)
-        self.pool.call("set_backward", self.frontier.t, replay=True)
-
-    def _find_chain(self) -> None:
-        """goexplore: once the archive holds the target (the reward's last milestone unless
-        ``reset.target``), replay its way from power-on into ``run_dir/chain.pt`` and walk it backward.
-        Every rank holds the same archive here, so every rank makes the same chain at the same update."""
-        target = self.tc.reset.target or self.spec.milestone_names[-1]
-        entry = self.archive.for_milestone(target)
-        if entry is None or not entry.trajectory or (entry.cell, entry.steps) in self._chain_failed:
-            return
-        env = make_env(spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"))
-        try:
-            chain = make_chain(env, entry)
-        except ChainError as err:  # not expected (replays are exact): say so once, go on exploring
-            self._chain_failed.add((entry.cell, entry.steps))
-            print(f"pokerl: warning: goexplore: no chain to {target} from this entry ({err})", file=sys.stderr)
-            return
-        finally:
-            env.close()
-        if self.dist.is_main:
-            save_chain(self.run_dir / CHAIN_FILE, chain)
-            print(f"pokerl: goexplore: the archive reached {target} ({chain.steps:,} steps from power-on) at step "
-                  f"{self.global_step:,}: backward resets along it from now on", flush=True)
-        self.frontier = Frontier(self.tc.reset, chain.steps)
-        self.chain_found_at = self.global_step
-        self._send_chain(chain)
-
-    def _move_frontier(self) -> None:
-        """At an update boundary: the window episodes' outcomes (every rank's, in rank order, so all
-        ranks move t alike) count toward moving t back; the envs learn where it went."""
-        assert self.frontier is not None
-        outcomes, self._outcomes_new = self._outcomes_new, []
-        if self.dist.world_size > 1:
-            outcomes = [o for rank in exchange(outcomes) for o in rank]
-        if self.frontier.record(outcomes):
-            self.pool.call("set_backward", self.frontier.t, replay=True)
 
     def _offer(self, entry: Entry) -> None:
         """An archive candidate from an env: kept when new or reached in fewer steps."""

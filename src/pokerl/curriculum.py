@@ -1,0 +1,103 @@
+"""The run's side of the backward curriculum: which chain the envs walk, when a goexplore run switches to
+it, and t's moves at update boundaries (the algorithm itself: :mod:`pokerl.backward`).
+
+``reset.mode=backward`` walks ``reset.chain`` from the start. ``reset.mode=goexplore`` explores with
+frontier resets until the archive holds ``reset.target`` (the reward's last milestone unless set),
+then replays that entry's trajectory from power-on into ``run_dir/chain.pt`` (:mod:`pokerl.chain`)
+and walks it backward; the global step it switched at is kept (``found_at``). Every rank holds the
+same archive at an update boundary, so every rank makes the same chain at the same update, and the
+window episodes' outcomes of every rank, in rank order, move t alike on all of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pokerl.archive import Archive, Cell, ResetConfig
+from pokerl.backward import Frontier, window_outcomes
+from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
+from pokerl.distributed import Dist, exchange
+from pokerl.env import make_env
+from pokerl.errors import ConfigError
+from pokerl.pool import VectorPool
+from pokerl.rundir import CHAIN_FILE
+from pokerl.spec import GameSpec
+
+
+class Curriculum:
+    """t, the chain and the outcomes not yet counted; nothing (``frontier`` None) until there is a chain."""
+
+    def __init__(self, cfg: ResetConfig, spec: GameSpec, run_dir: Path, rom: str | None,
+                 saved: Mapping[str, Any] | None) -> None:
+        """``saved``: a checkpoint's ``backward`` entry (None: a new run, or no chain yet)."""
+        self.cfg, self.spec, self.run_dir, self.rom = cfg, spec, run_dir, rom
+        self.chain = self._saved_chain(saved is not None)
+        self.frontier = Frontier(cfg, self.chain.steps) if self.chain is not None else None
+        if self.frontier is not None and saved is not None:
+            self.frontier.load_state_dict(saved)
+        self.found_at: int | None = None if saved is None else saved.get("found_at")  # goexplore's switch
+        self._new: list[bool] = []  # window episodes' successes since the last update boundary
+        self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
+
+    def _saved_chain(self, resumed_backward: bool) -> Chain | None:
+        if self.cfg.mode == "goexplore" and resumed_backward:
+            return load_chain(self.run_dir / CHAIN_FILE)
+        if self.cfg.mode != "backward":
+            return None
+        chain = load_chain(str(self.cfg.chain))  # mode=backward: the config checked it is set
+        if chain.game != self.spec.profile.name:
+            raise ConfigError(f"reset.chain={self.cfg.chain} is a chain of {chain.game}, not {self.spec.profile.name}")
+        return chain
+
+    def attach(self, pool: VectorPool) -> None:
+        """Hand the envs the chain and t (also the fresh envs of a worker restarted later)."""
+        if self.chain is not None and self.frontier is not None:
+            pool.call("set_chain", self.chain, replay=True)
+            pool.call("set_backward", self.frontier.t, replay=True)
+
+    def episode(self, summary: Mapping[str, Any]) -> None:
+        """A finished episode: a window episode's outcome counts at the next boundary."""
+        if self.frontier is not None:
+            self._new.extend(window_outcomes([summary]))
+
+    def at_boundary(self, archive: Archive, pool: VectorPool, global_step: int, dist: Dist) -> dict[str, float]:
+        """Between updates: goexplore looks for its chain; the outcomes so far may move t. Returns the
+        ``backward/*`` scalars (none before there is a chain)."""
+        if self.cfg.mode == "goexplore" and self.frontier is None:
+            self._find(archive, pool, global_step, dist.is_main)
+        if self.frontier is None:
+            return {}
+        outcomes, self._new = self._new, []
+        if dist.world_size > 1:
+            outcomes = [o for rank in exchange(outcomes) for o in rank]
+        if self.frontier.record(outcomes):
+            pool.call("set_backward", self.frontier.t, replay=True)
+        return self.frontier.scalars()
+
+    def _find(self, archive: Archive, pool: VectorPool, global_step: int, is_main: bool) -> None:
+        target = self.cfg.target or self.spec.milestone_names[-1]
+        entry = archive.for_milestone(target)
+        if entry is None or not entry.trajectory or (entry.cell, entry.steps) in self._failed:
+            return
+        env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"))
+        try:
+            chain = make_chain(env, entry)
+        except ChainError as err:  # not expected (replays are exact): say so once, go on exploring
+            self._failed.add((entry.cell, entry.steps))
+            print(f"pokerl: warning: goexplore: no chain to {target} from this entry ({err})", file=sys.stderr)
+            return
+        finally:
+            env.close()
+        if is_main:
+            save_chain(self.run_dir / CHAIN_FILE, chain)
+            print(f"pokerl: goexplore: the archive reached {target} ({chain.steps:,} steps from power-on) at step "
+                  f"{global_step:,}: backward resets along it from now on", flush=True)
+        self.chain, self.frontier, self.found_at = chain, Frontier(self.cfg, chain.steps), global_step
+        self.attach(pool)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """For checkpoints: t, the outcomes counted and the switch's step (None: no chain yet)."""
+        return None if self.frontier is None else {**self.frontier.state_dict(), "found_at": self.found_at}
