@@ -103,8 +103,8 @@ MUTANTS = [
     Mutant("frontier_not_checkpointed", "src/pokerl/trainer.py",
            '"backward": self.curriculum.state_dict(),', '"backward": None,',
            (BACKWARD + "::test_t_reaches_power_on_and_survives_checkpoint_and_resume",)),
-    Mutant("evaluation_draws_on_training_rng", "src/pokerl/trainer.py",
-           'with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):', "if True:",
+    Mutant("evaluation_draws_on_training_rng", "src/pokerl/evaluate.py",
+           'with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):', "if True:",
            ("tests/test_trainer.py::test_periodic_evaluation_from_power_on_is_logged_and_leaves_training_as_it_was",)),
     # PPO's pieces
     Mutant("gae_index", "src/pokerl/ppo.py", "1.0 - episode_starts[t + 1], values[t + 1]",

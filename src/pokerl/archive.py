@@ -142,7 +142,7 @@ class ArchiveConfig:
     """``archive:`` in ``configs/train.yaml``."""
 
     max_states: int = 64  # entries kept (0: no archive)
-    level_step: int = 0  # > 0: cells split by the reward's level sum in steps of this (0: milestones only)
+    level_step: int = 1  # > 0: cells split by the reward's level sum in steps of this (0: milestones only)
     by_map: bool = False  # cells split by the map the player stands on too
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from pokerl.milestones import median_steps, reach_rates
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.pool import VectorPool
 from pokerl.schema import from_mapping
-from pokerl.spec import GameSpec, load_spec
+from pokerl.spec import GameSpec, run_spec
 
 
 @dataclass
@@ -63,11 +64,6 @@ class Agent:
                                   f"(archived: {', '.join(held) or 'none'})")
             kwargs["start"] = entry
         return kwargs
-
-
-def run_spec(config: Mapping[str, Any], **env_overrides: Any) -> GameSpec:
-    """The spec of a run config's game, reward and env groups (env settings overridden by keywords)."""
-    return load_spec(config["game"], config["reward"], config["env"], **env_overrides)
 
 
 def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapping[str, Any] | None = None,
@@ -200,3 +196,18 @@ def save_heatmap(agent: Agent, result: EvalResult, path: str | os.PathLike[str])
     assert result.visits is not None
     scale = world_scale(agent.spec.world_map, agent.spec.profile.screen)
     Image.fromarray(readable(draw_heatmap(agent.spec.world_map, result.visits, scale, result.backdrop))).save(path)
+
+
+def evaluate_from_power_on(policy: Policy, config: dict[str, Any], episodes: int, seed: int,
+                           run_dir: str | os.PathLike[str]) -> dict[str, float]:
+    """A training run's periodic measure (``eval.every``): ``episodes`` seeded episodes of ``policy``
+    as it is, from power-on, as ``power_on/<milestone>`` (the share reaching each) and
+    ``power_on/return``. Torch's RNG is left as it was, so a run with evaluations trains exactly as one
+    without; the envs share the run's start state (``run_dir/cache``)."""
+    device = next(policy.parameters()).device
+    policy.eval()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        result = evaluate(Agent(policy, config, str(run_dir), 0), episodes, seed=seed, rom=config.get("rom"),
+                          boot_cache=str(Path(run_dir) / "cache"))
+    return {**{f"power_on/{m}": rate for m, rate in result.milestone_rates.items()},
+            "power_on/return": result.mean_return}

@@ -27,14 +27,14 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, hidden)
 
 @dataclass
 class PolicyConfig:
-    """Sizes of the network (``configs/model/*.yaml``)."""
+    """Sizes of the network (``configs/model/*.yaml``); the defaults are ``default.yaml``'s (~10M parameters)."""
 
-    channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    channels: list[int] = field(default_factory=lambda: [64, 128, 128])
     kernels: list[int] = field(default_factory=lambda: [8, 4, 3])
     strides: list[int] = field(default_factory=lambda: [4, 2, 1])
-    cnn_out: int = 512  # linear layer after the convolutions
-    vector_hidden: int = 64  # MLP width for the RAM features
-    hidden: int = 512  # fused width = LSTM input and hidden size
+    cnn_out: int = 768  # linear layer after the convolutions
+    vector_hidden: int = 128  # MLP width for the RAM features
+    hidden: int = 896  # fused width = LSTM input and hidden size
     recurrent: bool = True
 
     def __post_init__(self) -> None:

@@ -117,3 +117,8 @@ def load_spec(game: ConfigSource | None = None, reward: ConfigSource | None = No
             raise ConfigError(f"env.helpers: {profile.source} has no helper {name!r} "
                               f"(it has: {', '.join(profile.helpers) or 'none'})")
     return GameSpec(profile, load_reward(reward, profile.ram), config)
+
+
+def run_spec(config: Mapping[str, Any], **env_overrides: Any) -> GameSpec:
+    """The spec of a run config's game, reward and env groups (env settings overridden by keywords)."""
+    return load_spec(config["game"], config["reward"], config["env"], **env_overrides)

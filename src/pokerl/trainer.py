@@ -49,6 +49,7 @@ from pokerl.distributed import (
 )
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError, PokerlError
+from pokerl.evaluate import evaluate_from_power_on
 from pokerl.interrupt import StopOnSignal
 from pokerl.logger import TrainLogger
 from pokerl.milestones import first_reached
@@ -336,7 +337,9 @@ class Trainer:
                 self._share_archive()
                 scalars.update(self.curriculum.at_boundary(self.archive, self.pool, self.global_step, self.dist))
                 if tc.eval.every and self.update % tc.eval.every == 0 and self.logger is not None:  # rank 0
-                    self.logger.scalars(self._evaluate_from_power_on(), self.global_step)
+                    self.logger.scalars(evaluate_from_power_on(self.policy, self.cfg, tc.eval.episodes,
+                                                               seed=self.update, run_dir=self.run_dir),
+                                        self.global_step)
                 if tc.reset.mode == "swarm" and self.update % tc.reset.swarm_every == 0:
                     self._swarm()
                 if self.archive.max_states:
@@ -402,20 +405,6 @@ class Trainer:
         self.curriculum.episode(summary)
         if self.logger is not None:
             self.logger.add_episode(summary)
-
-    def _evaluate_from_power_on(self) -> dict[str, float]:
-        """``eval.episodes`` seeded episodes of the policy as it is, from power-on: ``power_on/<milestone>``
-        (the share reaching each) and ``power_on/return``. Training's RNG is left as it was, so a run
-        with evaluations trains exactly as one without."""
-        from pokerl.evaluate import Agent, evaluate
-
-        agent = Agent(self.policy, self.cfg, str(self.run_dir), self.global_step)
-        self.policy.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            result = evaluate(agent, self.tc.eval.episodes, seed=self.update, rom=self.tc.rom,
-                              boot_cache=str(self.run_dir / "cache"))
-        return {**{f"power_on/{m}": rate for m, rate in result.milestone_rates.items()},
-                "power_on/return": result.mean_return}
 
     def _offer(self, entry: Entry) -> None:
         """An archive candidate from an env: kept when new or reached in fewer steps."""

@@ -35,10 +35,10 @@ from pokerl.config import compose_train_config
 from pokerl.distributed import select_device
 from pokerl.env import make_env
 from pokerl.errors import ConfigError, exit_on_error
-from pokerl.evaluate import run_spec
 from pokerl.policy import Policy, PolicyConfig
 from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
 from pokerl.schema import from_mapping
+from pokerl.spec import run_spec
 from pokerl.trainer import Trainer
 
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from pokerl.chain import make_chain, save_chain
     from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
     from pokerl.env import make_env
-    from pokerl.evaluate import run_spec
+    from pokerl.spec import run_spec
 
     path = resolve_checkpoint(args.checkpoint)
     ckpt = load_checkpoint(path)
