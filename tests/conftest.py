@@ -45,6 +45,26 @@ TQ_LEVEL = 0xC004  # u8
 
 FAST = {"ballast": 0}
 
+# The overrides of a tiny training run on tinyquest: the small policy narrowed further, 2 envs x 16 steps an
+# update in one process, one minibatch and one epoch, no ballast, no progress bar, heat maps or videos.
+TINY_RUN = (
+    "model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "pool.mode=serial", "pool.workers=1",
+    "ppo.num_steps=16", "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0",
+    "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
+)
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def tiny_run(*extra: str, drop: tuple[str, ...] = ()) -> list[str]:
+    """TINY_RUN with ``extra``: an extra whose key TINY_RUN sets replaces that override in place, the others
+    follow in their order; the keys in ``drop`` are left out (the run takes their config defaults)."""
+    given = {_key(o): o for o in extra}
+    base = [given.pop(_key(o), o) for o in TINY_RUN if _key(o) not in drop]
+    return [*base, *(o for o in extra if _key(o) in given)]
+
 
 def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``args`` as two CPU ranks under torchrun and return its output.

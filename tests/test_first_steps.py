@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TQ_ROM
+from conftest import ROOT, TQ_ROM, tiny_run
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError, ConfigError, RomError
@@ -28,9 +28,7 @@ from pokerl.trainer import Trainer, train
 
 NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""}
 # A short real run: 2 envs x 8 steps an update, the small policy, no heat maps or videos.
-TINY = ["model=small", "num_envs=2", "pool.mode=serial", "pool.workers=1", "ppo.num_steps=8", "ppo.bptt=8",
-        "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0", "log.heatmap_every=0",
-        "log.video_every=0", "torch_threads=1"]
+TINY = tiny_run("ppo.num_steps=8", drop=("model.hidden", "model.vector_hidden", "log.progress"))
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tq
+from conftest import make_tq, tiny_run
 from pokerl import boot as boot_module
 from pokerl import emulator
 from pokerl.config import compose_train_config
@@ -18,9 +18,7 @@ from pokerl.evaluate import evaluate, load_agent, save_heatmap
 from pokerl.spec import default_game, load_spec
 from pokerl.trainer import Trainer
 
-TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "ppo.num_steps=8", "ppo.bptt=8",
-        "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=12", "game.boot.writes.ballast=0",
-        "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1"]
+TINY = tiny_run("ppo.num_steps=8", "env.max_steps=12", drop=("num_envs", "pool.mode", "pool.workers"))
 
 
 @pytest.fixture

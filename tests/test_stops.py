@@ -17,6 +17,7 @@ from typing import BinaryIO
 import pytest
 import torch
 
+from conftest import tiny_run
 from pokerl import ppo
 from pokerl.atomic import write_atomically, write_text_atomically
 from pokerl.checkpoint import check_compatible, load_checkpoint
@@ -27,11 +28,8 @@ from pokerl.policy import PolicyConfig
 from pokerl.spec import load_spec
 from pokerl.trainer import Trainer, train
 
-SMALL = [
-    "model=small", "model.hidden=64", "model.vector_hidden=32", "num_envs=2", "ppo.num_steps=16", "ppo.bptt=8",
-    "ppo.num_minibatches=2", "ppo.update_epochs=1", "env.max_steps=24", "game.boot.writes.ballast=0",
-    "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
-]
+SMALL = tiny_run("model.hidden=64", "model.vector_hidden=32", "ppo.num_minibatches=2", "env.max_steps=24",
+                 drop=("pool.mode", "pool.workers"))
 
 
 def start(run_dir: Path, *extra: str) -> subprocess.Popen[str]:

@@ -16,16 +16,14 @@ import pytest
 import torch
 import yaml
 
-from conftest import TQ_PROFILE, make_tq
+from conftest import TQ_PROFILE, make_tq, tiny_run
 from pokerl.config import compose_train_config
 from pokerl.policy import Policy
 from pokerl.ppo import RolloutBuffer, ppo_update
 from pokerl.trainer import Trainer
 
 GAMMA = 0.5  # far from 1, so a bootstrap without γ differs from one with it by half of V
-TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "ppo.bptt=8", "ppo.num_minibatches=1",
-        "ppo.update_epochs=1", "game.boot.writes.ballast=0", "log.progress=false", "log.heatmap_every=0",
-        "log.video_every=0", "torch_threads=1", f"ppo.gamma={GAMMA}"]
+TINY = tiny_run(f"ppo.gamma={GAMMA}", drop=("num_envs", "pool.mode", "pool.workers", "ppo.num_steps"))
 SERIAL = ["pool.mode=serial", "pool.workers=1"]
 ASYNC = ["pool.mode=async", "pool.workers=2"]
 
