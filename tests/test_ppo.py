@@ -87,6 +87,34 @@ def test_gae_matches_reference_loop() -> None:
     np.testing.assert_allclose(ret.numpy(), ref_ret, rtol=1e-10)
 
 
+GAMMA, LAM = 0.9, 0.5
+
+
+def test_gae_with_a_truncation_and_a_termination_by_hand() -> None:
+    """One env, T = 4: the episode is truncated after step 1 (obs 2 starts a new one) and terminated
+    after step 3 (the next obs starts one). V(final obs of the truncated episode) = 4."""
+    rewards = torch.tensor([[1.0], [2.0], [0.0], [3.0]])
+    values = torch.tensor([[0.5], [1.0], [2.0], [1.5]])
+    starts = torch.tensor([[0.0], [0.0], [1.0], [0.0]])
+    next_value, next_start = torch.tensor([7.0]), torch.tensor([1.0])
+    adv, ret = compute_gae(rewards, values, starts, next_value, next_start, GAMMA, LAM)
+    # by hand, backwards: step 3 ends the game, step 2 continues into it, step 1 is cut, step 0 continues
+    d3 = 3.0 - 1.5
+    d2 = 0.0 + GAMMA * 1.5 - 2.0
+    d1 = 2.0 - 1.0
+    d0 = 1.0 + GAMMA * 1.0 - 0.5
+    a3, a2, a1 = d3, d2 + GAMMA * LAM * d3, d1
+    a0 = d0 + GAMMA * LAM * a1
+    assert adv[:, 0].tolist() == pytest.approx([a0, a1, a2, a3], abs=1e-6)
+    # bootstrapping the truncation adds γ·V(final) to step 1's reward: step 1's return grows by exactly
+    # that, step 0's by γλ times it, the next episode's not at all
+    boot = rewards.clone()
+    boot[1] += GAMMA * 4.0
+    _, ret_boot = compute_gae(boot, values, starts, next_value, next_start, GAMMA, LAM)
+    diff = (ret_boot - ret)[:, 0].tolist()
+    assert diff == pytest.approx([GAMMA * LAM * GAMMA * 4.0, GAMMA * 4.0, 0.0, 0.0], abs=1e-6)
+
+
 def tiny_space(vector: int = 2) -> gym.spaces.Dict:
     return gym.spaces.Dict({
         "screen": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),

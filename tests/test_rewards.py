@@ -234,7 +234,7 @@ def test_gain_pays_new_highs_of_xp_and_event_flags() -> None:
         env.reset(seed=3)
         walk_town_to_route1(env)
         walk_route1_to_grass(env)
-        flags0 = int(env.unwrapped._tracker.highs["events"])
+        flags0 = int(env.unwrapped.get_state()["rewards"]["highs"]["events"])
         infos = grind(env, lambda i: i["xp"] > 0)
         xp, flags = infos[-1]["xp"], infos[-1]["events"].count()
         paid = sum(i["reward_terms"]["gain"] for i in infos)
