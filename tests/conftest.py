@@ -1,4 +1,5 @@
-"""Shared helpers for the environment tests: a fast tinyquest env on the real ROM and ways to drive it.
+"""Shared helpers: a fast tinyquest env on the real ROM and ways to drive it, the overrides of a tiny training
+run, and a tiny policy with a memory task for it.
 
 Everything here runs the real bundled ROM through PyBoy; only the ROM's busy-wait ballast is set to
 0 (a WRAM write the profile allows) so the tests run fast. Positions and rules come from
@@ -18,10 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import pytest
+import torch
 
 import pokerl  # noqa: F401  (registers the gymnasium ids)
 from pokerl.env import GameBoyEnv
+from pokerl.policy import PolicyConfig
 
 # Start states made outside a run are kept in the user's cache folder (pokerl.boot.user_cache_dir): the tests
 # (and the commands they start) keep theirs in a folder of their own, new each session, so a test run neither
@@ -159,3 +164,49 @@ def load_walkthrough() -> Any:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# ------------------------------------------------------------------ a tiny policy and a memory task
+
+
+def tiny_space(vector: int = 2) -> gym.spaces.Dict:
+    return gym.spaces.Dict({
+        "screen": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),
+        "visited": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),
+        "vector": gym.spaces.Box(-1, 1, (vector,), np.float32),
+    })
+
+
+def tiny_config(recurrent: bool) -> PolicyConfig:
+    return PolicyConfig(channels=[4], kernels=[2], strides=[1], cnn_out=16, vector_hidden=16, hidden=32,
+                        recurrent=recurrent)
+
+
+class CueEnvs:
+    """N copies of a memory task: a cue (left/right) is shown only at the first step; after
+    ``delay`` more steps the action must name the cue (reward 1, else 0). Episodes last delay+1 steps."""
+
+    def __init__(self, n: int, delay: int, seed: int) -> None:
+        self.n, self.delay = n, delay
+        self.rng = np.random.default_rng(seed)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.cue = self.rng.integers(0, 2, n)
+
+    def obs(self) -> dict[str, torch.Tensor]:
+        vector = np.zeros((self.n, 2), np.float32)
+        first = self.t == 0
+        vector[first, self.cue[first]] = 1.0
+        return {
+            "screen": torch.zeros(self.n, 4, 4, 1, dtype=torch.uint8),
+            "visited": torch.zeros(self.n, 4, 4, 1, dtype=torch.uint8),
+            "vector": torch.from_numpy(vector),
+        }
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        last = self.t == self.delay
+        reward = (last & (action == self.cue)).astype(np.float32)
+        self.t += 1
+        done = last
+        self.t[done] = 0
+        self.cue[done] = self.rng.integers(0, 2, int(done.sum()))
+        return reward, done
