@@ -94,6 +94,18 @@ def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def refused(out: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command printed (asserting it was one line, exit status 2)."""
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert out.stderr.startswith("pokerl: error: ") and out.stderr.strip().count("\n") == 0, out.stderr[-2000:]
+    return out.stderr.strip()
+
+
 def make_tq(**kwargs: Any) -> GameBoyEnv:
     """A tinyquest env with no ballast (fast) unless ``writes`` is given."""
     kwargs.setdefault("writes", FAST)
