@@ -23,9 +23,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import pokerl  # noqa: F401  (registers the gymnasium ids)
 from pokerl.env import GameBoyEnv
+from pokerl.errors import PokerlError
 from pokerl.policy import PolicyConfig
 
 # Start states made outside a run are kept in the user's cache folder (pokerl.boot.user_cache_dir): the tests
@@ -111,6 +113,22 @@ def make_tq(**kwargs: Any) -> GameBoyEnv:
     kwargs.setdefault("writes", FAST)
     kwargs.setdefault("game", "tinyquest")
     return GameBoyEnv(**kwargs)
+
+
+def one_line(err: pytest.ExceptionInfo[PokerlError]) -> str:
+    """The error's message, asserting it is one non-empty line."""
+    text = str(err.value)
+    assert text and "\n" not in text
+    return text
+
+
+def profile_with(tmp_path: Path, edit) -> Path:
+    """tinyquest's profile edited by ``edit``, written to a file in ``tmp_path``."""
+    data = yaml.safe_load(TQ_PROFILE.read_text())
+    edit(data)
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 @pytest.fixture

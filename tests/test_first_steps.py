@@ -194,3 +194,25 @@ def test_eval_reports_shares_without_float_noise_and_maps_by_name(tmp_path: Path
     result = evaluate(agent, episodes=10, envs_per_worker=2, seed=0)
     assert result.maps_visited[0] == 1.0 and all(v * 10 == round(v * 10) for v in result.maps_visited.values())
     assert agent.spec.profile.world_map.map_name(0) == "town" and agent.spec.profile.world_map.map_name(99) == "map 99"
+
+
+BAD_ENV_SCRIPT = """
+from pokerl.errors import exit_on_error
+from pokerl.env import GameBoyEnv
+
+@exit_on_error
+def main():
+    GameBoyEnv(rom={rom!r})
+
+main()
+"""
+
+
+def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    script = BAD_ENV_SCRIPT.format(rom=str(tmp_path / "missing.gb"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("pokerl: error:") and "missing.gb" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

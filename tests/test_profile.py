@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TQ_PROFILE
+from conftest import TQ_PROFILE, make_tq, one_line, profile_with
 from pokerl.errors import ConfigError
 from pokerl.profile import load_profile, profile_from_mapping
 from pokerl.ram import RamField
@@ -83,3 +83,33 @@ def test_bad_profile_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_profile("no_such_game")
     assert "no_such_game" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_profile_key(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d.__setitem__("visted_cell", 4))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    text = one_line(err)
+    assert str(path) in text and "visted_cell" in text and "unknown key" in text
+
+
+def test_unknown_nested_profile_key(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d["ram"]["hp"].__setitem__("adr", 0xC005))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    assert "ram.hp.adr" in one_line(err)
+
+
+def test_wrong_type_in_profile(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d.__setitem__("visited_cell", "four"))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    assert "visited_cell" in one_line(err)
+
+
+def test_address_out_of_range(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d["ram"]["level"].__setitem__("addr", 0x0100))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    text = one_line(err)
+    assert "ram.level.addr" in text and "out of range" in text
