@@ -1,4 +1,5 @@
-"""Shared helpers for the environment tests: a fast tinyquest env on the real ROM and ways to drive it.
+"""Shared helpers: a fast tinyquest env on the real ROM and ways to drive it, the overrides of a tiny training
+run, and a tiny policy with a memory task for it.
 
 Everything here runs the real bundled ROM through PyBoy; only the ROM's busy-wait ballast is set to
 0 (a WRAM write the profile allows) so the tests run fast. Positions and rules come from
@@ -18,10 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import pytest
+import torch
+import yaml
 
 import pokerl  # noqa: F401  (registers the gymnasium ids)
 from pokerl.env import GameBoyEnv
+from pokerl.errors import PokerlError
+from pokerl.policy import PolicyConfig
 
 # Start states made outside a run are kept in the user's cache folder (pokerl.boot.user_cache_dir): the tests
 # (and the commands they start) keep theirs in a folder of their own, new each session, so a test run neither
@@ -44,6 +51,26 @@ TQ_XP = 0xC009  # u16 big-endian
 TQ_LEVEL = 0xC004  # u8
 
 FAST = {"ballast": 0}
+
+# The overrides of a tiny training run on tinyquest: the small policy narrowed further, 2 envs x 16 steps an
+# update in one process, one minibatch and one epoch, no ballast, no progress bar, heat maps or videos.
+TINY_RUN = (
+    "model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "pool.mode=serial", "pool.workers=1",
+    "ppo.num_steps=16", "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0",
+    "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
+)
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def tiny_run(*extra: str, drop: tuple[str, ...] = ()) -> list[str]:
+    """TINY_RUN with ``extra``: an extra whose key TINY_RUN sets replaces that override in place, the others
+    follow in their order; the keys in ``drop`` are left out (the run takes their config defaults)."""
+    given = {_key(o): o for o in extra}
+    base = [given.pop(_key(o), o) for o in TINY_RUN if _key(o) not in drop]
+    return [*base, *(o for o in extra if _key(o) in given)]
 
 
 def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -69,11 +96,39 @@ def torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def refused(out: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command printed (asserting it was one line, exit status 2)."""
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert out.stderr.startswith("pokerl: error: ") and out.stderr.strip().count("\n") == 0, out.stderr[-2000:]
+    return out.stderr.strip()
+
+
 def make_tq(**kwargs: Any) -> GameBoyEnv:
     """A tinyquest env with no ballast (fast) unless ``writes`` is given."""
     kwargs.setdefault("writes", FAST)
     kwargs.setdefault("game", "tinyquest")
     return GameBoyEnv(**kwargs)
+
+
+def one_line(err: pytest.ExceptionInfo[PokerlError]) -> str:
+    """The error's message, asserting it is one non-empty line."""
+    text = str(err.value)
+    assert text and "\n" not in text
+    return text
+
+
+def profile_with(tmp_path: Path, edit) -> Path:
+    """tinyquest's profile edited by ``edit``, written to a file in ``tmp_path``."""
+    data = yaml.safe_load(TQ_PROFILE.read_text())
+    edit(data)
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 @pytest.fixture
@@ -139,3 +194,49 @@ def load_walkthrough() -> Any:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# ------------------------------------------------------------------ a tiny policy and a memory task
+
+
+def tiny_space(vector: int = 2) -> gym.spaces.Dict:
+    return gym.spaces.Dict({
+        "screen": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),
+        "visited": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),
+        "vector": gym.spaces.Box(-1, 1, (vector,), np.float32),
+    })
+
+
+def tiny_config(recurrent: bool) -> PolicyConfig:
+    return PolicyConfig(channels=[4], kernels=[2], strides=[1], cnn_out=16, vector_hidden=16, hidden=32,
+                        recurrent=recurrent)
+
+
+class CueEnvs:
+    """N copies of a memory task: a cue (left/right) is shown only at the first step; after
+    ``delay`` more steps the action must name the cue (reward 1, else 0). Episodes last delay+1 steps."""
+
+    def __init__(self, n: int, delay: int, seed: int) -> None:
+        self.n, self.delay = n, delay
+        self.rng = np.random.default_rng(seed)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.cue = self.rng.integers(0, 2, n)
+
+    def obs(self) -> dict[str, torch.Tensor]:
+        vector = np.zeros((self.n, 2), np.float32)
+        first = self.t == 0
+        vector[first, self.cue[first]] = 1.0
+        return {
+            "screen": torch.zeros(self.n, 4, 4, 1, dtype=torch.uint8),
+            "visited": torch.zeros(self.n, 4, 4, 1, dtype=torch.uint8),
+            "vector": torch.from_numpy(vector),
+        }
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        last = self.t == self.delay
+        reward = (last & (action == self.cue)).astype(np.float32)
+        self.t += 1
+        done = last
+        self.t[done] = 0
+        self.cue[done] = self.rng.integers(0, 2, int(done.sum()))
+        return reward, done

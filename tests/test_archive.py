@@ -19,6 +19,7 @@ from conftest import (
     make_tq,
     position,
     press,
+    tiny_run,
     torchrun,
     walk_route1_to_grass,
     walk_town_to_route1,
@@ -291,10 +292,7 @@ def test_cells_of_one_milestone_set_are_kept_apart_and_the_best_is_the_highest_l
     assert not archive.offer(Entry(("a",), b"z", 10, {}, level=2))  # more steps in the same cell
 
 
-TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "ppo.num_steps=16", "ppo.bptt=8",
-        "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=16", "game.boot.writes.ballast=0",
-        "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
-        "pool.mode=serial", "pool.workers=1", "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.0}"]
+TINY = tiny_run("env.max_steps=16", "+reward.milestones.moved={when: 'x != 9 or y != 9', reward: 0.0}")
 
 
 @pytest.mark.parametrize("by_map", [False, True])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACTION, load_walkthrough, make_tq
+from conftest import ACTION, load_walkthrough, make_tq, tiny_run
 from pokerl.archive import ResetConfig
 from pokerl.chain import Chain, load_chain, make_chain, save_chain
 from pokerl.checkpoint import load_checkpoint
@@ -84,11 +84,8 @@ def test_starts_come_from_the_window_past_t_or_power_on(chain_file: Path) -> Non
     assert all(s["start"] == "power-on" and s["chain_window"] and not s["chain_success"] for s in at_zero)
 
 
-RUN = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "pool.mode=serial", "pool.workers=1",
-       "ppo.num_steps=32", "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0",
-       "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1", "seed=3",
-       "reset.mode=backward", "reset.window=32", "reset.step_back=32", "reset.history=4", "reset.later_share=0",
-       "reset.fresh_share=0", "reset.time_factor=0.05"]
+RUN = tiny_run("ppo.num_steps=32", "seed=3", "reset.mode=backward", "reset.window=32", "reset.step_back=32",
+               "reset.history=4", "reset.later_share=0", "reset.fresh_share=0", "reset.time_factor=0.05")
 
 
 def frontier_curve(run_dir: Path) -> list[float]:

@@ -11,17 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ACTION, make_tq, press, walk_town_to_route1
+from conftest import ACTION, make_tq, press, tiny_run, walk_town_to_route1
 from pokerl.archive import Archive, Entry
 from pokerl.chain import ChainError, load_chain
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.trainer import Trainer
 
-RUN = ["model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=2", "pool.mode=serial", "pool.workers=1",
-       "ppo.num_steps=16", "ppo.bptt=8", "ppo.num_minibatches=1", "ppo.update_epochs=1", "total_steps=32",
-       "game.boot.writes.ballast=0", "archive.by_map=true", "log.progress=false", "log.heatmap_every=0",
-       "log.video_every=0", "torch_threads=1"]
+RUN = tiny_run("total_steps=32", "archive.by_map=true")
 
 
 def two_episode_entry() -> Entry:

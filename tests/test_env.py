@@ -1,4 +1,5 @@
-"""GameBoyEnv on the real tinyquest ROM: Gymnasium API, determinism, observations, info and errors."""
+"""GameBoyEnv on the real tinyquest ROM: Gymnasium API, determinism, observations, info, bad ROMs and
+keywords, and the start-state cache."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import yaml
 from gymnasium.utils.env_checker import check_env
 
-from conftest import ROOT, TQ_PROFILE, TQ_ROM, make_tq, press
+from conftest import TQ_ROM, make_tq, one_line, press, profile_with
 from pokerl.env import GameBoyEnv
-from pokerl.errors import ConfigError, PokerlError, RomError
+from pokerl.errors import ConfigError, RomError
 
 
 @pytest.mark.parametrize("render_mode", [None, "rgb_array"])
@@ -208,16 +208,10 @@ def test_truncation_flag_and_step_count() -> None:
 # ---------------------------------------------------------------- bad inputs: one-line errors
 
 
-def _one_line(err: pytest.ExceptionInfo[PokerlError]) -> str:
-    text = str(err.value)
-    assert text and "\n" not in text
-    return text
-
-
 def test_missing_rom(tmp_path: Path) -> None:
     with pytest.raises(RomError) as err:
         make_tq(rom=tmp_path / "nope.gb")
-    assert "not found" in _one_line(err)
+    assert "not found" in one_line(err)
 
 
 def test_wrong_sha1(tmp_path: Path) -> None:
@@ -227,7 +221,7 @@ def test_wrong_sha1(tmp_path: Path) -> None:
     rom.write_bytes(bytes(data))
     with pytest.raises(RomError) as err:
         make_tq(rom=rom)
-    text = _one_line(err)
+    text = one_line(err)
     assert "SHA-1" in text and "bff380b5847bb87cf303b0501173d2c0d01bd49f" in text
 
 
@@ -236,112 +230,16 @@ def test_not_a_rom(tmp_path: Path) -> None:
     rom.write_bytes(b"\0" * 1000)
     with pytest.raises(RomError) as err:
         make_tq(rom=rom)
-    assert "not a Game Boy ROM" in _one_line(err)
-
-
-def _profile_with(tmp_path: Path, edit) -> Path:
-    data = yaml.safe_load(TQ_PROFILE.read_text())
-    edit(data)
-    path = tmp_path / "profile.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def test_unknown_profile_key(tmp_path: Path) -> None:
-    path = _profile_with(tmp_path, lambda d: d.__setitem__("visted_cell", 4))
-    with pytest.raises(ConfigError) as err:
-        make_tq(game=str(path))
-    text = _one_line(err)
-    assert str(path) in text and "visted_cell" in text and "unknown key" in text
-
-
-def test_unknown_nested_profile_key(tmp_path: Path) -> None:
-    path = _profile_with(tmp_path, lambda d: d["ram"]["hp"].__setitem__("adr", 0xC005))
-    with pytest.raises(ConfigError) as err:
-        make_tq(game=str(path))
-    assert "ram.hp.adr" in _one_line(err)
-
-
-def test_wrong_type_in_profile(tmp_path: Path) -> None:
-    path = _profile_with(tmp_path, lambda d: d.__setitem__("visited_cell", "four"))
-    with pytest.raises(ConfigError) as err:
-        make_tq(game=str(path))
-    assert "visited_cell" in _one_line(err)
-
-
-def test_address_out_of_range(tmp_path: Path) -> None:
-    path = _profile_with(tmp_path, lambda d: d["ram"]["level"].__setitem__("addr", 0x0100))
-    with pytest.raises(ConfigError) as err:
-        make_tq(game=str(path))
-    text = _one_line(err)
-    assert "ram.level.addr" in text and "out of range" in text
-
-
-def test_unknown_reward_key() -> None:
-    with pytest.raises(ConfigError) as err:
-        make_tq(reward={"name": "typo", "exploraton": {"weight": 1.0}})
-    assert "exploraton" in _one_line(err)
-    with pytest.raises(ConfigError) as err:
-        make_tq(reward={"name": "typo", "stuck": {"wieght": -1.0}})
-    assert "stuck.wieght" in _one_line(err)
-
-
-def test_bad_predicate_is_rejected() -> None:
-    for when, words in [("__import__('os')", "Call"), ("hp.real", "Attribute"), ("level >", "parse"),
-                        ("gold > 3", "gold")]:
-        with pytest.raises(ConfigError) as err:
-            make_tq(reward={"name": "bad", "milestones": {"m": {"when": when, "reward": 1.0}}})
-        text = _one_line(err)
-        assert "milestones.m.when" in text and words in text
+    assert "not a Game Boy ROM" in one_line(err)
 
 
 def test_unknown_write_and_env_override() -> None:
     with pytest.raises(ConfigError) as err:
         make_tq(writes={"balast": 0})
-    assert "balast" in _one_line(err)
+    assert "balast" in one_line(err)
     with pytest.raises(ConfigError) as err:
         make_tq(hold_frames=30)
-    _one_line(err)
-
-
-BAD_ENV_SCRIPT = """
-from pokerl.errors import exit_on_error
-from pokerl.env import GameBoyEnv
-
-@exit_on_error
-def main():
-    GameBoyEnv(rom={rom!r})
-
-main()
-"""
-
-
-def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    script = BAD_ENV_SCRIPT.format(rom=str(tmp_path / "missing.gb"))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 2
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("pokerl: error:") and "missing.gb" in lines[0]
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-
-
-def test_bench_env_json(capsys: pytest.CaptureFixture[str]) -> None:
-    """The benchmark runs end to end and prints one JSON object (figures are not asserted: timing); the
-    env and the bare PyBoy it is compared with show the same frame after the same actions."""
-    import json
-
-    from pokerl.bench.env import main
-
-    assert main(["--seconds", "0.5", "--rounds", "2", "--envs", "2", "--json"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1
-    result = json.loads(out[0])
-    for key in ("env_sps", "raw_sps", "env_over_raw"):
-        assert isinstance(result[key], float)
-    assert result["same_frames"] is True
-    assert isinstance(result["rss_mb_per_env"], float)  # a difference of RSS: can be ~0 with 2 envs
-    assert result["writes"] == {"ballast": 125} and len(result["ratio_per_round"]) == 2
+    one_line(err)
 
 
 def test_boot_cache_is_made_once_reused_and_remade_when_corrupt(tmp_path: Path) -> None:
@@ -370,7 +268,7 @@ def test_boot_cache_is_made_once_reused_and_remade_when_corrupt(tmp_path: Path) 
 def test_a_long_boot_says_what_it_is_doing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_tq().close()
     assert "making the start state" not in capsys.readouterr().err  # 120 frames: nothing to say
-    path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 1200))  # as long as an intro
+    path = profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 1200))  # as long as an intro
     env = make_tq(game=str(path))
     env.close()
     err = capsys.readouterr().err  # not a terminal: one line when done, no bar redrawn with carriage returns
@@ -397,7 +295,7 @@ def test_outside_a_run_the_start_state_is_made_once_in_the_user_cache(tmp_path: 
     assert boots == [1]  # the second env loaded the first one's state
     for key in obs_a:
         np.testing.assert_array_equal(obs_a[key], obs_b[key])
-    path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 121))  # another boot procedure
+    path = profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 121))  # another boot procedure
     make_tq(game=str(path)).close()
     assert boots == [1, 1] and len(list((tmp_path / "start-states").glob("tinyquest-*.state"))) == 2
 
@@ -405,7 +303,7 @@ def test_outside_a_run_the_start_state_is_made_once_in_the_user_cache(tmp_path: 
 def test_envs_starting_together_make_the_start_state_once_and_say_it_once_in_a_pipe(tmp_path: Path) -> None:
     """A run's workers start at the same time: one makes the (long) start state, the others wait and load
     it; in a pipe the one that made it says so in one line, with no progress bar's carriage returns."""
-    path = _profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 3000))  # as long as an intro
+    path = profile_with(tmp_path, lambda d: d["boot"].__setitem__("ticks", 3000))  # as long as an intro
     code = (f"import pokerl.env\nenv = pokerl.env.GameBoyEnv(game={str(path)!r}, writes={{'ballast': 0}}, "
             f"boot_cache={str(tmp_path / 'cache')!r})\nenv.reset(seed=0)\nenv.close()\nprint('ok')")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

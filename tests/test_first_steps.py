@@ -18,64 +18,17 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TQ_ROM
+from conftest import ROOT, TQ_ROM, cli, refused, tiny_run
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
-from pokerl.errors import CheckpointError, ConfigError, RomError
+from pokerl.errors import RomError
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.pretrained import MACHINE_LOCAL, card_path, export_weights, pretrained_path, read_card
 from pokerl.trainer import Trainer, train
 
 NO_DISPLAY = {"DISPLAY": "", "WAYLAND_DISPLAY": "", "SDL_VIDEODRIVER": ""}
 # A short real run: 2 envs x 8 steps an update, the small policy, no heat maps or videos.
-TINY = ["model=small", "num_envs=2", "pool.mode=serial", "pool.workers=1", "ppo.num_steps=8", "ppo.bptt=8",
-        "ppo.num_minibatches=1", "ppo.update_epochs=1", "game.boot.writes.ballast=0", "log.heatmap_every=0",
-        "log.video_every=0", "torch_threads=1"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
-
-
-def refused(out: subprocess.CompletedProcess[str]) -> str:
-    """The one line a refused command printed (asserting it was one line, exit status 2)."""
-    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
-    assert out.stderr.startswith("pokerl: error: ") and out.stderr.strip().count("\n") == 0, out.stderr[-2000:]
-    return out.stderr.strip()
-
-
-class Foreign:
-    """A class no pokerl checkpoint holds: unpickling it could run code."""
-
-
-def test_unreadable_checkpoint_says_what_is_wrong_and_never_to_load_it_unsafely(tmp_path: Path) -> None:
-    ckpts = tmp_path / "run" / "checkpoints"
-    ckpts.mkdir(parents=True)
-    (ckpts / "latest.pt").write_bytes(os.urandom(5000))  # a damaged file
-    (ckpts / "ckpt_000010.pt").write_bytes(b"an older checkpoint")
-    (ckpts / "ckpt_000020.pt").write_bytes(b"the newest older checkpoint")
-    with pytest.raises(CheckpointError) as err:
-        load_checkpoint(tmp_path / "run")
-    message = str(err.value)
-    assert "weights_only" not in message and "trusted source" not in message  # torch's advice, dangerous here
-    assert "not a checkpoint file" in message and str(ckpts / "ckpt_000020.pt") in message, message
-    stranger = tmp_path / "stranger.pt"
-    torch.save({"model": {}, "payload": Foreign()}, stranger)  # a file that unpickles a class: code could run
-    with pytest.raises(CheckpointError) as err:
-        load_checkpoint(stranger)
-    message = str(err.value)
-    assert "weights_only" not in message and "Foreign" in message and "not loaded" in message, message
-    line = refused(cli("pokerl.cli.eval", str(tmp_path / "run"), "--quiet"))
-    assert "weights_only" not in line and "ckpt_000020.pt" in line, line
-
-
-def test_an_unknown_config_group_option_lists_the_options() -> None:
-    with pytest.raises(ConfigError, match=r"no model config 'huge' \(model/huge.yaml\); "
-                                          r"the model configs: default, small$"):
-        compose_train_config(["model=huge"])
-    line = refused(cli("pokerl.cli.train", "game=nethack"))
-    assert line.endswith("the game configs: pokemon_blue, pokemon_red, tinyquest"), line
+TINY = tiny_run("ppo.num_steps=8", drop=("model.hidden", "model.vector_hidden", "log.progress"))
 
 
 def test_play_and_eval_check_the_path_they_are_given_first(tmp_path: Path) -> None:
@@ -241,3 +194,25 @@ def test_eval_reports_shares_without_float_noise_and_maps_by_name(tmp_path: Path
     result = evaluate(agent, episodes=10, envs_per_worker=2, seed=0)
     assert result.maps_visited[0] == 1.0 and all(v * 10 == round(v * 10) for v in result.maps_visited.values())
     assert agent.spec.profile.world_map.map_name(0) == "town" and agent.spec.profile.world_map.map_name(99) == "map 99"
+
+
+BAD_ENV_SCRIPT = """
+from pokerl.errors import exit_on_error
+from pokerl.env import GameBoyEnv
+
+@exit_on_error
+def main():
+    GameBoyEnv(rom={rom!r})
+
+main()
+"""
+
+
+def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    script = BAD_ENV_SCRIPT.format(rom=str(tmp_path / "missing.gb"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("pokerl: error:") and "missing.gb" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_run
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.heatmap import LEGEND_HEIGHT, MIN_WIDTH, READABLE_WIDTH
@@ -25,13 +26,12 @@ from pokerl.trainer import train
 # 16-step limit is part of this task (reach it in time), so truncations are not bootstrapped, as
 # when this test was written. 24 updates are few: measured east rates 0.81 (seed 1) and 0.0 (seed 2)
 # without bootstrapping, 0.0 and 0.28 with; the test pins seed 1.
-TINY = [
-    "model=small", "model.channels=[16,32]", "model.kernels=[8,4]", "model.strides=[4,2]", "model.cnn_out=64",
-    "model.hidden=64", "model.vector_hidden=32", "num_envs=8", "pool.mode=serial", "pool.workers=1",
-    "ppo.num_steps=32", "ppo.bptt=8", "ppo.learning_rate=1e-3", "ppo.gamma=0.95", "env.max_steps=16",
-    "game.boot.writes.ballast=0", "log.progress=false", "log.video_every=0", "log.checkpoint_every=1000",
-    "torch_threads=1", "ppo.bootstrap_truncated=false", "seed=1",
-]
+TINY = tiny_run(
+    "model.channels=[16,32]", "model.kernels=[8,4]", "model.strides=[4,2]", "model.cnn_out=64", "model.hidden=64",
+    "model.vector_hidden=32", "num_envs=8", "ppo.num_steps=32", "ppo.learning_rate=1e-3", "ppo.gamma=0.95",
+    "env.max_steps=16", "log.checkpoint_every=1000", "ppo.bootstrap_truncated=false", "seed=1",
+    drop=("ppo.num_minibatches", "ppo.update_epochs", "log.heatmap_every"),
+)
 EAST = {"name": "east", "exploration": {"weight": 0.05}, "milestones": {"east": {"when": "x >= 13", "reward": 1.0}}}
 
 

@@ -1,16 +1,16 @@
-"""PPO pieces against hand-computed values, GAE against a reference loop, and a memory task
-that the LSTM policy solves and a memoryless policy cannot."""
+"""PPO pieces against hand-computed values, GAE against a reference loop and by hand, and the update's
+minibatches."""
 
 from __future__ import annotations
 
 import math
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from pokerl.policy import Policy, PolicyConfig
+from conftest import CueEnvs, tiny_config, tiny_space
+from pokerl.policy import Policy
 from pokerl.ppo import (
     PPOConfig,
     RolloutBuffer,
@@ -87,133 +87,32 @@ def test_gae_matches_reference_loop() -> None:
     np.testing.assert_allclose(ret.numpy(), ref_ret, rtol=1e-10)
 
 
-def tiny_space(vector: int = 2) -> gym.spaces.Dict:
-    return gym.spaces.Dict({
-        "screen": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),
-        "visited": gym.spaces.Box(0, 255, (4, 4, 1), np.uint8),
-        "vector": gym.spaces.Box(-1, 1, (vector,), np.float32),
-    })
+GAMMA, LAM = 0.9, 0.5
 
 
-def tiny_config(recurrent: bool) -> PolicyConfig:
-    return PolicyConfig(channels=[4], kernels=[2], strides=[1], cnn_out=16, vector_hidden=16, hidden=32,
-                        recurrent=recurrent)
-
-
-def test_segment_forward_equals_per_step_loop() -> None:
-    torch.manual_seed(0)
-    policy = Policy(tiny_space(3), 4, tiny_config(True))
-    T, B = 12, 3
-    obs = {
-        "screen": torch.randint(0, 255, (T, B, 4, 4, 1), dtype=torch.uint8),
-        "visited": torch.randint(0, 255, (T, B, 4, 4, 1), dtype=torch.uint8),
-        "vector": torch.randn(T, B, 3),
-    }
-    starts = torch.zeros(T, B)
-    starts[0, :] = 1
-    starts[4, 1] = 1
-    starts[9, 0] = 1
-    state = (torch.randn(1, B, 32), torch.randn(1, B, 32))
-    logits, values, (h, c) = policy(obs, state, starts)
-    step_state = state
-    for t in range(T):
-        lt, vt, step_state = policy({k: v[t : t + 1] for k, v in obs.items()}, step_state, starts[t : t + 1])
-        torch.testing.assert_close(lt[0], logits[t])
-        torch.testing.assert_close(vt[0], values[t])
-    torch.testing.assert_close(step_state[0], h)
-    torch.testing.assert_close(step_state[1], c)
-
-
-def test_preset_parameter_counts() -> None:
-    import yaml
-
-    from pokerl.schema import config_path
-
-    space = gym.spaces.Dict({
-        "screen": gym.spaces.Box(0, 255, (72, 80, 3), np.uint8),
-        "visited": gym.spaces.Box(0, 255, (72, 80, 1), np.uint8),
-        "vector": gym.spaces.Box(-10, 10, (25,), np.float32),
-    })
-    counts = {}
-    for name in ("default", "small"):
-        cfg = PolicyConfig(**yaml.safe_load(config_path("model", name).read_text()))
-        counts[name] = Policy(space, 6, cfg).count_parameters()
-    assert 8e6 <= counts["default"] <= 12e6
-    assert 0.7e6 <= counts["small"] <= 1.5e6
-
-
-class CueEnvs:
-    """N copies of a memory task: a cue (left/right) is shown only at the first step; after
-    ``delay`` more steps the action must name the cue (reward 1, else 0). Episodes last delay+1 steps."""
-
-    def __init__(self, n: int, delay: int, seed: int) -> None:
-        self.n, self.delay = n, delay
-        self.rng = np.random.default_rng(seed)
-        self.t = np.zeros(n, dtype=np.int64)
-        self.cue = self.rng.integers(0, 2, n)
-
-    def obs(self) -> dict[str, torch.Tensor]:
-        vector = np.zeros((self.n, 2), np.float32)
-        first = self.t == 0
-        vector[first, self.cue[first]] = 1.0
-        return {
-            "screen": torch.zeros(self.n, 4, 4, 1, dtype=torch.uint8),
-            "visited": torch.zeros(self.n, 4, 4, 1, dtype=torch.uint8),
-            "vector": torch.from_numpy(vector),
-        }
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        last = self.t == self.delay
-        reward = (last & (action == self.cue)).astype(np.float32)
-        self.t += 1
-        done = last
-        self.t[done] = 0
-        self.cue[done] = self.rng.integers(0, 2, int(done.sum()))
-        return reward, done
-
-
-def train_cue_task(recurrent: bool, updates: int = 60, seed: int = 0) -> float:
-    """Train on the cue task with the real rollout buffer and PPO update; return final success rate."""
-    torch.manual_seed(seed)
-    n, T, delay = 16, 20, 4
-    cfg = PPOConfig(learning_rate=3e-3, anneal_lr=False, num_steps=T, bptt=10, num_minibatches=2, update_epochs=4,
-                    gamma=0.9, gae_lambda=0.95, ent_coef=0.01, clip_coef=0.2, vf_clip_coef=10.0)
-    space = tiny_space()
-    policy = Policy(space, 2, tiny_config(recurrent))
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    buffer = RolloutBuffer(T, n, space, cfg.bptt, 32, "cpu")
-    envs = CueEnvs(n, delay, seed)
-    state = policy.initial_state(n)
-    starts = torch.ones(n)
-    successes: list[float] = []
-    for _ in range(updates):
-        for t in range(T):
-            obs = envs.obs()
-            before = state
-            action, logprob, value, state = policy.act(obs, state, starts)
-            final = envs.t == delay
-            reward, done = envs.step(action.numpy())
-            successes.extend(reward[final].tolist())
-            buffer.add(t, obs, action, logprob, value, starts, before)
-            buffer.rewards[t] = torch.from_numpy(reward)
-            starts = torch.from_numpy(done.astype(np.float32))
-        _, _, next_value, _ = policy.act(envs.obs(), state, starts)
-        buffer.advantages, buffer.returns = compute_gae(buffer.rewards, buffer.values, buffer.episode_starts,
-                                                        next_value, starts, cfg.gamma, cfg.gae_lambda)
-        ppo_update(policy, optimizer, buffer, cfg)
-    return float(np.mean(successes[-200:]))
-
-
-def test_lstm_policy_solves_memory_task_and_memoryless_does_not() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        recurrent = train_cue_task(recurrent=True)
-        memoryless = train_cue_task(recurrent=False)
-    finally:
-        torch.set_num_threads(threads)  # process-wide: later tests get the default back
-    assert recurrent > 0.9, recurrent
-    assert memoryless < 0.65, memoryless
+def test_gae_with_a_truncation_and_a_termination_by_hand() -> None:
+    """One env, T = 4: the episode is truncated after step 1 (obs 2 starts a new one) and terminated
+    after step 3 (the next obs starts one). V(final obs of the truncated episode) = 4."""
+    rewards = torch.tensor([[1.0], [2.0], [0.0], [3.0]])
+    values = torch.tensor([[0.5], [1.0], [2.0], [1.5]])
+    starts = torch.tensor([[0.0], [0.0], [1.0], [0.0]])
+    next_value, next_start = torch.tensor([7.0]), torch.tensor([1.0])
+    adv, ret = compute_gae(rewards, values, starts, next_value, next_start, GAMMA, LAM)
+    # by hand, backwards: step 3 ends the game, step 2 continues into it, step 1 is cut, step 0 continues
+    d3 = 3.0 - 1.5
+    d2 = 0.0 + GAMMA * 1.5 - 2.0
+    d1 = 2.0 - 1.0
+    d0 = 1.0 + GAMMA * 1.0 - 0.5
+    a3, a2, a1 = d3, d2 + GAMMA * LAM * d3, d1
+    a0 = d0 + GAMMA * LAM * a1
+    assert adv[:, 0].tolist() == pytest.approx([a0, a1, a2, a3], abs=1e-6)
+    # bootstrapping the truncation adds γ·V(final) to step 1's reward: step 1's return grows by exactly
+    # that, step 0's by γλ times it, the next episode's not at all
+    boot = rewards.clone()
+    boot[1] += GAMMA * 4.0
+    _, ret_boot = compute_gae(boot, values, starts, next_value, next_start, GAMMA, LAM)
+    diff = (ret_boot - ret)[:, 0].tolist()
+    assert diff == pytest.approx([GAMMA * LAM * GAMMA * 4.0, GAMMA * 4.0, 0.0, 0.0], abs=1e-6)
 
 
 def test_minibatches_are_as_many_as_configured_when_sequences_do_not_divide() -> None:

@@ -1,4 +1,4 @@
-"""Game profiles: RAM field decoding on a fake memory, and the checks that make bad YAML one line."""
+"""Game profiles: loading, and the checks that make bad YAML one line."""
 
 from __future__ import annotations
 
@@ -8,58 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TQ_PROFILE
+from conftest import TQ_PROFILE, make_tq, one_line, profile_with
 from pokerl.errors import ConfigError
 from pokerl.profile import load_profile, profile_from_mapping
-from pokerl.ram import Flags, RamField
-
-MEMORY = {0xC000: 0x12, 0xC001: 0x34, 0xC002: 0x56, 0xC003: 0b1000_0101, 0xC004: 0x01}
-
-
-def test_u8() -> None:
-    assert RamField("a", 0xC000, "u8").read(MEMORY) == 0x12
-
-
-def test_u16_big_and_little_endian() -> None:
-    assert RamField("a", 0xC000, "u16be", 2).read(MEMORY) == 0x1234
-    assert RamField("a", 0xC000, "u16le", 2).read(MEMORY) == 0x3412
-
-
-def test_bcd() -> None:
-    assert RamField("money", 0xC000, "bcd", 3).read(MEMORY) == 123456
-    assert RamField("money", 0xC001, "bcd", 1).read(MEMORY) == 34
-
-
-def test_bitfield_is_little_endian_int() -> None:
-    assert RamField("badges", 0xC003, "bitfield", 1).read(MEMORY) == 0b1000_0101
-    assert RamField("b", 0xC003, "bitfield", 2).read(MEMORY) == 0x0185
-
-
-def test_flags_index_like_a_bit_array() -> None:
-    flags = RamField("events", 0xC003, "flags", 2).read(MEMORY)
-    assert isinstance(flags, Flags)
-    # flag i = byte i >> 3, bit i & 7
-    assert [i for i in range(16) if flags[i]] == [0, 2, 7, 8]
-    assert flags.count() == 4 and flags[40] == 0
-    with pytest.raises(IndexError):
-        flags[-1]
-
-
-def test_works_on_a_bytearray_window() -> None:
-    class Window:
-        """Addresses 0xC000.. backed by a bytearray, like PyBoy's memory view."""
-
-        def __init__(self, data: bytes) -> None:
-            self.data = bytearray(data)
-
-        def __getitem__(self, addr: int) -> int:
-            return self.data[addr - 0xC000]
-
-    mem = Window(bytes([0x00, 0x99, 0x99, 0xFF]))
-    assert RamField("m", 0xC001, "bcd", 2).read(mem) == 9999
-    assert RamField("m", 0xC001, "u16le", 2).read(mem) == 0x9999
-    flags = RamField("f", 0xC003, "flags", 1).read(mem)
-    assert [flags[i] for i in range(8)] == [1] * 8
+from pokerl.ram import RamField
 
 
 def _tq() -> dict:
@@ -131,3 +83,33 @@ def test_bad_profile_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_profile("no_such_game")
     assert "no_such_game" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_profile_key(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d.__setitem__("visted_cell", 4))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    text = one_line(err)
+    assert str(path) in text and "visted_cell" in text and "unknown key" in text
+
+
+def test_unknown_nested_profile_key(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d["ram"]["hp"].__setitem__("adr", 0xC005))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    assert "ram.hp.adr" in one_line(err)
+
+
+def test_wrong_type_in_profile(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d.__setitem__("visited_cell", "four"))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    assert "visited_cell" in one_line(err)
+
+
+def test_address_out_of_range(tmp_path: Path) -> None:
+    path = profile_with(tmp_path, lambda d: d["ram"]["level"].__setitem__("addr", 0x0100))
+    with pytest.raises(ConfigError) as err:
+        make_tq(game=str(path))
+    text = one_line(err)
+    assert "ram.level.addr" in text and "out of range" in text

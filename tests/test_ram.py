@@ -1,4 +1,4 @@
-"""RAM codecs both ways for every encoding, and writes through the env on the real ROM."""
+"""RAM codecs: decoding on a fake memory, both ways for every encoding, and writes through the env on the real ROM."""
 
 from __future__ import annotations
 
@@ -12,6 +12,53 @@ from pokerl.errors import ConfigError
 from pokerl.ram import CODECS, Flags, RamField
 
 SIZES = {"u8": [1], "u16be": [2], "u16le": [2], "bcd": [1, 2, 3], "bitfield": [1, 2, 4], "flags": [1, 4, 40]}
+MEMORY = {0xC000: 0x12, 0xC001: 0x34, 0xC002: 0x56, 0xC003: 0b1000_0101, 0xC004: 0x01}
+
+
+def test_u8() -> None:
+    assert RamField("a", 0xC000, "u8").read(MEMORY) == 0x12
+
+
+def test_u16_big_and_little_endian() -> None:
+    assert RamField("a", 0xC000, "u16be", 2).read(MEMORY) == 0x1234
+    assert RamField("a", 0xC000, "u16le", 2).read(MEMORY) == 0x3412
+
+
+def test_bcd() -> None:
+    assert RamField("money", 0xC000, "bcd", 3).read(MEMORY) == 123456
+    assert RamField("money", 0xC001, "bcd", 1).read(MEMORY) == 34
+
+
+def test_bitfield_is_little_endian_int() -> None:
+    assert RamField("badges", 0xC003, "bitfield", 1).read(MEMORY) == 0b1000_0101
+    assert RamField("b", 0xC003, "bitfield", 2).read(MEMORY) == 0x0185
+
+
+def test_flags_index_like_a_bit_array() -> None:
+    flags = RamField("events", 0xC003, "flags", 2).read(MEMORY)
+    assert isinstance(flags, Flags)
+    # flag i = byte i >> 3, bit i & 7
+    assert [i for i in range(16) if flags[i]] == [0, 2, 7, 8]
+    assert flags.count() == 4 and flags[40] == 0
+    with pytest.raises(IndexError):
+        flags[-1]
+
+
+def test_works_on_a_bytearray_window() -> None:
+    class Window:
+        """Addresses 0xC000.. backed by a bytearray, like PyBoy's memory view."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = bytearray(data)
+
+        def __getitem__(self, addr: int) -> int:
+            return self.data[addr - 0xC000]
+
+    mem = Window(bytes([0x00, 0x99, 0x99, 0xFF]))
+    assert RamField("m", 0xC001, "bcd", 2).read(mem) == 9999
+    assert RamField("m", 0xC001, "u16le", 2).read(mem) == 0x9999
+    flags = RamField("f", 0xC003, "flags", 1).read(mem)
+    assert [flags[i] for i in range(8)] == [1] * 8
 
 
 def test_every_encoding_has_sizes_here() -> None:

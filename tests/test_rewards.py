@@ -22,6 +22,7 @@ from conftest import (
     TQ_XP,
     battle_button,
     make_tq,
+    one_line,
     position,
     press,
     walk_route1_to_grass,
@@ -234,7 +235,7 @@ def test_gain_pays_new_highs_of_xp_and_event_flags() -> None:
         env.reset(seed=3)
         walk_town_to_route1(env)
         walk_route1_to_grass(env)
-        flags0 = int(env.unwrapped._tracker.highs["events"])
+        flags0 = int(env.unwrapped.get_state()["rewards"]["highs"]["events"])
         infos = grind(env, lambda i: i["xp"] > 0)
         xp, flags = infos[-1]["xp"], infos[-1]["events"].count()
         paid = sum(i["reward_terms"]["gain"] for i in infos)
@@ -360,3 +361,21 @@ def test_shipped_reward_config_parses() -> None:
     cfg = load_reward("tinyquest", ["map_id", "x", "y", "badges", "level", "hp", "max_hp", "xp", "in_battle",
                                     "events", "blackouts", "complete"])
     assert "route1" in cfg.milestone_names and cfg.stuck_after == 64
+
+
+def test_unknown_reward_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        make_tq(reward={"name": "typo", "exploraton": {"weight": 1.0}})
+    assert "exploraton" in one_line(err)
+    with pytest.raises(ConfigError) as err:
+        make_tq(reward={"name": "typo", "stuck": {"wieght": -1.0}})
+    assert "stuck.wieght" in one_line(err)
+
+
+def test_bad_predicate_is_rejected() -> None:
+    for when, words in [("__import__('os')", "Call"), ("hp.real", "Attribute"), ("level >", "parse"),
+                        ("gold > 3", "gold")]:
+        with pytest.raises(ConfigError) as err:
+            make_tq(reward={"name": "bad", "milestones": {"m": {"when": when, "reward": 1.0}}})
+        text = one_line(err)
+        assert "milestones.m.when" in text and words in text

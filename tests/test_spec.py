@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import make_tq
+from conftest import make_tq, tiny_run
 from pokerl import boot as boot_module
 from pokerl import emulator
 from pokerl.config import compose_train_config
 from pokerl.env import GameBoyEnv
-from pokerl.errors import ConfigError
 from pokerl.evaluate import evaluate, load_agent, save_heatmap
 from pokerl.spec import default_game, load_spec
 from pokerl.trainer import Trainer
 
-TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "ppo.num_steps=8", "ppo.bptt=8",
-        "ppo.num_minibatches=1", "ppo.update_epochs=1", "env.max_steps=12", "game.boot.writes.ballast=0",
-        "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1"]
+TINY = tiny_run("ppo.num_steps=8", "env.max_steps=12", drop=("num_envs", "pool.mode", "pool.workers"))
 
 
 @pytest.fixture
@@ -82,41 +77,8 @@ def test_training_and_evaluation_boot_only_the_envs_they_step(tmp_path: Path, se
     assert result.backdrop is not None and result.backdrop.painted.any()
 
 
-@pytest.mark.parametrize(
-    ("overrides", "words"),
-    [
-        (["pool.mode=serial", "pool.workers=2"], "workers=1"),
-        (["pool.mode=async", "pool.workers=1"], "workers >= 2"),
-        (["pool.mode=threads"], "pool.mode"),
-        (["num_envs=3", "pool.workers=2"], "multiple of pool.workers"),
-        (["ppo.bptt=10"], "multiple of bptt"),
-        (["ppo.num_steps=0"], "positive multiple of bptt"),
-        (["total_steps=0"], "total_steps: must be >= 1"),
-        (["seed=-1"], "seed: must be >= 0"),
-        (["device=gpu"], "device=gpu: not a device"),
-        (["model.channels=[32,64]"], "same length"),
-        (["model.kernels=[30,30,30]"], "do not fit"),
-        (["+game.ram.hp.adr=5"], "ram.hp.adr"),
-    ],
-)
-def test_contradictions_and_bad_values_are_one_line_errors(tmp_path: Path, overrides: list[str], words: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pokerl.cli.train", *TINY, *overrides, f"run_dir={tmp_path / 'r'}"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.startswith("pokerl: error:") and proc.stderr.count("\n") == 1, proc.stderr
-    assert words in proc.stderr
-    assert not (tmp_path / "r").exists()  # nothing was written
-
-
 def test_blue_is_red_with_another_rom() -> None:
     red, blue = load_spec("pokemon_red", "pokemon", "pokemon"), load_spec("pokemon_blue", "pokemon", "pokemon")
     assert blue.profile.name == "pokemon_blue" and blue.profile.sha1 != red.profile.sha1
     assert blue.profile.ram == red.profile.ram and blue.profile.boot == red.profile.boot
     assert blue.observation_space == red.observation_space
-
-
-def test_base_cycle_is_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "loop.yaml"
-    path.write_text(f"base: {path}\nname: loop\n")
-    with pytest.raises(ConfigError, match="its own base"):
-        load_spec(str(path))

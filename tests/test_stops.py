@@ -17,21 +17,17 @@ from typing import BinaryIO
 import pytest
 import torch
 
+from conftest import tiny_run
 from pokerl import ppo
 from pokerl.atomic import write_atomically, write_text_atomically
-from pokerl.checkpoint import check_compatible, load_checkpoint
+from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError
 from pokerl.logger import read_scalar_tags
-from pokerl.policy import PolicyConfig
-from pokerl.spec import load_spec
 from pokerl.trainer import Trainer, train
 
-SMALL = [
-    "model=small", "model.hidden=64", "model.vector_hidden=32", "num_envs=2", "ppo.num_steps=16", "ppo.bptt=8",
-    "ppo.num_minibatches=2", "ppo.update_epochs=1", "env.max_steps=24", "game.boot.writes.ballast=0",
-    "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
-]
+SMALL = tiny_run("model.hidden=64", "model.vector_hidden=32", "ppo.num_minibatches=2", "env.max_steps=24",
+                 drop=("pool.mode", "pool.workers"))
 
 
 def start(run_dir: Path, *extra: str) -> subprocess.Popen[str]:
@@ -187,21 +183,3 @@ def test_reused_run_dir_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert "removed the earlier run's config.yaml, checkpoints, tb" in out.stderr
     assert load_checkpoint(run_dir)["global_step"] == 64
     assert len(list((run_dir / "tb").iterdir())) == 1  # the earlier run's event file went with it
-
-
-def test_checkpoint_of_another_game_model_or_frame_stack_is_one_line(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    train(compose_train_config([*SMALL, "pool.mode=serial", "pool.workers=1", "total_steps=32", f"run_dir={run_dir}"]))
-    for override, words in (("model.hidden=32", "has model.hidden=64, this config 32"),
-                            ("env.frame_stack=2", "(env.frame_stack)")):
-        out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", f"resume={run_dir}", override],
-                             capture_output=True, text=True, timeout=300)
-        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-        assert words in out.stderr, out.stderr
-    ckpt = load_checkpoint(run_dir)
-    model = PolicyConfig(**ckpt["about"]["model"])
-    with pytest.raises(CheckpointError, match="trained on game tinyquest, not pokemon_red"):
-        check_compatible(ckpt, "ckpt", load_spec("pokemon_red", "pokemon", "pokemon"), model)
-    old = {k: v for k, v in ckpt.items() if k != "about"}
-    with pytest.raises(CheckpointError, match="schema"):
-        check_compatible(old, "ckpt", load_spec("tinyquest"), model)

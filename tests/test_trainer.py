@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from conftest import torchrun
+from conftest import tiny_run, torchrun
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import CheckpointError, ConfigError
@@ -31,12 +31,9 @@ from pokerl.spec import load_spec
 from pokerl.trainer import Trainer, train
 
 # 2 envs x 16 steps = 32 env steps per update; episodes of 24 steps end inside every update.
-SMALL = [
-    "model=small", "num_envs=2", "pool.mode=serial", "pool.workers=1", "ppo.num_steps=16", "ppo.bptt=8",
-    "ppo.num_minibatches=2", "ppo.update_epochs=2", "env.max_steps=24", "game.boot.writes.ballast=0",
-    "log.progress=false", "log.checkpoint_every=1", "log.heatmap_every=1", "log.video_every=2",
-    "log.video_steps=8", "torch_threads=1",
-]
+SMALL = tiny_run("ppo.num_minibatches=2", "ppo.update_epochs=2", "env.max_steps=24", "log.checkpoint_every=1",
+                 "log.heatmap_every=1", "log.video_every=2", "log.video_steps=8",
+                 drop=("model.hidden", "model.vector_hidden"))
 
 
 def run(tmp: Path, *extra: str) -> dict[str, float]:

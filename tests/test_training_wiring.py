@@ -16,16 +16,15 @@ import pytest
 import torch
 import yaml
 
-from conftest import TQ_PROFILE, make_tq
+from conftest import TQ_PROFILE, make_tq, tiny_run
 from pokerl.config import compose_train_config
 from pokerl.policy import Policy
 from pokerl.ppo import RolloutBuffer, ppo_update
+from pokerl.rollout import Collector
 from pokerl.trainer import Trainer
 
 GAMMA = 0.5  # far from 1, so a bootstrap without γ differs from one with it by half of V
-TINY = ["model=small", "model.hidden=32", "model.vector_hidden=16", "ppo.bptt=8", "ppo.num_minibatches=1",
-        "ppo.update_epochs=1", "game.boot.writes.ballast=0", "log.progress=false", "log.heatmap_every=0",
-        "log.video_every=0", "torch_threads=1", f"ppo.gamma={GAMMA}"]
+TINY = tiny_run(f"ppo.gamma={GAMMA}", drop=("num_envs", "pool.mode", "pool.workers", "ppo.num_steps"))
 SERIAL = ["pool.mode=serial", "pool.workers=1"]
 ASYNC = ["pool.mode=async", "pool.workers=2"]
 
@@ -156,3 +155,51 @@ def test_lost_columns_contribute_nothing_to_the_update(tmp_path: Path) -> None:
     for key in ("loss/policy", "loss/value", "loss/entropy"):
         assert stats_garbled[key] == pytest.approx(stats_clean[key], rel=1e-5, abs=1e-7), key
     np.testing.assert_array_equal(clean.valid[:, lost].numpy(), 0.0)
+
+
+# Episodes of 10 steps (truncated) in rollouts of 16, seed 5; the pool layout is each test's.
+BOOT_RUN = tiny_run("env.max_steps=10", "seed=5", drop=("pool.mode", "pool.workers"))
+
+
+@pytest.mark.parametrize("layout", [["pool.mode=serial", "pool.workers=1"], ["pool.mode=async", "pool.workers=2"]],
+                         ids=["sync", "async"])
+def test_bootstrap_sees_the_last_frame_not_the_reset_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         layout: list[str]) -> None:
+    """The final observation the trainer bootstraps from is env 0's own last frame: the frame a lone
+    env shows after the same seed and actions; its reward grew by exactly γ·V."""
+    seen: list[tuple[int, list[int], dict[str, np.ndarray], torch.Tensor]] = []
+    real = Collector._bootstrap
+
+    def spy(self, buffer, t, envs, final_obs, state):  # type: ignore[no-untyped-def]
+        before = buffer.rewards[t].clone()
+        real(self, buffer, t, envs, final_obs, state)
+        seen.append((t, list(envs), {k: v.copy() for k, v in final_obs.items()}, buffer.rewards[t] - before))
+
+    monkeypatch.setattr(Collector, "_bootstrap", spy)
+    trainer = Trainer(compose_train_config([*BOOT_RUN, *layout, "total_steps=32", f"run_dir={tmp_path}"]))
+    trainer.run(stop_at_update=1)
+    actions = trainer.buffer.actions[:, 0].tolist()
+    starts = trainer.buffer.episode_starts[:, 0]
+    assert torch.nonzero(starts).flatten().tolist() == [0, 10]  # truncated after step 9
+    t, envs, final, grew = next(s for s in seen if 0 in s[1])
+    assert t == 9
+    env = make_tq(max_steps=10)
+    try:
+        obs, _ = env.reset(seed=5)  # the pool seeds env i with seed + i
+        for a in actions[:10]:
+            obs, *_ = env.step(a)
+    finally:
+        env.close()
+    row = envs.index(0)
+    np.testing.assert_array_equal(final["screen"][row], obs["screen"])
+    np.testing.assert_array_equal(final["visited"][row], obs["visited"])
+    assert (final["visited"][row] > 0).sum() > 16  # not the reset frame (one visited tile)
+    assert grew[0].item() != 0.0
+
+
+def test_no_bootstrap_when_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(Collector, "_bootstrap", lambda self, buffer, t, *a: calls.append(t))
+    Trainer(compose_train_config([*BOOT_RUN, "pool.mode=serial", "pool.workers=1", "total_steps=32",
+                                  "ppo.bootstrap_truncated=false", f"run_dir={tmp_path}"])).run()
+    assert calls == []

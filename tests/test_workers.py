@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import torchrun
+from conftest import tiny_run, torchrun
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.errors import PokerlError
 from pokerl.logger import read_scalar_tags
 from pokerl.trainer import Trainer
 
-SMALL = [
-    "model=small", "model.hidden=32", "model.vector_hidden=16", "num_envs=4", "ppo.num_steps=16", "ppo.bptt=8",
-    "ppo.num_minibatches=2", "ppo.update_epochs=1", "env.max_steps=24", "game.boot.writes.ballast=0",
-    "log.progress=false", "log.heatmap_every=0", "log.video_every=0", "torch_threads=1",
-    "pool.start_timeout_s=120",
-]
+SMALL = tiny_run("num_envs=4", "ppo.num_minibatches=2", "env.max_steps=24", "pool.start_timeout_s=120",
+                 drop=("pool.mode", "pool.workers"))
 
 
 def worker_pid(trainer: Trainer, w: int) -> int:
