@@ -368,8 +368,8 @@ from pokerl.trainer import Trainer
 
 trainer = Trainer(compose_train_config(sys.argv[1:]))
 rank = dist.get_rank()
-trainer._offer(Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))
-trainer._share_archive()  # what every update boundary does
+trainer.offer(Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))
+trainer.share_archive()  # what every update boundary does
 print(sorted(trainer.archive.entries), flush=True)
 assert set(trainer.archive.entries) == {(("rank0",), 0, -1), (("rank1",), 0, -1)}
 trainer.close()

@@ -156,7 +156,7 @@ class Trainer:
         carried = checkpoint is not None and self._restore(checkpoint)  # sets self.obs when it carries
         if self.dist.world_size > 1:  # every rank starts from rank 0's weights
             broadcast_parameters(self.policy)
-        self._share_archive()
+        self.share_archive()
         if not carried:
             # New episodes: a new run's, or a resumed run's whose episodes cannot continue (torchrun,
             # another env count). After the archive reached the envs (frontier starts); a resumed
@@ -334,7 +334,7 @@ class Trainer:
                     "perf/update_ms": 1000.0 * learn_time,
                     "ppo/learning_rate": lr,
                 }
-                self._share_archive()
+                self.share_archive()
                 scalars.update(self.curriculum.at_boundary(self.archive, self.pool, self.global_step, self.dist))
                 if tc.eval.every and self.update % tc.eval.every == 0 and self.logger is not None:  # rank 0
                     self.logger.scalars(evaluate_from_power_on(self.policy, self.cfg, tc.eval.episodes,
@@ -384,7 +384,7 @@ class Trainer:
     def _absorb(self, rollout: Rollout) -> None:
         """A rollout's archive candidates and finished episodes: into the archive, the logs and the bar."""
         for entry in rollout.offers:
-            self._offer(entry)
+            self.offer(entry)
         per_env_step = self.num_envs * self.dist.world_size
         for at, summary in rollout.episodes:
             self._finished(summary, self.global_step + at * per_env_step)
@@ -406,12 +406,12 @@ class Trainer:
         if self.logger is not None:
             self.logger.add_episode(summary)
 
-    def _offer(self, entry: Entry) -> None:
+    def offer(self, entry: Entry) -> None:
         """An archive candidate from an env: kept when new or reached in fewer steps."""
         if self.archive.offer(entry) and self.dist.world_size > 1:
             self._archive_new.append(entry)
 
-    def _share_archive(self) -> None:
+    def share_archive(self) -> None:
         """At an update boundary: ranks swap their new entries; envs get the archive when it changed."""
         if self.dist.world_size > 1:
             for entries in exchange(self._archive_new):
