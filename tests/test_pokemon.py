@@ -211,3 +211,41 @@ def test_unknown_helper_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="no helper 'auto_txt'"):
         gym.make("pokerl/TinyQuest-v0", helpers=["auto_txt"])
+
+
+def offers(env: gym.Env, script: str) -> list:
+    """Play ``script``; the archive entries the env offered on the way."""
+    out = []
+    for item in script.split(","):
+        button, count = item.split(":")
+        for _ in range(int(count)):
+            info = env.step(A[button])[4]
+            if "archive_entry" in info:
+                out.append(info["archive_entry"])
+    return out
+
+
+def test_a_chain_replays_on_red_from_power_on() -> None:
+    """Lineage and chains work for any profile: on Pokémon Red, the state found downstairs, then (an
+    episode started there) Pallet Town (maps split cells), replays from power-on to the same state."""
+    needs(RED_ROM, "RED")
+    import zlib
+
+    from pokerl.chain import make_chain
+
+    env = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM, env="pokemon", archive=True, by_map=True).unwrapped
+    try:
+        env.reset(seed=0)
+        downstairs = next(e for e in offers(env, TO_STAIRS + ",b:4") if e.map == 37)
+        env.reset(seed=1, options={"entry": downstairs})
+        town = next(e for e in offers(env, TO_OAK) if e.map == 0)  # Pallet Town, on the way to Oak
+        assert town.parent == downstairs.cell and len(town.trajectory) == 2
+    finally:
+        env.close()
+    fresh = gym.make("pokerl/PokemonRed-v0", rom=RED_ROM, env="pokemon").unwrapped
+    try:
+        chain = make_chain(fresh, town, every=8)  # checks each milestone's step and the end state
+    finally:
+        fresh.close()
+    assert zlib.decompress(chain.end.state) == zlib.decompress(town.state)
+    assert "left_bedroom" in chain.end.milestones and chain.steps == town.steps
