@@ -49,7 +49,9 @@ class Start:
 
 def draw_start(chain: Chain, t: int, cfg: ResetConfig, rng: np.random.Generator, max_steps: int) -> Start:
     """A reset's start for frontier index ``t`` (one draw of ``rng``, two when the start is a point)."""
-    remaining = lambda step: math.ceil(cfg.time_factor * (chain.steps - step))  # noqa: E731
+    def remaining(step: int) -> int:
+        return math.ceil(cfg.time_factor * (chain.steps - step))
+
     if t <= 0:
         return Start(None, True, remaining(0))
     u = rng.random()
