@@ -26,9 +26,9 @@ import torch
 import yaml
 
 import pokerl  # noqa: F401  (registers the gymnasium ids)
+from pokerl.config import PolicyConfig
 from pokerl.env import GameBoyEnv
 from pokerl.errors import PokerlError
-from pokerl.policy import PolicyConfig
 
 # Start states made outside a run are kept in the user's cache folder (pokerl.boot.user_cache_dir): the tests
 # (and the commands they start) keep theirs in a folder of their own, new each session, so a test run neither

@@ -52,7 +52,7 @@ def route1_entry() -> Entry:
 
 def test_new_milestone_sets_are_archived_with_steps_from_power_on() -> None:
     entry = route1_entry()
-    assert entry.key == ("route1",) and entry.steps == 12 and entry.milestone_steps == {"route1": 12}
+    assert entry.milestones == ("route1",) and entry.steps == 12 and entry.milestone_steps == {"route1": 12}
 
 
 def test_a_known_cell_is_offered_again_when_reached_in_fewer_steps_from_power_on() -> None:
@@ -64,7 +64,7 @@ def test_a_known_cell_is_offered_again_when_reached_in_fewer_steps_from_power_on
             press(env, "right")
             press(env, "left")
         (slow,) = offers([info for _, info in walk_town_to_route1(env)])
-        assert slow.key == ("route1",) and slow.steps == 8 + 12
+        assert slow.milestones == ("route1",) and slow.steps == 8 + 12
         env.set_archive([slow])
         env.reset(seed=1)
         (fast,) = offers([info for _, info in walk_town_to_route1(env)])
@@ -187,7 +187,8 @@ def test_no_state_is_archived_mid_battle_or_where_the_episode_ends() -> None:
             if any("fight" in i["milestones"] for i in infos) and not (infos[-1]["in_battle"] or infos[-1]["text"]):
                 break
         fight = next(n for n, i in enumerate(infos) if "fight" in i["milestones"])
-        offered = [(n, i) for n, i in enumerate(infos) if "fight" in i.get("archive_entry", Entry((), b"", 0, {})).key]
+        offered = [(n, i) for n, i in enumerate(infos)
+                   if "fight" in i.get("archive_entry", Entry((), b"", 0, {})).milestones]
         assert offered and offered[0][0] > fight  # not while the battle or its text went on
         n, info = offered[0]
         assert not info["in_battle"] and not info["text"]
@@ -199,7 +200,7 @@ def test_no_state_is_archived_mid_battle_or_where_the_episode_ends() -> None:
         env.reset(seed=1)
         results = walk_town_to_route1(env)
         (end,) = offers([i for _, i in results])
-        assert results[-1][1]["milestones"] == ["route1"] and end.terminal and end.key == ("route1",)
+        assert results[-1][1]["milestones"] == ["route1"] and end.terminal and end.milestones == ("route1",)
         archive = Archive(4)
         archive.offer(end)
         assert archive.best() is end and archive.best(startable=True) is None
@@ -305,7 +306,7 @@ def test_archive_survives_checkpoint_and_resume_and_frontier_resets_use_it(tmp_p
     trainer.logger.add_episode = lambda e: (episodes.append(e), add(e))  # type: ignore[union-attr, method-assign]
     trainer.run(stop_at_update=3)
     saved = load_checkpoint(run_dir)["archive"]
-    assert saved["entries"] and ("moved",) in {tuple(e["key"]) for e in saved["entries"]}
+    assert saved["entries"] and ("moved",) in {tuple(e["milestones"]) for e in saved["entries"]}
     assert {e["map"] for e in saved["entries"]} == ({0} if by_map else {-1})  # 16-step episodes stay in town
     assert any(e["start"] == "archive" for e in episodes)  # later episodes started from the archive
     resumed = Trainer(compose_train_config([f"resume={run_dir}"]))
@@ -368,8 +369,8 @@ from pokerl.trainer import Trainer
 
 trainer = Trainer(compose_train_config(sys.argv[1:]))
 rank = dist.get_rank()
-trainer.offer(Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))
-trainer.share_archive()  # what every update boundary does
+trainer.run_archive.offer(Entry((f"rank{rank}",), b"state", 5 + rank, {f"rank{rank}": 5 + rank}))
+trainer.run_archive.share()  # what every update boundary does
 print(sorted(trainer.archive.entries), flush=True)
 assert set(trainer.archive.entries) == {(("rank0",), 0, -1), (("rank1",), 0, -1)}
 trainer.close()

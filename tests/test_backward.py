@@ -36,8 +36,8 @@ def chain_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _, _, terminated, _, info = env.step(ACTION[wt.next_button(game, world)])
             if "archive_entry" in info:
                 entries.append(info["archive_entry"])
-        deepest = max(entries, key=lambda e: len(e.key))
-        assert deepest.terminal and "complete" in deepest.key  # where the game ended: the chain's end
+        deepest = max(entries, key=lambda e: len(e.milestones))
+        assert deepest.terminal and "complete" in deepest.milestones  # where the game ended: the chain's end
         chain = make_chain(env, deepest, every=32)
     finally:
         env.close()

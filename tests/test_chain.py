@@ -79,7 +79,7 @@ def test_a_chain_replays_from_power_on_with_the_same_states_and_a_tampered_actio
     # one action changed (the first step east becomes B): route1 is one tile short at step 12
     ckpt = load_checkpoint(run_dir)
     for raw in ckpt["archive"]["entries"]:
-        if raw["key"] == ["route1"] and raw["map"] == 0:
+        if raw["milestones"] == ["route1"] and raw["map"] == 0:
             seed, actions = raw["trajectory"][0]
             raw["trajectory"][0] = [seed, bytes([ACTION["b"]]) + actions[1:]]
     torch.save(ckpt, run_dir / "checkpoints" / "latest.pt")

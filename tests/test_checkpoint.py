@@ -4,6 +4,7 @@ frame stack, each one line naming what is wrong."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,8 @@ import torch
 
 from conftest import cli, refused, tiny_run
 from pokerl.checkpoint import check_compatible, load_checkpoint
-from pokerl.config import compose_train_config
+from pokerl.config import PolicyConfig, compose_train_config
 from pokerl.errors import CheckpointError
-from pokerl.policy import PolicyConfig
 from pokerl.spec import load_spec
 from pokerl.trainer import train
 
@@ -64,3 +64,19 @@ def test_checkpoint_of_another_game_model_or_frame_stack_is_one_line(tmp_path: P
     old = {k: v for k, v in ckpt.items() if k != "about"}
     with pytest.raises(CheckpointError, match="schema"):
         check_compatible(old, "ckpt", load_spec("tinyquest"), model)
+
+
+def test_corrupt_checkpoint_resume_is_one_line_error(tmp_path: Path) -> None:
+    train(compose_train_config([*RUN, "pool.mode=serial", "pool.workers=1", "total_steps=32",
+                                f"run_dir={tmp_path / 'a'}"]))
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "a", bad)
+    latest = bad / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", f"resume={bad}"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.startswith("pokerl: error: corrupt or unreadable checkpoint"), out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    # the good run's files are untouched
+    assert load_checkpoint(tmp_path / "a")["update"] == 1

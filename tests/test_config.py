@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, refused, tiny_run
-from pokerl.config import compose_train_config
+from pokerl.config import PolicyConfig, PPOConfig, TrainConfig, compose_train_config
 from pokerl.errors import ConfigError
 from pokerl.spec import load_spec
+from pokerl.trainer import Trainer
 
 CLI_RUN = tiny_run("ppo.num_steps=8", "env.max_steps=12", drop=("num_envs", "pool.mode", "pool.workers"))
 
@@ -56,3 +57,36 @@ def test_an_unknown_config_group_option_lists_the_options() -> None:
         compose_train_config(["model=huge"])
     line = refused(cli("pokerl.cli.train", "game=nethack"))
     assert line.endswith("the game configs: pokemon_blue, pokemon_red, tinyquest"), line
+
+
+def test_typo_in_config_key_is_one_line_error() -> None:
+    with pytest.raises(ConfigError, match="nmu_envs"):
+        compose_train_config(["nmu_envs=3"])
+    with pytest.raises(ConfigError, match=r"unknown key 'ppo.gama' \(known keys: anneal_lr, "):
+        compose_train_config([*CLI_RUN, "+ppo.gama=0.9"])
+    out = subprocess.run([sys.executable, "-m", "pokerl.cli.train", "model.hiden=3"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("pokerl: error:"), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("log.checkpoint_every=0", "log.checkpoint_every: must be >= 1"),  # was a ZeroDivisionError after a rollout
+    ("log.scalars_every=0", "log.scalars_every: must be >= 1"),
+    ("log.keep_checkpoints=0", "log.keep_checkpoints: must be >= 1"),  # was quietly 1
+    ("log.video_every=-1", "log.video_every: must be >= 0"),
+    ("game.visited_cell=0", "visited_cell: must be >= 1"),  # was a ZeroDivisionError in the env
+])
+def test_out_of_range_values_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Trainer(compose_train_config([*CLI_RUN, override]))
+
+
+def test_the_typed_defaults_are_the_shipped_yaml_files() -> None:
+    """One source of defaults: a key the YAML leaves out (a run saved before it existed) gets what the YAML says."""
+    composed = compose_train_config([])
+    assert composed.model == PolicyConfig() and composed.ppo == PPOConfig()
+    typed = TrainConfig(game={}, reward={}, env={})
+    for key in ("num_envs", "pool", "reset", "archive", "total_steps", "seed", "device", "log", "eval"):
+        assert getattr(composed, key) == getattr(typed, key), key

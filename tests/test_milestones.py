@@ -63,7 +63,7 @@ def test_milestone_steps_in_summaries_tensorboard_and_eval(tmp_path: Path) -> No
     trainer.run()
     ep = next(e for e in episodes if "moved" in e["milestones"])
     assert 1 <= ep["milestone_steps"]["moved"] <= ep["length"]
-    first = trainer.milestone_first["moved"]
+    first = trainer.tally.first["moved"]
     tags = read_scalar_tags(tmp_path / "tb")
     assert tags["milestone_first/moved"] == [(first, float(first))]
     # the earliest episode's step, counted in steps of both envs from the run's start

@@ -37,7 +37,7 @@ EAST = {"name": "east", "exploration": {"weight": 0.05}, "milestones": {"east": 
 
 def short_run(run_dir: Path, steps: int) -> Path:
     cfg = compose_train_config([*TINY, f"total_steps={steps}", f"run_dir={run_dir}"])
-    cfg["reward"] = EAST
+    cfg.reward = EAST
     train(cfg)
     return run_dir
 

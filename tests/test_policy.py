@@ -9,8 +9,9 @@ import torch
 import yaml
 
 from conftest import CueEnvs, tiny_config, tiny_space
-from pokerl.policy import Policy, PolicyConfig
-from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.config import PolicyConfig, PPOConfig
+from pokerl.policy import Policy
+from pokerl.ppo import RolloutBuffer, compute_gae, ppo_update
 from pokerl.schema import config_path
 
 

@@ -48,7 +48,7 @@ def test_spec_matches_what_the_env_has(sessions: list[int]) -> None:
 
 def test_with_no_game_the_env_plays_the_one_pokerl_train_trains() -> None:
     """The default game lives in configs/train.yaml only; the env and load_spec read it there."""
-    trained = compose_train_config([])["game"]["name"]
+    trained = compose_train_config([]).game["name"]
     env = GameBoyEnv()
     try:
         assert env.profile.name == load_spec().profile.name == trained == default_game()

@@ -168,14 +168,14 @@ def test_bootstrap_sees_the_last_frame_not_the_reset_one(tmp_path: Path, monkeyp
     """The final observation the trainer bootstraps from is env 0's own last frame: the frame a lone
     env shows after the same seed and actions; its reward grew by exactly γ·V."""
     seen: list[tuple[int, list[int], dict[str, np.ndarray], torch.Tensor]] = []
-    real = Collector._bootstrap
+    real = Collector.bootstrap
 
     def spy(self, buffer, t, envs, final_obs, state):  # type: ignore[no-untyped-def]
         before = buffer.rewards[t].clone()
         real(self, buffer, t, envs, final_obs, state)
         seen.append((t, list(envs), {k: v.copy() for k, v in final_obs.items()}, buffer.rewards[t] - before))
 
-    monkeypatch.setattr(Collector, "_bootstrap", spy)
+    monkeypatch.setattr(Collector, "bootstrap", spy)
     trainer = Trainer(compose_train_config([*BOOT_RUN, *layout, "total_steps=32", f"run_dir={tmp_path}"]))
     trainer.run(stop_at_update=1)
     actions = trainer.buffer.actions[:, 0].tolist()
@@ -199,7 +199,7 @@ def test_bootstrap_sees_the_last_frame_not_the_reset_one(tmp_path: Path, monkeyp
 
 def test_no_bootstrap_when_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(Collector, "_bootstrap", lambda self, buffer, t, *a: calls.append(t))
+    monkeypatch.setattr(Collector, "bootstrap", lambda self, buffer, t, *a: calls.append(t))
     Trainer(compose_train_config([*BOOT_RUN, "pool.mode=serial", "pool.workers=1", "total_steps=32",
                                   "ppo.bootstrap_truncated=false", f"run_dir={tmp_path}"])).run()
     assert calls == []

@@ -30,6 +30,12 @@ best where play goes on are never evicted; otherwise the most used entry of the 
 the most entries goes first, so each stage of the game keeps some states. It is saved in every
 checkpoint (plain types) and restored exactly; an entry whose state is corrupt is skipped with a
 one-line warning.
+
+Two views of it move through a run: :class:`RunArchive`, the trainer's (rollouts' candidates offered,
+ranks' new entries exchanged, the envs' copies refreshed, swarm jumps, use counts), and
+:class:`EnvArchive`, each env's copy (frontier draws, which candidates are worth offering). Uses are
+counted on both sides on purpose: an env weighs its draws by its own starts, so its draws depend on its
+own history alone and a resumed env draws exactly as it would have; the run's counts pick eviction victims.
 """
 
 from __future__ import annotations
@@ -37,14 +43,14 @@ from __future__ import annotations
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-Key = tuple[str, ...]  # a milestone set, sorted
-Cell = tuple[Key, int, int]  # (milestone set, level bucket, map: -1 when maps do not split cells)
+MilestoneSet = tuple[str, ...]  # sorted
+Cell = tuple[MilestoneSet, int, int]  # (milestone set, level bucket, map: -1 when maps do not split cells)
 # The way from power-on to a state, one segment per episode on it: the seed its reset wrote into the
 # game's RNG field (0 when the profile names none) and its actions, one byte each (action indices).
 Trajectory = tuple[tuple[int, bytes], ...]
@@ -54,7 +60,7 @@ Trajectory = tuple[tuple[int, bytes], ...]
 class Entry:
     """One archived state: the milestones held there and what it took to get there."""
 
-    key: Key  # the milestones held, sorted
+    milestones: MilestoneSet  # the milestones held, sorted
     state: bytes  # the emulator state (zlib-compressed PyBoy state)
     steps: int  # env steps from power-on that led here
     milestone_steps: dict[str, int]  # each held milestone's env step from power-on
@@ -71,10 +77,10 @@ class Entry:
 
     @property
     def cell(self) -> Cell:
-        return self.key, self.level, self.map
+        return self.milestones, self.level, self.map
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": list(self.key), "state": self.state, "steps": self.steps,
+        return {"milestones": list(self.milestones), "state": self.state, "steps": self.steps,
                 "milestone_steps": dict(self.milestone_steps), "rng": self.rng, "time": self.time, "uses": self.uses,
                 "level": self.level, "map": self.map,
                 "parent": None if self.parent is None else [list(self.parent[0]), self.parent[1], self.parent[2]],
@@ -83,9 +89,10 @@ class Entry:
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Entry:
         # "level" and "map" are absent from archives saved before they split cells (level 0, map -1);
-        # "parent" and "trajectory" from archives saved before lineage (unknown)
+        # "parent" and "trajectory" from archives saved before lineage (unknown); "key" is the milestones'
+        # name in archives saved before the rename
         parent = data.get("parent")
-        return Entry(tuple(data["key"]), bytes(data["state"]), int(data["steps"]),
+        return Entry(tuple(data.get("milestones", data.get("key", ()))), bytes(data["state"]), int(data["steps"]),
                      {str(k): int(v) for k, v in data["milestone_steps"].items()}, int(data["rng"]),
                      float(data["time"]), int(data["uses"]), int(data.get("level", 0)), int(data.get("map", -1)),
                      None if parent is None else (tuple(parent[0]), int(parent[1]), int(parent[2])),
@@ -168,8 +175,8 @@ def weights(entries: Sequence[Entry], uses: Mapping[Cell, int], value: Mapping[s
     milestones; the new ones, unused, drew the resets: from 8.44M to 9.15M steps at most 2 episodes
     started from the two-badge state. By reward it weighs 16 times more than each of them.
     Milestones the reward no longer names (an edited config) count 0."""
-    sizes = np.array([sum(value.get(m, 0.0) for m in e.key) if value is not None else len(e.key) for e in entries],
-                     np.float64)
+    sizes = np.array([sum(value.get(m, 0.0) for m in e.milestones) if value is not None else len(e.milestones)
+                      for e in entries], np.float64)
     w = 2.0 ** (sizes - sizes.max()) / (1.0 + np.array([uses.get(e.cell, 0) for e in entries], np.float64))
     return w / w.sum()
 
@@ -205,11 +212,11 @@ class Archive:
         """The entry with the most milestones (then the highest level, then the fewest steps); with
         ``startable``, of those where play can go on (not where the game ended)."""
         return min((e for e in self.entries.values() if not (startable and e.terminal)),
-                   key=lambda e: (-len(e.key), -e.level, e.steps), default=None)
+                   key=lambda e: (-len(e.milestones), -e.level, e.steps), default=None)
 
     def for_milestone(self, name: str, startable: bool = False) -> Entry | None:
         """The entry holding ``name`` reached in the fewest steps (``--from-milestone``: ``startable``)."""
-        return min((e for e in self.entries.values() if name in e.key and not (startable and e.terminal)),
+        return min((e for e in self.entries.values() if name in e.milestones and not (startable and e.terminal)),
                    key=lambda e: e.steps, default=None)
 
     def count_uses(self, started: Iterable[Cell]) -> None:
@@ -229,8 +236,94 @@ class Archive:
             try:
                 zlib.decompress(entry.state)
             except zlib.error:
-                warnings.warn(f"pokerl: {source}: archive entry {'+'.join(entry.key) or 'start'} has a corrupt "
+                warnings.warn(f"pokerl: {source}: archive entry {'+'.join(entry.milestones) or 'start'} has a corrupt "
                               "state: skipped", stacklevel=2)
                 continue
             self.entries[entry.cell] = entry
         self.version = int(data.get("version", 0))
+
+
+class EnvArchive:
+    """An env's copy of the run's archive: where its frontier resets start, which candidates to offer."""
+
+    def __init__(self, cfg: ResetConfig, value: Mapping[str, float] | None = None) -> None:
+        self.cfg, self.value = cfg, value  # value: each milestone's reward (frontier_weight=reward), else None
+        self.starts: list[Entry] = []  # the run's entries where play goes on
+        self.steps: dict[Cell, int] = {}  # each cell's entry's steps: a candidate must beat it
+        self.uses: dict[Cell, int] = {}  # episodes this env started from each entry
+
+    def set(self, entries: Sequence[Entry]) -> None:
+        self.starts = [e for e in entries if not e.terminal]  # where the game ended: no start
+        self.steps = {e.cell: e.steps for e in entries}
+
+    def worth_offering(self, candidate: Entry) -> bool:
+        """A cell the run lacks, or one reached in fewer steps from power-on."""
+        return candidate.steps < self.steps.get(candidate.cell, candidate.steps + 1)
+
+    def draw(self, rng: np.random.Generator) -> Entry | None:
+        """A frontier reset's start (None: power-on), drawn with the env's RNG (so resume is exact)."""
+        cfg = self.cfg
+        if cfg.mode not in ("frontier", "goexplore") or not self.starts or rng.random() < cfg.fresh_share:
+            return None
+        entry = self.starts[int(rng.choice(len(self.starts), p=weights(self.starts, self.uses, self.value)))]
+        self.uses[entry.cell] = self.uses.get(entry.cell, 0) + 1
+        return entry
+
+    def uses_state(self) -> list[list[Any]]:
+        return [[list(k), level, cell_map, n] for (k, level, cell_map), n in self.uses.items()]
+
+    def load_uses(self, rows: Iterable[Sequence[Any]]) -> None:
+        # [set, n] in snapshots saved before levels split cells (level 0), [set, level, n] before maps did
+        self.uses = {(tuple(u[0]), int(u[1]) if len(u) >= 3 else 0, int(u[2]) if len(u) == 4 else -1): int(u[-1])
+                     for u in rows}
+
+
+class RunArchive:
+    """The trainer's side of the run's archive: rollouts' candidates in, ranks in step, envs' copies fresh.
+
+    ``pool``: the envs (``call``/``call_at``); ``exchange``: under torchrun, swaps each rank's list of new
+    entries for every rank's (None on one process)."""
+
+    def __init__(self, archive: Archive, pool: Any,
+                 exchange: Callable[[list[Entry]], list[list[Entry]]] | None = None) -> None:
+        self.archive, self.pool, self.exchange = archive, pool, exchange
+        self.sent = 0  # the archive version the envs hold
+        self.new: list[Entry] = []  # kept since the last exchange between ranks
+
+    def offer(self, entry: Entry) -> None:
+        """An env's candidate: kept when its cell is new or reached in fewer steps."""
+        if self.archive.offer(entry) and self.exchange is not None:
+            self.new.append(entry)
+
+    def started(self, summary: Mapping[str, Any]) -> None:
+        """A finished episode: counts a use of the entry it started from."""
+        if summary.get("start") == "archive":
+            self.archive.count_uses([(tuple(sorted(summary.get("start_milestones", ()))),
+                                      int(summary.get("start_level", 0)), int(summary.get("start_map", -1)))])
+
+    def share(self) -> None:
+        """At an update boundary: ranks swap their new entries; envs get the archive when it changed."""
+        if self.exchange is not None:
+            for entries in self.exchange(self.new):
+                for entry in entries:
+                    self.archive.offer(entry)
+            self.new = []
+        if self.archive.version != self.sent:
+            self.pool.call("set_archive", list(self.archive.entries.values()), replay=True)
+            self.sent = self.archive.version
+
+    def swarm(self, share: float, obs: dict[str, np.ndarray], starts: Any) -> list[dict[str, Any]]:
+        """A ``share`` of the envs (drawn with numpy's global RNG, which checkpoints keep) ends its episodes, as
+        truncations, and starts at the best startable entry: their rows of ``obs`` become the new first
+        observations and their ``starts`` flags (a tensor) 1, so the policy's state starts afresh there.
+        Returns the ended episodes' summaries."""
+        best = self.archive.best(startable=True)
+        if best is None:
+            return []
+        n = self.pool.num_envs
+        envs = sorted(int(i) for i in np.random.choice(n, size=max(1, round(share * n)), replace=False))
+        summaries, first = zip(*self.pool.call_at("jump", envs, [best] * len(envs)), strict=True)
+        for key, rows in obs.items():
+            rows[envs] = np.stack([o[key] for o in first])
+        starts[envs] = 1.0
+        return list(summaries)

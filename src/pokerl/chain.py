@@ -90,7 +90,7 @@ def make_chain(env: GameBoyEnv, entry: Entry, every: int = 32) -> Chain:
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     if not entry.trajectory:
-        raise ChainError(f"archived state {'+'.join(entry.key) or 'start'} has no trajectory (saved before "
+        raise ChainError(f"archived state {'+'.join(entry.milestones) or 'start'} has no trajectory (saved before "
                          "lineage, or found from such a state): train with this pokerl to find one")
     env.reset(seed=0)
     points = [_point(env, 0, ())]
@@ -115,7 +115,7 @@ def make_chain(env: GameBoyEnv, entry: Entry, every: int = 32) -> Chain:
             held = now
         if step % every == 0 or step == entry.steps:
             points.append(_point(env, step, now))
-    missing = sorted(set(entry.key) - set(points[-1].milestones))
+    missing = sorted(set(entry.milestones) - set(points[-1].milestones))
     if missing:
         raise ChainError(f"the replay diverged by step {step:,}: it ends without {', '.join(missing)}, which the "
                          "archived state holds")

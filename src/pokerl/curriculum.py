@@ -19,7 +19,7 @@ from typing import Any
 from pokerl.archive import Archive, Cell, ResetConfig
 from pokerl.backward import Frontier, window_outcomes
 from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
-from pokerl.distributed import Dist, exchange
+from pokerl.distributed import Dist
 from pokerl.env import make_env
 from pokerl.errors import ConfigError
 from pokerl.pool import VectorPool
@@ -71,8 +71,7 @@ class Curriculum:
         if self.frontier is None:
             return {}
         outcomes, self._new = self._new, []
-        if dist.world_size > 1:
-            outcomes = [o for rank in exchange(outcomes) for o in rank]
+        outcomes = [o for rank in dist.exchange(outcomes) for o in rank]
         if self.frontier.record(outcomes):
             pool.call("set_backward", self.frontier.t, replay=True)
         return self.frontier.scalars()

@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from pokerl.archive import Cell, Entry, Key, ResetConfig, Trajectory, extend_trajectory, weights
+from pokerl.archive import Entry, EnvArchive, MilestoneSet, ResetConfig, Trajectory, extend_trajectory
 from pokerl.backward import draw_start, start_entry
 from pokerl.boot import start_state
 from pokerl.chain import Chain
@@ -94,16 +94,13 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._capture = ScreenCapture(profile.world_map, profile.screen) if capture_screens else None
         self._reset_cfg = reset or ResetConfig()
         # frontier_weight=reward: each milestone's reward, what archived sets are weighed by (else counted)
-        self._milestone_value = ({m.name: m.reward for m in self.rewards.milestones}
-                                 if self._reset_cfg.frontier_weight == "reward" else None)
+        self._archive = EnvArchive(self._reset_cfg, {m.name: m.reward for m in self.rewards.milestones}
+                                   if self._reset_cfg.frontier_weight == "reward" else None)
         self._archiving = archive
         self._level_step = level_step
         self._by_map = by_map
-        self._start_entry = start
-        self._archive: list[Entry] = []  # this env's copy of the run's archive (set_archive)
-        self._archived_steps: dict[Cell, int] = {}  # cell -> its entry's steps, to offer only better ones
-        self._uses: dict[Cell, int] = {}  # episodes this env started from each entry
-        self._start: Entry | None = None  # the entry this episode started from (None: power-on)
+        self._fixed_start = start
+        self._episode_start: Entry | None = None  # the entry this episode started from (None: power-on)
         self._pending = False  # a new cell is held but not archived yet (busy, or the end)
         self._level = 0  # the level bucket now (archive cells)
         self._cell_map = -1  # the map now, when maps split archive cells (else -1)
@@ -145,22 +142,22 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         options = options or {}
         entry = options.get("entry")
         self._limit = None
-        if entry is None and "state" not in options and self._start_entry is None and self._chain is not None:
+        if entry is None and "state" not in options and self._fixed_start is None and self._chain is not None:
             start = draw_start(self._chain, self._t, self._reset_cfg, self.np_random, self.config.max_steps)
             entry = None if start.point is None else start_entry(self._chain, start.point)
             self._limit, self._chain_window = start.limit, start.window
-            self._chain_success = entry is not None and self._holds_chain_end(entry.key)
+            self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)
         elif entry is None and "state" not in options:
-            entry = self._start_entry or self._sample_entry()
+            entry = self._fixed_start or self._archive.draw(self.np_random)
         rng = int(self.np_random.integers(1, 1 << 16)) if self.profile.boot.seed_field else 0
         state = entry.state if entry is not None else options.get("state", self._boot_state)
-        return self._begin(entry, state, entry.key if entry is not None else (), rng)
+        return self._begin(entry, state, entry.milestones if entry is not None else (), rng)
 
-    def _begin(self, start: Entry | None, state: bytes, held: Key, rng: int
+    def _begin(self, start: Entry | None, state: bytes, held: MilestoneSet, rng: int
                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """An episode from ``state`` (``start``'s, or power-on's when None) holding ``held``, with ``rng``
         written into the game's RNG field (the profile's ``boot.seed_field``) and the boot writes."""
-        self._start = start
+        self._episode_start = start
         self.session.load_state(state)
         ram_map = self.profile.ram
         if self.profile.boot.seed_field:
@@ -206,25 +203,14 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """The frontier index on the chain: resets draw their starts from [t, t + window] (pokerl.backward)."""
         self._t = int(t)
 
-    def _holds_chain_end(self, held: Key | list[str]) -> bool:
+    def _holds_chain_end(self, held: MilestoneSet | list[str]) -> bool:
         assert self._chain is not None
         return set(self._chain.end.milestones) <= set(held)
 
     # ------------------------------------------------------------------ the archive
     def set_archive(self, entries: list[Entry]) -> None:
         """This env's copy of the run's archive: where frontier resets start, what is worth offering."""
-        self._archive = [e for e in entries if not e.terminal]  # where the game ended: no start
-        self._archived_steps = {e.cell: e.steps for e in entries}
-
-    def _sample_entry(self) -> Entry | None:
-        """A frontier reset's start (None: power-on), drawn with this env's RNG (so resume is exact)."""
-        cfg = self._reset_cfg
-        if cfg.mode not in ("frontier", "goexplore") or not self._archive or self.np_random.random() < cfg.fresh_share:
-            return None
-        p = weights(self._archive, self._uses, self._milestone_value)
-        entry = self._archive[int(self.np_random.choice(len(self._archive), p=p))]
-        self._uses[entry.cell] = self._uses.get(entry.cell, 0) + 1
-        return entry
+        self._archive.set(entries)
 
     def _level_bucket(self, ram: Mapping[str, Any]) -> int:
         """The level part of this moment's archive cell: the reward's level sum, capped, // level_step."""
@@ -235,11 +221,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ``terminal``: the game ended here (``done_when``)."""
         held, milestone_steps, start_steps = self._held()
         seed_field = self.profile.boot.seed_field
-        trajectory = (extend_trajectory(self._start, self._seed_written, bytes(self._actions))
+        trajectory = (extend_trajectory(self._episode_start, self._seed_written, bytes(self._actions))
                       if self._actions is not None else ())
         return Entry(tuple(sorted(held)), self.session.save_state(), start_steps + self._steps, milestone_steps,
                      int(ram[seed_field]) if seed_field else 0, time.time(), level=self._level, map=self._cell_map,
-                     parent=None if self._start is None else self._start.cell, trajectory=trajectory,
+                     parent=None if self._episode_start is None else self._episode_start.cell, trajectory=trajectory,
                      terminal=terminal)
 
     def jump(self, entry: Entry) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -263,8 +249,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "pos": list(self._pos),
             "rewards": self._tracker.state_dict(),
             "np_random": repr(self.np_random.bit_generator.state),
-            "start": None if self._start is None else self._start.as_dict(),
-            "uses": [[list(k), level, cell_map, n] for (k, level, cell_map), n in self._uses.items()],
+            "start": None if self._episode_start is None else self._episode_start.as_dict(),
+            "uses": self._archive.uses_state(),
             "pending": self._pending,
             "level": self._level,
             "cell_map": self._cell_map,
@@ -285,10 +271,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ram = self.profile.read_ram(self.session.memory)
         self._tracker.load_state_dict(state["rewards"], ram)
         self.np_random.bit_generator.state = ast.literal_eval(state["np_random"])
-        self._start = None if state["start"] is None else Entry.from_dict(state["start"])
-        # [set, n] in snapshots saved before levels split cells (level 0), [set, level, n] before maps did
-        self._uses = {(tuple(u[0]), int(u[1]) if len(u) >= 3 else 0, int(u[2]) if len(u) == 4 else -1): int(u[-1])
-                      for u in state["uses"]}
+        self._episode_start = None if state["start"] is None else Entry.from_dict(state["start"])
+        self._archive.load_uses(state["uses"])
         self._pending = bool(state["pending"])
         self._level = int(state.get("level", 0))
         self._cell_map = int(state.get("cell_map", -1))
@@ -344,7 +328,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._pending and (terminated or not busy):  # a new cell, where play can go on from it or the game ended
             self._pending = False
             candidate = self._archive_entry(ram, terminal=terminated)
-            if candidate.steps < self._archived_steps.get(candidate.cell, candidate.steps + 1):
+            if self._archive.worth_offering(candidate):
                 info["archive_entry"] = candidate
         if terminated or truncated:
             info["episode"] = self.episode_summary()
@@ -367,8 +351,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def _held(self) -> tuple[list[str], dict[str, int], int]:
         """The milestones held (at the start, then reached in this episode), each one's env step from
         power-on, and the start's steps from power-on (0 for a power-on start)."""
-        start = self._start
-        held, base = (start.key, start.steps) if start is not None else ((), 0)
+        start = self._episode_start
+        held, base = (start.milestones, start.steps) if start is not None else ((), 0)
         start_steps = dict(start.milestone_steps) if start is not None else {}
         return ([*held, *self._tracker.reached],
                 {**start_steps, **{m: base + at for m, at in self._tracker.reached_at.items()}}, base)
@@ -376,15 +360,15 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def episode_summary(self) -> dict[str, Any]:
         """What the trainer logs for a finished episode (plain types, small); takes the episode's
         captured screens."""
-        start = self._start
+        start = self._episode_start
         milestones, milestone_steps, base = self._held()
         summary = {
             "return": float(self._return),
             "length": int(self._steps),
             "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
-            "start": "power-on" if self._start is None else "archive",
+            "start": "power-on" if self._episode_start is None else "archive",
             "start_steps": base,
-            "start_milestones": list(start.key) if start is not None else [],
+            "start_milestones": list(start.milestones) if start is not None else [],
             "start_level": start.level if start is not None else 0,
             "start_map": start.map if start is not None else -1,
             # held at the start, then reached in the episode; steps from power-on (fresh: the episode's)

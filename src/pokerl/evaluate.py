@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from pokerl.archive import Archive
 from pokerl.checkpoint import check_compatible, load_checkpoint, load_weights, resolve_checkpoint
+from pokerl.config import PolicyConfig, TrainConfig, checkpoint_config
 from pokerl.env import make_env
-from pokerl.errors import CheckpointError, PokerlError
+from pokerl.errors import PokerlError
 from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, readable, world_scale
 from pokerl.milestones import median_steps, reach_rates
-from pokerl.policy import Policy, PolicyConfig
+from pokerl.policy import Policy
 from pokerl.pool import VectorPool
 from pokerl.schema import from_mapping
 from pokerl.spec import GameSpec, run_spec
@@ -42,7 +42,7 @@ class Agent:
     """A policy with the run config it was trained with."""
 
     policy: Policy
-    config: dict[str, Any]
+    config: TrainConfig
     checkpoint: str
     global_step: int
     archive: Archive = field(default_factory=Archive)
@@ -55,11 +55,11 @@ class Agent:
     def env_kwargs(self, rom: str | None = None, from_milestone: str | None = None) -> dict[str, Any]:
         """Keyword arguments for :func:`pokerl.env.make_env` matching the training run; episodes start
         at power-on, or at the run's archived state holding milestone ``from_milestone``."""
-        kwargs = {"spec": self.spec, "rom": rom or self.config.get("rom")}
+        kwargs = {"spec": self.spec, "rom": rom or self.config.rom}
         if from_milestone is not None:
             entry = self.archive.for_milestone(from_milestone, startable=True)
             if entry is None:
-                held = sorted({m for e in self.archive.entries.values() for m in e.key})
+                held = sorted({m for e in self.archive.entries.values() for m in e.milestones})
                 raise PokerlError(f"{self.checkpoint}: no archived state holds milestone {from_milestone!r} "
                                   f"(archived: {', '.join(held) or 'none'})")
             kwargs["start"] = entry
@@ -71,16 +71,12 @@ def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapp
     """Load a run dir or checkpoint; ``model`` replaces the saved model config (must still fit)."""
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path, map_location=device)
-    try:
-        config = yaml.safe_load(ckpt["config"])
-    except (KeyError, yaml.YAMLError):
-        raise CheckpointError(f"{ckpt_path} has no readable training config") from None
+    config = checkpoint_config(ckpt, str(ckpt_path))
     if model is not None:
-        config["model"] = dict(model)
+        config.model = from_mapping(PolicyConfig, model, "model")
     spec = run_spec(config)
-    model_cfg = from_mapping(PolicyConfig, config["model"], "model")
-    check_compatible(ckpt, str(ckpt_path), spec, model_cfg)
-    policy = Policy(spec.observation_space, int(spec.action_space.n), model_cfg)
+    check_compatible(ckpt, str(ckpt_path), spec, config.model)
+    policy = Policy(spec.observation_space, int(spec.action_space.n), config.model)
     load_weights(policy, ckpt)
     policy.to(device).eval()
     archive = Archive()
@@ -198,7 +194,7 @@ def save_heatmap(agent: Agent, result: EvalResult, path: str | os.PathLike[str])
     Image.fromarray(readable(draw_heatmap(agent.spec.world_map, result.visits, scale, result.backdrop))).save(path)
 
 
-def evaluate_from_power_on(policy: Policy, config: dict[str, Any], episodes: int, seed: int,
+def evaluate_from_power_on(policy: Policy, config: TrainConfig, episodes: int, seed: int,
                            run_dir: str | os.PathLike[str]) -> dict[str, float]:
     """A training run's periodic measure (``eval.every``): ``episodes`` seeded episodes of ``policy``
     as it is, from power-on, as ``power_on/<milestone>`` (the share reaching each) and
@@ -207,7 +203,7 @@ def evaluate_from_power_on(policy: Policy, config: dict[str, Any], episodes: int
     device = next(policy.parameters()).device
     policy.eval()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        result = evaluate(Agent(policy, config, str(run_dir), 0), episodes, seed=seed, rom=config.get("rom"),
+        result = evaluate(Agent(policy, config, str(run_dir), 0), episodes, seed=seed, rom=config.rom,
                           boot_cache=str(Path(run_dir) / "cache"))
     return {**{f"power_on/{m}": rate for m, rate in result.milestone_rates.items()},
             "power_on/return": result.mean_return}

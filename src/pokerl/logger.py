@@ -58,6 +58,10 @@ class TrainLogger:
                  purge_step: int | None = None) -> None:
         """``purge_step``: on resume, events at or after this step (from updates lost to a kill) are dropped."""
         self.writer = SummaryWriter(log_dir=str(logdir), purge_step=purge_step)
+        # the writer's event file, for the summaries SummaryWriter has no method for (a GIF image; the hparams
+        # record without the run of its own add_hparams would start)
+        self.events = self.writer.file_writer
+        assert self.events is not None
         self.milestone_names = list(spec.milestone_names)
         self.reward_terms = list(spec.term_names)
         self.world = spec.world_map
@@ -88,7 +92,7 @@ class TrainLogger:
         metrics = {f"milestone/{name}": 0.0 for name in self.milestone_names}
         experiment, session_start, _ = hparams(knobs, metrics)  # no session end: it would say "success" now
         for summary in (experiment, session_start):  # into this run, not the sub-run add_hparams makes
-            self.writer._get_file_writer().add_summary(summary)
+            self.events.add_summary(summary)
 
     def add_episode(self, summary: Mapping[str, Any]) -> None:
         """Record one finished episode's summary (``info["episode"]``)."""
@@ -158,12 +162,31 @@ class TrainLogger:
             return
         h, w = np.asarray(frames[0]).shape[:2]
         image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=gif_bytes(frames, fps))
-        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        self.events.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def close(self) -> None:
         """Flush and close the event file."""
         self.writer.flush()
         self.writer.close()
+
+
+class ProgressBar:
+    """The terminal's progress line (tqdm): steps, steps/s, episodes ended, mean return, milestones held."""
+
+    def __init__(self, total: int, initial: int, milestones: int) -> None:
+        from tqdm import tqdm
+
+        self.milestones = milestones
+        self.bar = tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True, desc="pokerl")
+
+    def update(self, steps: int, *, sps: float, episodes: int, returns: Sequence[float], held: set[str],
+               update: int) -> None:
+        self.bar.update(steps)
+        self.bar.set_postfix(sps=f"{sps:,.0f}", eps=episodes, ret=f"{np.mean(returns):.2f}" if returns else "-",
+                             milestones=f"{len(held)}/{self.milestones}", upd=update, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def read_scalar_tags(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:

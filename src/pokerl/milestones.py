@@ -8,6 +8,7 @@ held at the end, ``milestone_steps`` (each one's env step from power-on), ``star
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,3 +47,22 @@ def first_reached(episode: Summary, ended_at: int, per_env_step: int) -> dict[st
     length = int(episode["length"])
     return {name: ended_at - (length - (int(at) - start)) * per_env_step
             for name, at in episode.get("milestone_steps", {}).items() if name not in held}
+
+
+class Tally:
+    """A run's finished episodes so far: how many, the last 100 returns, each milestone's first global step."""
+
+    def __init__(self, per_env_step: int, first: Mapping[str, int] | None = None) -> None:
+        self.per_env_step = per_env_step  # global steps per env step (see first_reached)
+        self.episodes = 0  # ended in this process (the progress bar's eps)
+        self.returns: deque[float] = deque(maxlen=100)
+        self.first = {str(k): int(v) for k, v in (first or {}).items()}  # milestone -> its first global step
+
+    def add(self, episode: Summary, ended_at: int) -> dict[str, int]:
+        """Count ``episode`` (ended at global step ``ended_at``); returns the milestones it reached first."""
+        self.episodes += 1
+        self.returns.append(float(episode["return"]))
+        new = {name: step for name, step in first_reached(episode, ended_at, self.per_env_step).items()
+               if step < self.first.get(name, step + 1)}
+        self.first.update(new)
+        return new

@@ -12,7 +12,6 @@ Shapes: T = time steps, B = envs (batch), C/H/W = image channels/height/width, A
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -20,28 +19,10 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from pokerl.config import PolicyConfig
 from pokerl.errors import ConfigError
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, hidden)
-
-
-@dataclass
-class PolicyConfig:
-    """Sizes of the network (``configs/model/*.yaml``); the defaults are ``default.yaml``'s (~10M parameters)."""
-
-    channels: list[int] = field(default_factory=lambda: [64, 128, 128])
-    kernels: list[int] = field(default_factory=lambda: [8, 4, 3])
-    strides: list[int] = field(default_factory=lambda: [4, 2, 1])
-    cnn_out: int = 768  # linear layer after the convolutions
-    vector_hidden: int = 128  # MLP width for the RAM features
-    hidden: int = 896  # fused width = LSTM input and hidden size
-    recurrent: bool = True
-
-    def __post_init__(self) -> None:
-        if not (len(self.channels) == len(self.kernels) == len(self.strides)):
-            raise ValueError("channels, kernels and strides must have the same length")
-        if min([*self.channels, *self.kernels, *self.strides, self.cnn_out, self.vector_hidden, self.hidden]) < 1:
-            raise ValueError("every size must be >= 1")
 
 
 def layer_init(layer: nn.Module, gain: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -20,38 +19,16 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from pokerl.config import PPOConfig
 from pokerl.errors import PokerlError
 from pokerl.policy import LSTMState
 
 
-@dataclass
-class PPOConfig:
-    """``configs/ppo/*.yaml``; defaults follow pokemonred_puffer's published train settings."""
-
-    learning_rate: float = 2.0e-4
-    anneal_lr: bool = True
-    num_steps: int = 128  # T: rollout steps per env per update
-    bptt: int = 16  # L: sequence length for truncated BPTT
-    num_minibatches: int = 4
-    update_epochs: int = 3
-    gamma: float = 0.998
-    gae_lambda: float = 0.95
-    norm_adv: bool = True
-    clip_coef: float = 0.1
-    clip_vloss: bool = True
-    vf_clip_coef: float = 0.1
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    target_kl: float | None = None
-    bootstrap_truncated: bool = True  # add γ·V(final obs) to the last reward of a truncated episode
-    max_nonfinite: int = 8  # optimiser steps in a row skipped for a non-finite loss/gradient before the run stops
-
-    def __post_init__(self) -> None:
-        if self.bptt < 1 or self.num_steps < 1 or self.num_steps % self.bptt:
-            raise ValueError(f"num_steps ({self.num_steps}) must be a positive multiple of bptt ({self.bptt})")
-        if self.num_minibatches < 1 or self.update_epochs < 1:
-            raise ValueError("num_minibatches and update_epochs must be >= 1")
+def autocast(device_type: str, bf16: bool) -> AbstractContextManager[Any]:
+    """The policy's forward pass in bf16 (``bf16: true``; a GPU's tensor cores), else in fp32."""
+    if bf16:
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 TORCH_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}  # observation dtypes

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from pokerl.archive import Entry
+from pokerl.config import PPOConfig
 from pokerl.policy import LSTMState, Policy
 from pokerl.pool import VectorPool
-from pokerl.ppo import TORCH_DTYPES, PPOConfig, RolloutBuffer
+from pokerl.ppo import TORCH_DTYPES, RolloutBuffer
 
 Obs = dict[str, np.ndarray]
 
@@ -57,6 +58,7 @@ class Collector:
                 video_steps: int = 0) -> tuple[Rollout, Obs, LSTMState, torch.Tensor]:
         """Fill ``buffer`` (its ``valid`` mask reset); returns the rollout and the carried state after it.
         ``video_steps`` > 0: keep that many of env 0's frames."""
+        self.policy.eval()
         buffer.valid.fill_(1.0)
         out = Rollout()
         collect = self._collect_async if self.asynchronous else self._collect_sync
@@ -97,7 +99,7 @@ class Collector:
             return np.empty(0, np.int64)
         return np.flatnonzero(truncated & ~terminated)
 
-    def _bootstrap(self, buffer: RolloutBuffer, t: int, envs: np.ndarray, final_obs: Obs, state: LSTMState) -> None:
+    def bootstrap(self, buffer: RolloutBuffer, t: int, envs: np.ndarray, final_obs: Obs, state: LSTMState) -> None:
         """Truncated episodes did not end in the game: add γ·V(final obs) to their last reward.
         ``envs``: buffer columns; ``state``: the LSTM state after their last step, before it is zeroed
         for the next episode."""
@@ -129,7 +131,7 @@ class Collector:
             if len(ended := self._truncations(terminated, truncated)):
                 final = {k: v[ended] for k, v in infos["final_obs"].items()}
                 rows = torch.as_tensor(ended, device=self.device)
-                self._bootstrap(buffer, t, ended, final, (new_state[0][:, rows], new_state[1][:, rows]))
+                self.bootstrap(buffer, t, ended, final, (new_state[0][:, rows], new_state[1][:, rows]))
             starts = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=self.device)
             self._lost(buffer, infos["restarted"], starts, out)
             state = new_state
@@ -179,7 +181,7 @@ class Collector:
                 here = ended[mine[ended]]
                 if len(here):
                     cols = torch.as_tensor(env_ids[here], device=device)
-                    self._bootstrap(buffer, t_of[w], env_ids[here],
+                    self.bootstrap(buffer, t_of[w], env_ids[here],
                                     {k: v[here] for k, v in infos["final_obs"].items()}, (h[:, cols], c[:, cols]))
                 t_of[w] += 1
                 if t_of[w] < T:

@@ -10,8 +10,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pokerl.errors import CheckpointError, ConfigError
 
@@ -44,9 +44,22 @@ RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache", "chain.pt")  # what a 
 CHAIN_FILE = "chain.pt"  # goexplore: the chain the run found
 
 
-def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
+def claim_run_dir(run_dir: Path, overwrite: bool, is_main: bool = True,
+                  decide: Callable[[bool], bool] | None = None) -> None:
     """Refuse a run dir that holds an earlier run (``config.yaml`` or ``checkpoints/``), unless
-    ``overwrite``: then that run's files are removed, and said so."""
+    ``overwrite``: then that run's files are removed, and said so. Under torchrun only rank 0
+    (``is_main``) looks and clears, and ``decide`` hands its verdict to every rank."""
+    refused = None
+    if is_main:
+        try:
+            _clear(run_dir, overwrite)
+        except ConfigError as err:
+            refused = err
+    if decide(refused is not None) if decide is not None else refused is not None:
+        raise refused or ConfigError(f"run_dir {run_dir}: refused by rank 0 (its error says why)")
+
+
+def _clear(run_dir: Path, overwrite: bool) -> None:
     if not ((run_dir / "config.yaml").exists() or (run_dir / "checkpoints").exists()):
         return
     if not overwrite:
@@ -59,6 +72,6 @@ def claim_run_dir(run_dir: Path, overwrite: bool) -> None:
     print(f"pokerl: overwrite=true: removed the earlier run's {', '.join(gone)} from {run_dir}", file=sys.stderr)
 
 
-def default_run_dir(cfg: dict[str, Any]) -> Path:
-    name = cfg["game"].get("name", "run")
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_dir(game: str) -> Path:
+    """``runs/<game>-<date>-<time>``: a run dir no earlier run holds."""
+    return Path("runs") / f"{game}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -134,16 +134,21 @@ def config_path(group: str, name: str) -> Path:
     return Path(str(importlib.resources.files("pokerl.configs") / group / f"{name}.yaml"))
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; invalid YAML is a one-line error naming the file."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({one_line(err)})") from None
+
+
 def _read(group: str, name_or_path: str | os.PathLike[str]) -> tuple[dict[str, Any], str, Path]:
     text = str(name_or_path)
     is_path = text.endswith((".yaml", ".yml")) or os.sep in text
     path = Path(text).expanduser() if is_path else config_path(group, text)
     if not path.is_file():
         raise ConfigError(f"no {group} config {text!r} (looked for {path})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({one_line(err)})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data, str(path), path

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +23,9 @@ from pokerl.errors import ConfigError
 from pokerl.profile import GameProfile, WorldMap, load_profile
 from pokerl.rewards import RewardConfig, load_reward
 from pokerl.schema import config_path, from_mapping, load_yaml, plain
+
+if TYPE_CHECKING:
+    from pokerl.config import TrainConfig
 
 OBS_H, OBS_W = 72, 80  # the observation's screen: the 144x160 frame, every second pixel
 
@@ -119,6 +122,6 @@ def load_spec(game: ConfigSource | None = None, reward: ConfigSource | None = No
     return GameSpec(profile, load_reward(reward, profile.ram), config)
 
 
-def run_spec(config: Mapping[str, Any], **env_overrides: Any) -> GameSpec:
+def run_spec(config: TrainConfig, **env_overrides: Any) -> GameSpec:
     """The spec of a run config's game, reward and env groups (env settings overridden by keywords)."""
-    return load_spec(config["game"], config["reward"], config["env"], **env_overrides)
+    return load_spec(config.game, config.reward, config.env, **env_overrides)

@@ -1,18 +1,17 @@
 """The training loop: envs → pool → policy → PPO → logs, checkpoints and resume.
 
-``train(cfg)`` takes the composed config (a plain dict, see :mod:`pokerl.config`) and runs
-synchronous PPO: collect ``ppo.num_steps`` steps from every env with the recurrent policy
-(:mod:`pokerl.rollout`), compute GAE, update, log, checkpoint. Under ``torchrun`` each rank runs
-its own envs and gradients are averaged across ranks (DDP), so the same command scales from a
-laptop to many GPUs.
+``train(cfg)`` takes the composed :class:`~pokerl.config.TrainConfig` and runs synchronous PPO:
+collect ``ppo.num_steps`` steps from every env with the recurrent policy (:mod:`pokerl.rollout`),
+compute GAE, update, log, checkpoint. Under ``torchrun`` each rank runs its own envs and gradients
+are averaged across ranks (DDP), so the same command scales from a laptop to many GPUs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pokerl.archive import Archive, Entry
+from pokerl.archive import Archive, RunArchive
 from pokerl.atomic import remove_temp_files, write_text_atomically
 from pokerl.checkpoint import (
     check_compatible,
@@ -34,145 +33,107 @@ from pokerl.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from pokerl.config import check_train_config, dump_config
+from pokerl.config import TrainConfig, dump_config
 from pokerl.curriculum import Curriculum
-from pokerl.distributed import (
-    all_ranks_agree,
-    average_gradients,
-    broadcast_parameters,
-    exchange,
-    init_distributed,
-    largest,
-    leave_together,
-    rank0_decides,
-    select_device,
-)
+from pokerl.distributed import init_distributed, select_device
 from pokerl.env import make_env
 from pokerl.errors import CheckpointError, ConfigError, PokerlError
 from pokerl.evaluate import evaluate_from_power_on
 from pokerl.interrupt import StopOnSignal
-from pokerl.logger import TrainLogger
-from pokerl.milestones import first_reached
-from pokerl.policy import Policy, PolicyConfig
+from pokerl.logger import ProgressBar, TrainLogger
+from pokerl.milestones import Tally
+from pokerl.policy import Policy
 from pokerl.pool import make_pool
-from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
+from pokerl.ppo import RolloutBuffer, autocast, compute_gae, ppo_update
 from pokerl.rollout import Collector, Rollout
 from pokerl.rundir import claim_run_dir, default_run_dir
-from pokerl.schema import from_mapping
-from pokerl.spec import load_spec
+from pokerl.spec import run_spec
 
 
 class Trainer:
     """Owns the pool, the policy, the optimiser, the rollout buffer and the logger of one run."""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        resume_from = cfg.get("resume")
+    def __init__(self, cfg: TrainConfig) -> None:
+        cfg = dataclasses.replace(cfg)  # the caller's config stays as it was (run_dir is filled in below)
         checkpoint: dict[str, Any] | None = None
-        if resume_from:  # the config is the run's own (see pokerl.config.resume_config)
-            ckpt_path = resolve_checkpoint(resume_from)
+        if cfg.resume:  # the config is the run's own (see pokerl.config.resume_config)
+            ckpt_path = resolve_checkpoint(cfg.resume)
             checkpoint = load_checkpoint(ckpt_path)
-            if cfg.get("run_dir") is None:
-                cfg = {**cfg, "run_dir": str(run_dir_of(ckpt_path))}
-        self.cfg = cfg
-        self.tc = check_train_config(cfg, "train config")
-        self.ppo_cfg = from_mapping(PPOConfig, cfg["ppo"], "ppo")
-        self.model_cfg = from_mapping(PolicyConfig, cfg["model"], "model")
-        if self.tc.torch_threads > 0:
-            torch.set_num_threads(self.tc.torch_threads)
+            cfg.run_dir = cfg.run_dir or str(run_dir_of(ckpt_path))
+        self.cfg, self.ppo_cfg, self.num_envs = cfg, cfg.ppo, cfg.num_envs
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
 
-        self.device = select_device(self.tc.device)
+        self.device = select_device(cfg.device)
         self.dist = init_distributed(self.device)
-        self.seed = self.tc.seed + 1_000_003 * self.dist.rank
+        self.seed = cfg.seed + 1_000_003 * self.dist.rank
         seed_everything(self.seed)
-
-        self.run_dir = Path(self.tc.run_dir) if self.tc.run_dir else default_run_dir(cfg)
-        if self.dist.world_size > 1 and self.tc.run_dir is None:
+        if self.dist.world_size > 1 and cfg.run_dir is None:
             raise ConfigError("under torchrun set run_dir= explicitly so every rank writes to the same run")
-        self.cfg["run_dir"] = str(self.run_dir)
-        self.spec = load_spec(cfg["game"], cfg["reward"], cfg["env"])
-        self.spec.profile.check_rom(self.tc.rom)  # a bad ROM is refused before an earlier run is overwritten
+        self.run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg.game.get("name", "run"))
+        cfg.run_dir = str(self.run_dir)
+        self.spec = run_spec(cfg)
+        self.spec.profile.check_rom(cfg.rom)  # a bad ROM is refused before an earlier run is overwritten
         if checkpoint is None:  # before anything (the start-state cache too) is written
-            refused = None
-            if self.dist.is_main:
-                try:
-                    claim_run_dir(self.run_dir, self.tc.overwrite)
-                except ConfigError as err:
-                    refused = err
-            stop = refused is not None
-            if self.dist.world_size > 1:  # rank 0 decides for all (and no rank writes before it cleared the dir)
-                stop = rank0_decides(stop, self.device)
-            if stop:
-                raise refused or ConfigError(f"run_dir {self.run_dir}: refused by rank 0 (its error says why)")
-
-        if checkpoint is not None:  # before any env or worker starts
-            check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, self.model_cfg)
+            claim_run_dir(self.run_dir, cfg.overwrite, self.dist.is_main, self.dist.decide)
+        else:  # before any env or worker starts
+            check_compatible(checkpoint, f"checkpoint of {self.run_dir}", self.spec, cfg.model)
             if "optimizer" not in checkpoint:  # exported weights (pokerl.pretrained): no run to continue
-                raise CheckpointError(f"{resume_from} holds weights only (no optimiser, steps or envs to continue): "
-                                      f"start a new run from them with init={resume_from}")
-        # envs share the start state made once per run (run_dir/cache)
-        env_fn = functools.partial(make_env, spec=self.spec, rom=self.tc.rom, boot_cache=str(self.run_dir / "cache"),
-                                   reset=self.tc.reset, archive=self.tc.archive.max_states > 0,
-                                   level_step=self.tc.archive.level_step, by_map=self.tc.archive.by_map,
-                                   capture_screens=(self.dist.is_main and self.tc.log.heatmap_every > 0
-                                                    and bool(self.spec.world_map.offsets)))
-        self.archive = Archive(self.tc.archive.max_states)
-        self._archive_sent = 0  # the archive version the envs hold
-        self._archive_new: list[Entry] = []  # kept since the last exchange between ranks
-        self.async_envs = self.tc.pool.mode == "async"
-        self.num_envs = self.tc.num_envs
-        obs_space = self.spec.observation_space
-        self.policy = Policy(obs_space, int(self.spec.action_space.n), self.model_cfg).to(self.device)
-        if checkpoint is None and self.tc.init:  # fine-tuning: the weights only; steps, optimiser, archive are new
-            init = load_checkpoint(self.tc.init, map_location=self.device)
-            check_compatible(init, f"init={self.tc.init}", self.spec, self.model_cfg)
-            load_weights(self.policy, init)
-        on_gpu = self.device.type == "cuda"
-        if on_gpu:  # a few fixed shapes: let cuDNN pick its fastest kernels; TF32 for fp32 matmuls
-            torch.backends.cudnn.benchmark = True
-            torch.set_float32_matmul_precision("high")
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo_cfg.learning_rate, eps=1e-5,
-                                          fused=on_gpu or None)
-        self.forward_policy = torch.compile(self.policy) if self.tc.compile else self.policy
-        self.buffer = RolloutBuffer(
-            self.ppo_cfg.num_steps, self.num_envs, obs_space, self.ppo_cfg.bptt, self.model_cfg.hidden, self.device
-        )
-        self.curriculum = Curriculum(self.tc.reset, self.spec, self.run_dir, self.tc.rom,
-                                     checkpoint.get("backward") if checkpoint is not None else None)
-        self.pool = make_pool([env_fn] * self.num_envs, self.spec, self.tc.pool)  # last: it starts processes
-        self.curriculum.attach(self.pool)  # before any reset draws a start
-        self.collector = Collector(self.pool, self.policy, self.ppo_cfg, self.device, obs_space, self._autocast,
-                                   asynchronous=self.async_envs)
+                raise CheckpointError(f"{cfg.resume} holds weights only (no optimiser, steps or envs to continue): "
+                                      f"start a new run from them with init={cfg.resume}")
 
-        self.global_step = 0
-        self.update = 0
+        obs_space = self.spec.observation_space
+        self.policy = Policy(obs_space, int(self.spec.action_space.n), cfg.model).to(self.device)
+        if checkpoint is None and cfg.init:  # fine-tuning: the weights only; steps, optimiser, archive are new
+            init = load_checkpoint(cfg.init, map_location=self.device)
+            check_compatible(init, f"init={cfg.init}", self.spec, cfg.model)
+            load_weights(self.policy, init)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.ppo.learning_rate, eps=1e-5,
+                                          fused=self.device.type == "cuda" or None)
+        self._autocast = functools.partial(autocast, self.device.type, cfg.bf16)
+        self.forward_policy = torch.compile(self.policy) if cfg.compile else self.policy
+        self.buffer = RolloutBuffer(cfg.ppo.num_steps, self.num_envs, obs_space, cfg.ppo.bptt, cfg.model.hidden,
+                                    self.device)
+        self.curriculum = Curriculum(cfg.reset, self.spec, self.run_dir, cfg.rom,
+                                     checkpoint.get("backward") if checkpoint is not None else None)
+        # envs share the start state made once per run (run_dir/cache)
+        env_fn = functools.partial(make_env, spec=self.spec, rom=cfg.rom, boot_cache=str(self.run_dir / "cache"),
+                                   reset=cfg.reset, archive=cfg.archive.max_states > 0,
+                                   level_step=cfg.archive.level_step, by_map=cfg.archive.by_map,
+                                   capture_screens=(self.dist.is_main and cfg.log.heatmap_every > 0
+                                                    and bool(self.spec.world_map.offsets)))
+        self.pool = make_pool([env_fn] * self.num_envs, self.spec, cfg.pool)  # last: it starts processes
+        self.archive = Archive(cfg.archive.max_states)
+        self.run_archive = RunArchive(self.archive, self.pool, self.dist.exchange if self.dist.world_size > 1 else None)
+        self.curriculum.attach(self.pool)  # before any reset draws a start
+        self.collector = Collector(self.pool, self.policy, cfg.ppo, self.device, obs_space, self._autocast,
+                                   asynchronous=cfg.pool.mode == "async")
+
+        self.global_step = self.update = 0
         self.stop_signal: int | None = None  # set when SIGINT/SIGTERM ended run() early (after a checkpoint)
-        self.milestone_first: dict[str, int] = {}  # milestone -> the global step it was first reached at
-        self.nonfinite_streak = 0  # optimiser steps skipped in a row (non-finite loss or gradient)
-        self.nonfinite_total = 0  # ... and in the whole run
-        self.restart_streak = 0  # ... in updates in a row that had one
-        # The rollout's carried state: observations, LSTM state and episode-start flags.
-        self.state = self.policy.initial_state(self.num_envs, self.device)
-        self.starts = torch.ones(self.num_envs, device=self.device)
+        self.nonfinite_streak = self.nonfinite_total = 0  # optimiser steps skipped (non-finite): in a row, in all
+        self.restart_streak = 0  # updates in a row that had a worker restart
+        self.tally = Tally(self.num_envs * self.dist.world_size)  # episodes, returns, milestones' first steps
+        self.state = self.policy.initial_state(self.num_envs, self.device)  # carried across rollouts: the LSTM
+        self.starts = torch.ones(self.num_envs, device=self.device)  # state, episode-start flags (and self.obs)
         carried = checkpoint is not None and self._restore(checkpoint)  # sets self.obs when it carries
-        if self.dist.world_size > 1:  # every rank starts from rank 0's weights
-            broadcast_parameters(self.policy)
-        self.share_archive()
+        self.dist.broadcast_parameters(self.policy)  # every rank starts from rank 0's weights
+        self.run_archive.share()
         if not carried:
-            # New episodes: a new run's, or a resumed run's whose episodes cannot continue (torchrun,
-            # another env count). After the archive reached the envs (frontier starts); a resumed
-            # run's seeds are ones its first reset did not use.
+            # New episodes: a new run's, or a resumed run's that cannot continue them (torchrun, another env count),
+            # after the archive reached the envs (frontier starts); a resumed run's seeds are new ones.
             self.obs, _ = self.pool.reset(seed=self.seed + self.update * self.num_envs)
 
         self.logger: TrainLogger | None = None
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            config_yaml = dump_config(self.cfg)
+            config_yaml = dump_config(cfg)
             write_text_atomically(self.run_dir / "config.yaml", config_yaml)
             # resumed after a kill: TensorBoard drops what the lost updates wrote past the checkpoint
             self.logger = TrainLogger(self.run_dir / "tb", self.spec,
                                       purge_step=self.global_step if checkpoint is not None else None)
             if checkpoint is None:  # a resumed run described itself when it started
-                self.logger.describe_run(self.cfg, config_yaml)
+                self.logger.describe_run(cfg.as_dict(), config_yaml)
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self, ckpt: dict[str, Any]) -> bool:
@@ -185,15 +146,14 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except ValueError as err:
             raise CheckpointError(f"checkpoint's optimiser state does not match the model: {err}") from None
-        self.global_step = int(ckpt["global_step"])
-        self.update = int(ckpt["update"])
+        self.global_step, self.update = int(ckpt["global_step"]), int(ckpt["update"])
         if self.dist.world_size == 1:
             set_rng_state(ckpt["rng"])
         else:  # the checkpoint holds rank 0's RNGs: each rank draws its own stream again
             seed_everything(self.seed + self.update)
-        self.milestone_first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
-        self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
-        self.nonfinite_streak = int(ckpt.get("nonfinite_streak", 0))
+        self.tally.first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
+        self.nonfinite_total, self.nonfinite_streak = int(ckpt.get("nonfinite_total", 0)), int(ckpt.get(
+            "nonfinite_streak", 0))
         self.archive.load_state_dict(ckpt["archive"], f"checkpoint of {self.run_dir}")
         carry = ckpt.get("carry")
         if carry is not None and self.dist.world_size == 1 and len(carry["envs"]) == self.num_envs:
@@ -213,241 +173,166 @@ class Trainer:
         starts = self.starts.cpu().clone()
         starts[[i for i, env in enumerate(envs) if env["steps"] == 0]] = 1.0
         return {
-            "model": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "global_step": self.global_step,
-            "update": self.update,
-            "rng": rng_state(),
-            "config": dump_config(self.cfg),
-            "about": describe(self.spec, self.model_cfg),
-            "milestone_first": dict(self.milestone_first),
-            "nonfinite_total": self.nonfinite_total,
-            "nonfinite_streak": self.nonfinite_streak,
-            "archive": self.archive.state_dict(),
-            "backward": self.curriculum.state_dict(),
+            "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "global_step": self.global_step, "update": self.update, "rng": rng_state(),
+            "config": dump_config(self.cfg), "about": describe(self.spec, self.cfg.model),
+            "milestone_first": dict(self.tally.first),
+            "nonfinite_total": self.nonfinite_total, "nonfinite_streak": self.nonfinite_streak,
+            "archive": self.archive.state_dict(), "backward": self.curriculum.state_dict(),
             "carry": {"envs": envs, "h": self.state[0].cpu(), "c": self.state[1].cpu(), "starts": starts},
         }
 
     def save(self) -> Path:
         """A numbered checkpoint and ``latest.pt`` (the last ``log.keep_checkpoints`` numbered ones kept)."""
         return save_numbered(self.run_dir / "checkpoints", self.update, self.checkpoint_payload(),
-                             self.tc.log.keep_checkpoints)
+                             self.cfg.log.keep_checkpoints)
 
     # ------------------------------------------------------------------ the loop
     @property
     def total_updates(self) -> int:
-        per_update = self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size
-        return max(1, -(-self.tc.total_steps // per_update))
+        return max(1, -(-self.cfg.total_steps // (self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size)))
 
     def run(self, stop_at_update: int | None = None,
             after_update: Callable[[Trainer], None] | None = None) -> dict[str, float]:
-        """Train until ``total_steps``; returns the last logged scalars.
+        """Train until ``total_steps`` (or ``stop_at_update``, with a final checkpoint); returns the last logged
+        scalars. ``after_update(trainer)`` ends every update (benchmarks measure between updates). A first Ctrl-C
+        or SIGTERM ends the run after the update in progress, with a checkpoint, and sets ``stop_signal``; under
+        torchrun rank 0's signal decides, so every rank stops at the same update."""
+        with StopOnSignal() as stop:  # before the first line is printed: a Ctrl-C from then on is handled
+            cfg, ppo, log = self.cfg, self.ppo_cfg, self.cfg.log
+            n, T, steps_per_update = self.num_envs, ppo.num_steps, ppo.num_steps * self.num_envs * self.dist.world_size
+            if self.dist.is_main:
+                print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {self.device} · "
+                      f"run dir {self.run_dir}", flush=True)
+            self.stop_signal = None
+            last: dict[str, float] = {}
+            bar = (ProgressBar(self.total_updates * steps_per_update, self.global_step, len(self.spec.milestone_names))
+                   if log.progress and self.dist.is_main else None)
+            start_time, start_step = time.perf_counter(), self.global_step
+            finished = False  # the loop ended by itself (budget, stop_at_update, a stop signal), not by an error
+            try:
+                last_update = min(self.total_updates, stop_at_update or self.total_updates)
+                first_update = self.update + 1  # its video is written at once, not video_every updates in
+                while self.update < last_update:
+                    self.update += 1
+                    lr = ppo.learning_rate * (1.0 - (self.update - 1) / self.total_updates if ppo.anneal_lr else 1.0)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    record_video = (self.logger is not None and log.video_every > 0
+                                    and (self.update % log.video_every == 0 or self.update == first_update))
 
-        ``stop_at_update`` ends the run earlier, after that update, with a final checkpoint.
-        ``after_update`` is called with the trainer at the end of every update (benchmarks measure
-        between updates).
-        A first Ctrl-C or SIGTERM ends the run after the update in progress, with a checkpoint, and
-        sets ``stop_signal``; under torchrun rank 0's signal decides, so every rank stops at the
-        same update.
-        """
-        self.stop_signal = None
-        with StopOnSignal() as stop:
-            return self._run(stop, stop_at_update, after_update)
+                    # ---- rollout: T steps of every env with the recurrent policy
+                    t_rollout = time.perf_counter()
+                    rollout, self.obs, self.state, self.starts = self.collector.collect(
+                        self.buffer, self.obs, self.state, self.starts, log.video_steps if record_video else 0)
+                    self._absorb(rollout)
+                    self.global_step += steps_per_update
+                    rollout_time = time.perf_counter() - t_rollout
 
-    def _run(self, stop: StopOnSignal, stop_at_update: int | None,
-             after_update: Callable[[Trainer], None] | None) -> dict[str, float]:
-        tc, ppo = self.tc, self.ppo_cfg
-        device, n, T = self.device, self.num_envs, ppo.num_steps
-        if self.dist.is_main:
-            print(f"pokerl: {self.policy.count_parameters():,} parameters · {n} envs · device {device} · "
-                  f"run dir {self.run_dir}", flush=True)
-        self.returns_window: deque[float] = deque(maxlen=100)
-        self.episodes_done = 0  # episodes ended in this run() (the progress bar's eps)
-        last: dict[str, float] = {}
-        bar = self._progress_bar()
-        start_time = time.perf_counter()
-        start_step = self.global_step
-        finished = False  # the loop ended by itself (budget, stop_at_update, a stop signal), not by an error
-        try:
-            last_update = min(self.total_updates, stop_at_update or self.total_updates)
-            first_update = self.update + 1  # its video is written at once, not video_every updates in
-            while self.update < last_update:
-                self.update += 1
-                lr = ppo.learning_rate
-                if ppo.anneal_lr:
-                    lr *= 1.0 - (self.update - 1) / self.total_updates
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                record_video = (self.logger is not None and tc.log.video_every > 0
-                                and (self.update % tc.log.video_every == 0 or self.update == first_update))
+                    # ---- advantages and the PPO update
+                    t_learn = time.perf_counter()
+                    scalars = self._learn()
+                    self._check_restarts(rollout.restarts)
+                    learn_time = time.perf_counter() - t_learn
 
-                # ---- rollout: T steps of every env with the recurrent policy
-                t_rollout = time.perf_counter()
-                self.policy.eval()
-                rollout, self.obs, self.state, self.starts = self.collector.collect(
-                    self.buffer, self.obs, self.state, self.starts, tc.log.video_steps if record_video else 0)
-                self._absorb(rollout)
-                self.global_step += T * n * self.dist.world_size
-                rollout_time = time.perf_counter() - t_rollout
-                env_time = rollout.env_time
-
-                # ---- advantages and the PPO update
-                t_learn = time.perf_counter()
-                next_value = self.collector.value(self.obs, self.state, self.starts)
-                self.buffer.advantages, self.buffer.returns = compute_gae(
-                    self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value,
-                    self.starts,
-                    ppo.gamma, ppo.gae_lambda,
-                )
-                self.policy.train()
-                grad_hook = (functools.partial(average_gradients, self.policy, self.dist.world_size)
-                             if self.dist.world_size > 1 else None)
-                agree = (functools.partial(all_ranks_agree, device=self.device) if self.dist.world_size > 1 else None)
-                stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo, before_step=grad_hook,
-                                   agree=agree, streak=self.nonfinite_streak, autocast=self._autocast)
-                self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
-                self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
-                stats["fault/nonfinite_updates"] = self.nonfinite_total
-                stats["fault/worker_restarts"] = self.pool.restarts
-                restarted = rollout.restarts
-                self.restart_streak = self.restart_streak + restarted if restarted else 0
-                # under torchrun one rank's streak stops every rank, at this update
-                streak = largest(self.restart_streak, device) if self.dist.world_size > 1 else self.restart_streak
-                if streak > tc.pool.max_restarts:
-                    if self.dist.is_main:
-                        self.save()  # the envs' states as they are now (the restarted ones fresh)
-                    raise PokerlError(f"{streak} worker restarts in a row (pool.max_restarts="
-                                      f"{tc.pool.max_restarts}): the run stopped after a checkpoint; "
-                                      f"continue with resume={self.run_dir}")
-                learn_time = time.perf_counter() - t_learn
-
-                # ---- logs, checkpoints, progress
-                elapsed = time.perf_counter() - start_time
-                sps = (self.global_step - start_step) / max(elapsed, 1e-9)
-                scalars = {
-                    **stats,
-                    "perf/sps": sps,
-                    "perf/env_sps": T * n / max(env_time, 1e-9),
-                    # per update: the rollout's time outside the pool (policy inference, buffer
-                    # writes), and GAE plus the PPO epochs
-                    "perf/inference_ms": 1000.0 * (rollout_time - env_time),
-                    "perf/update_ms": 1000.0 * learn_time,
-                    "ppo/learning_rate": lr,
-                }
-                self.share_archive()
-                scalars.update(self.curriculum.at_boundary(self.archive, self.pool, self.global_step, self.dist))
-                if tc.eval.every and self.update % tc.eval.every == 0 and self.logger is not None:  # rank 0
-                    self.logger.scalars(evaluate_from_power_on(self.policy, self.cfg, tc.eval.episodes,
-                                                               seed=self.update, run_dir=self.run_dir),
-                                        self.global_step)
-                if tc.reset.mode == "swarm" and self.update % tc.reset.swarm_every == 0:
-                    self._swarm()
-                if self.archive.max_states:
+                    # ---- the archive, the curriculum, evaluation, logs, checkpoints, progress
+                    sps = (self.global_step - start_step) / max(time.perf_counter() - start_time, 1e-9)
+                    scalars.update({
+                        "perf/sps": sps, "perf/env_sps": T * n / max(rollout.env_time, 1e-9),
+                        # per update: the rollout's time outside the pool (policy inference, buffer
+                        # writes), and GAE plus the PPO epochs
+                        "perf/inference_ms": 1000.0 * (rollout_time - rollout.env_time),
+                        "perf/update_ms": 1000.0 * learn_time, "ppo/learning_rate": lr,
+                    })
+                    self.run_archive.share()
+                    scalars.update(self.curriculum.at_boundary(self.archive, self.pool, self.global_step, self.dist))
+                    if cfg.eval.every and self.update % cfg.eval.every == 0 and self.logger is not None:  # rank 0
+                        self.logger.scalars(evaluate_from_power_on(self.policy, cfg, cfg.eval.episodes,
+                                                                   seed=self.update, run_dir=self.run_dir),
+                                            self.global_step)
+                    if cfg.reset.mode == "swarm" and self.update % cfg.reset.swarm_every == 0:
+                        for summary in self.run_archive.swarm(cfg.reset.swarm_share, self.obs, self.starts):
+                            self._finished(summary, self.global_step)
                     best = self.archive.best()
-                    scalars["archive/size"] = len(self.archive.entries)
-                    scalars["archive/best_milestones"] = len(best.key) if best is not None else 0
-                stopping = stop.requested
-                if self.dist.world_size > 1:
-                    stopping = rank0_decides(stopping, self.device)
-                if stopping:  # this update is the last: it checkpoints below
-                    last_update, self.stop_signal = self.update, stop.signal or signal.SIGTERM
-                if self.logger is not None:
-                    if self.update % tc.log.scalars_every == 0 or self.update == self.total_updates:
-                        self.logger.scalars(scalars, self.global_step)
-                        scalars.update(self.logger.flush_episodes(self.global_step))
-                    if tc.log.heatmap_every > 0 and (self.update % tc.log.heatmap_every == 0
-                                                     or not self.logger.heatmaps_written):  # the first: at once
-                        self.logger.heatmaps(self.global_step)
-                    if rollout.video:
-                        self.logger.video([np.repeat(f[..., None], 3, axis=-1) for f in rollout.video],
-                                          self.global_step)
-                    if self.update % tc.log.checkpoint_every == 0 or self.update == last_update:
-                        self.save()
-                last = scalars
-                if bar is not None:  # before the first episode ends (minutes: 4,096 steps an env): how far it got
-                    best = self.archive.best()
-                    held = set(self.milestone_first) | set(best.key if best is not None else ())
-                    bar.update(T * n * self.dist.world_size)
-                    bar.set_postfix(sps=f"{sps:,.0f}", eps=self.episodes_done,
-                                    ret=f"{np.mean(self.returns_window):.2f}" if self.returns_window else "-",
-                                    milestones=f"{len(held)}/{len(self.spec.milestone_names)}", upd=self.update,
-                                    refresh=False)
-                if after_update is not None:
-                    after_update(self)
-            finished = True
-        finally:
-            if bar is not None:
-                bar.close()
-            self.close(leave_group=finished)
+                    if self.archive.max_states:
+                        scalars["archive/size"] = len(self.archive.entries)
+                        scalars["archive/best_milestones"] = len(best.milestones) if best is not None else 0
+                    if self.dist.decide(stop.requested):  # this update is the last: it checkpoints below
+                        last_update, self.stop_signal = self.update, stop.signal or signal.SIGTERM
+                    if self.logger is not None:
+                        self._log(self.logger, scalars, rollout, last_update)
+                    last = scalars
+                    if bar is not None:  # before the first episode ends (minutes: 4,096 steps an env): how far
+                        bar.update(steps_per_update, sps=sps, episodes=self.tally.episodes, update=self.update,
+                                   returns=self.tally.returns,
+                                   held=set(self.tally.first) | set(best.milestones if best is not None else ()))
+                    if after_update is not None:
+                        after_update(self)
+                finished = True
+            finally:
+                if bar is not None:
+                    bar.close()
+                self.close(leave_group=finished)
         return last
+
+    def _learn(self) -> dict[str, float]:
+        """GAE over the rollout just collected, then the PPO epochs; returns their statistics."""
+        ppo = self.ppo_cfg
+        next_value = self.collector.value(self.obs, self.state, self.starts)
+        self.buffer.advantages, self.buffer.returns = compute_gae(
+            self.buffer.rewards, self.buffer.values, self.buffer.episode_starts, next_value, self.starts,
+            ppo.gamma, ppo.gae_lambda,
+        )
+        self.policy.train()
+        stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo,
+                           before_step=functools.partial(self.dist.average_gradients, self.policy),
+                           agree=self.dist.agree if self.dist.world_size > 1 else None,
+                           streak=self.nonfinite_streak, autocast=self._autocast)
+        self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
+        self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
+        return {**stats, "fault/nonfinite_updates": self.nonfinite_total, "fault/worker_restarts": self.pool.restarts}
+
+    def _check_restarts(self, restarted: int) -> None:
+        """Too many updates in a row with a worker restart: checkpoint and stop (under torchrun: every rank)."""
+        self.restart_streak = self.restart_streak + restarted if restarted else 0
+        streak = self.dist.largest(self.restart_streak)
+        if streak > self.cfg.pool.max_restarts:
+            if self.dist.is_main:
+                self.save()  # the envs' states as they are now (the restarted ones fresh)
+            raise PokerlError(f"{streak} worker restarts in a row (pool.max_restarts={self.cfg.pool.max_restarts}): "
+                              f"the run stopped after a checkpoint; continue with resume={self.run_dir}")
+
+    def _log(self, logger: TrainLogger, scalars: dict[str, float], rollout: Rollout, last_update: int) -> None:
+        """Rank 0: scalars, episode means, heat maps and video to TensorBoard; checkpoints."""
+        log = self.cfg.log
+        if self.update % log.scalars_every == 0 or self.update == self.total_updates:
+            logger.scalars(scalars, self.global_step)
+            scalars.update(logger.flush_episodes(self.global_step))
+        if log.heatmap_every > 0 and (self.update % log.heatmap_every == 0 or not logger.heatmaps_written):
+            logger.heatmaps(self.global_step)  # the first: at once
+        if rollout.video:
+            logger.video([np.repeat(f[..., None], 3, axis=-1) for f in rollout.video], self.global_step)
+        if self.update % log.checkpoint_every == 0 or self.update == last_update:
+            self.save()
 
     def _absorb(self, rollout: Rollout) -> None:
         """A rollout's archive candidates and finished episodes: into the archive, the logs and the bar."""
         for entry in rollout.offers:
-            self.offer(entry)
-        per_env_step = self.num_envs * self.dist.world_size
+            self.run_archive.offer(entry)
         for at, summary in rollout.episodes:
-            self._finished(summary, self.global_step + at * per_env_step)
+            self._finished(summary, self.global_step + at * self.num_envs * self.dist.world_size)
 
     def _finished(self, summary: dict[str, Any], now: int) -> None:
         """Record a finished episode's summary for the progress bar, the logger and benchmarks;
         ``now``: the run's global step at the env step that ended it."""
-        self.episodes_done += 1
-        self.returns_window.append(float(summary["return"]))
-        if summary.get("start") == "archive":
-            self.archive.count_uses([(tuple(sorted(summary.get("start_milestones", ()))),
-                                      int(summary.get("start_level", 0)), int(summary.get("start_map", -1)))])
-        for name, step in first_reached(summary, now, self.num_envs * self.dist.world_size).items():
-            if step < self.milestone_first.get(name, step + 1):
-                self.milestone_first[name] = step
-                if self.logger is not None:
-                    self.logger.scalars({f"milestone_first/{name}": step}, step)
+        self.run_archive.started(summary)
         self.curriculum.episode(summary)
+        first = self.tally.add(summary, now)
         if self.logger is not None:
+            for name, step in first.items():
+                self.logger.scalars({f"milestone_first/{name}": step}, step)
             self.logger.add_episode(summary)
 
-    def offer(self, entry: Entry) -> None:
-        """An archive candidate from an env: kept when new or reached in fewer steps."""
-        if self.archive.offer(entry) and self.dist.world_size > 1:
-            self._archive_new.append(entry)
-
-    def share_archive(self) -> None:
-        """At an update boundary: ranks swap their new entries; envs get the archive when it changed."""
-        if self.dist.world_size > 1:
-            for entries in exchange(self._archive_new):
-                for entry in entries:
-                    self.archive.offer(entry)
-            self._archive_new = []
-        if self.archive.version != self._archive_sent:
-            self.pool.call("set_archive", list(self.archive.entries.values()), replay=True)
-            self._archive_sent = self.archive.version
-
-    def _swarm(self) -> None:
-        """A share of envs ends its episodes (as truncations) and starts at the archive's best entry."""
-        best = self.archive.best(startable=True)
-        if best is None:
-            return
-        k = max(1, round(self.tc.reset.swarm_share * self.num_envs))
-        envs = sorted(int(i) for i in np.random.choice(self.num_envs, size=k, replace=False))
-        summaries, first = zip(*self.pool.call_at("jump", envs, [best] * len(envs)), strict=True)
-        for key, rows in self.obs.items():
-            rows[envs] = np.stack([o[key] for o in first])
-        self.starts[torch.as_tensor(envs, device=self.device)] = 1.0  # the LSTM state starts afresh there
-        for summary in summaries:
-            self._finished(summary, self.global_step)
-
-    def _progress_bar(self) -> Any:
-        if not (self.tc.log.progress and self.dist.is_main):
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.total_updates * self.ppo_cfg.num_steps * self.num_envs * self.dist.world_size,
-                    initial=self.global_step, unit="step", unit_scale=True, dynamic_ncols=True, desc="pokerl")
-
-    def _autocast(self) -> Any:
-        if self.tc.bf16:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return torch.autocast(device_type=self.device.type, enabled=False)
 
     def close(self, leave_group: bool = True) -> None:
         """Stop the workers and flush the logs; under torchrun, leave the process group with the
@@ -457,10 +342,9 @@ class Trainer:
             self.logger.close()
             self.logger = None
         if leave_group:
-            leave_together(self.dist)
+            self.dist.leave()
 
 
-def train(cfg: dict[str, Any]) -> dict[str, float]:
+def train(cfg: TrainConfig) -> dict[str, float]:
     """Run one training job from a composed config; returns the last logged scalars."""
-    trainer = Trainer(cfg)
-    return trainer.run()
+    return Trainer(cfg).run()

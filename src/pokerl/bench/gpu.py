@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ import torch
 
 from pokerl.atomic import write_text_atomically
 from pokerl.bench.train import Learner, RawEnvs
-from pokerl.config import compose_train_config
+from pokerl.config import TrainConfig, compose_train_config
 from pokerl.errors import PokerlError, exit_on_error
 from pokerl.policy import Policy
 from pokerl.trainer import Trainer
@@ -80,7 +80,7 @@ def layout_overrides(num_envs: int, workers: int, async_envs: bool) -> list[str]
     return [f"num_envs={num_envs}", f"pool.workers={workers}", f"pool.mode={mode}"]
 
 
-def compose(layout: Layout, *overrides: str) -> dict[str, Any]:
+def compose(layout: Layout, *overrides: str) -> TrainConfig:
     """The training config for ``layout`` with logging quiet and ``overrides`` on top."""
     pool = layout_overrides(layout.num_envs, layout.workers, layout.async_envs)
     return compose_train_config([*QUIET, *pool, *overrides])
@@ -424,12 +424,12 @@ class _Enough(Exception):
     """Raised from ``after_update`` to end a timed run early (the deadline is near)."""
 
 
-def train_for(cfg: dict[str, Any], updates: int, report: Report, reserve_s: float,
+def train_for(cfg: TrainConfig, updates: int, report: Report, reserve_s: float,
               between: Callable[[Trainer], None] | None = None) -> UpdateTimer:
     """Train up to ``updates`` updates (the first warms up), stopping early when the next one
     would cut into the last ``reserve_s`` seconds; ``between`` runs between updates, untimed."""
     with tempfile.TemporaryDirectory(dir=report.out_dir) as run_dir:
-        trainer = Trainer({**cfg, "run_dir": run_dir, "total_steps": 10**12})
+        trainer = Trainer(replace(cfg, run_dir=run_dir, total_steps=10**12))
         timer = UpdateTimer(trainer)
 
         def after(t: Trainer) -> None:

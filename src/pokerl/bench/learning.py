@@ -34,9 +34,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pokerl.atomic import write_text_atomically
 from pokerl.cli import at_least
-from pokerl.config import compose_train_config, dump_config
+from pokerl.config import check_train_config, compose_mapping, compose_train_config
 from pokerl.errors import ConfigError, exit_on_error
 from pokerl.evaluate import evaluate, load_agent
 from pokerl.trainer import Trainer
@@ -60,7 +62,8 @@ def fingerprint(overrides: list[str]) -> str:
     config file (a reward edit), give the same or a different one. Seed, budget and logging are left out,
     and for power-on resets (``reset.mode=fresh``) the archive's and the other resets' settings, which
     such a run never reads: changing how the frontier archives does not make fresh seeds run again."""
-    cfg = compose_train_config([*BENCH, *overrides])
+    cfg = compose_mapping([*BENCH, *overrides])  # the YAML files' key order: the hashes of seeds run stay
+    check_train_config(cfg, "train config")
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log", "eval"):  # eval: RNG left alone
         cfg.pop(key, None)
     (cfg["game"].get("world_map") or {}).pop("names", None)  # what reports call the maps: no part of training
@@ -74,7 +77,7 @@ def fingerprint(overrides: list[str]) -> str:
     if cfg["reset"]["mode"] == "fresh":
         cfg["reset"] = {"mode": "fresh"}
         cfg.pop("archive")
-    return hashlib.sha1(dump_config(cfg).encode()).hexdigest()[:10]
+    return hashlib.sha1(yaml.safe_dump(cfg, sort_keys=False).encode()).hexdigest()[:10]
 
 
 def seed_dir(run_root: Path, seed: int, overrides: list[str]) -> Path:
@@ -120,7 +123,7 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
         "seed": seed, "overrides": overrides, "config": fingerprint(overrides), "budget": steps,
         "steps": trainer.global_step,
         "seconds": round(seconds, 1),
-        "milestone_first": dict(sorted(trainer.milestone_first.items(), key=lambda kv: kv[1])),
+        "milestone_first": dict(sorted(trainer.tally.first.items(), key=lambda kv: kv[1])),
         "eval_from_power_on": rates,
     }
 

@@ -26,27 +26,27 @@ import multiprocessing as mp
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from pokerl.config import compose_train_config
+from pokerl.config import TrainConfig, compose_train_config
 from pokerl.distributed import select_device
 from pokerl.env import make_env
 from pokerl.errors import ConfigError, exit_on_error
-from pokerl.policy import Policy, PolicyConfig
-from pokerl.ppo import PPOConfig, RolloutBuffer, compute_gae, ppo_update
-from pokerl.schema import from_mapping
+from pokerl.policy import Policy
+from pokerl.ppo import RolloutBuffer, compute_gae, ppo_update
 from pokerl.spec import run_spec
 from pokerl.trainer import Trainer
 
 
-def _raw_worker(cfg: dict[str, Any], envs: int, seed: int, commands: Any, out: Any) -> None:
+def _raw_worker(cfg: TrainConfig, envs: int, seed: int, commands: Any, out: Any) -> None:
     """Own ``envs`` envs; for each number of seconds received, step them round-robin with random
     actions for that long and report steps/s (``None`` ends the worker)."""
     spec = run_spec(cfg)
-    made = [make_env(spec=spec, rom=cfg["rom"]) for _ in range(envs)]
+    made = [make_env(spec=spec, rom=cfg.rom) for _ in range(envs)]
     rng = np.random.default_rng(seed)
     for i, env in enumerate(made):
         env.reset(seed=seed + i)
@@ -68,7 +68,7 @@ def _raw_worker(cfg: dict[str, Any], envs: int, seed: int, commands: Any, out: A
 class RawEnvs:
     """Rk: ``processes`` independent processes stepping their own envs, on demand."""
 
-    def __init__(self, cfg: dict[str, Any], processes: int, envs_per_process: int) -> None:
+    def __init__(self, cfg: TrainConfig, processes: int, envs_per_process: int) -> None:
         ctx = mp.get_context("spawn")
         self.commands = [ctx.Queue() for _ in range(processes)]
         self.out = ctx.Queue()
@@ -95,15 +95,14 @@ class RawEnvs:
 class Learner:
     """L: rollout inference + PPO update on random observations, one rollout of ``num_envs`` envs."""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: TrainConfig) -> None:
         spec = run_spec(cfg)
         space, n_actions = spec.observation_space, int(spec.action_space.n)
-        self.ppo = from_mapping(PPOConfig, cfg["ppo"], "ppo")
-        model_cfg = from_mapping(PolicyConfig, cfg["model"], "model")
-        self.device = device = select_device(cfg["device"])
+        self.ppo, model_cfg = cfg.ppo, cfg.model
+        self.device = device = select_device(cfg.device)
         self.policy = Policy(space, n_actions, model_cfg).to(device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.ppo.learning_rate, eps=1e-5)
-        self.n, self.T = cfg["num_envs"], self.ppo.num_steps
+        self.n, self.T = cfg.num_envs, self.ppo.num_steps
         self.buffer = RolloutBuffer(self.T, self.n, space, self.ppo.bptt, model_cfg.hidden, device)
         gen = torch.Generator().manual_seed(0)
         self.obs = {k: (torch.randint(0, 256, (self.n, *sp.shape), generator=gen, dtype=torch.uint8)
@@ -130,15 +129,15 @@ class Learner:
         return n * self.T / (time.perf_counter() - start)
 
 
-def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, Any]:
+def measure(cfg: TrainConfig, rounds: int, raw_seconds: float) -> dict[str, Any]:
     """``rounds`` trainer updates, each between two probes (raw envs for ``raw_seconds``, then one
     learner round). An update's ideal time uses the mean of the probes on either side of it, so a
     steady drift of the machine's speed cancels; medians and per-round ratios are returned."""
-    workers = cfg["pool"]["workers"]
-    on_gpu = select_device(cfg["device"]).type == "cuda"
-    if cfg["torch_threads"] > 0:  # as the trainer will: the learner probe runs with the same threads
-        torch.set_num_threads(cfg["torch_threads"])
-    raw = RawEnvs(cfg, workers, cfg["num_envs"] // workers)
+    workers = cfg.pool.workers
+    on_gpu = select_device(cfg.device).type == "cuda"
+    if cfg.torch_threads > 0:  # as the trainer will: the learner probe runs with the same threads
+        torch.set_num_threads(cfg.torch_threads)
+    raw = RawEnvs(cfg, workers, cfg.num_envs // workers)
     learner = Learner(cfg)
     learner.samples_per_s()  # warm-up
     probes: list[tuple[float, float]] = []  # (raw env steps/s, learner samples/s) after each update
@@ -154,8 +153,8 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
 
     try:
         with tempfile.TemporaryDirectory() as run_dir:
-            log = {**cfg["log"], "progress": False, "checkpoint_every": 10**9, "video_every": 0, "heatmap_every": 10**9}
-            trainer = Trainer({**cfg, "run_dir": run_dir, "log": log, "total_steps": 10**12})
+            log = replace(cfg.log, progress=False, checkpoint_every=10**9, video_every=0, heatmap_every=10**9)
+            trainer = Trainer(replace(cfg, run_dir=run_dir, log=log, total_steps=10**12))
             samples = trainer.ppo_cfg.num_steps * trainer.num_envs
             trainer.run(stop_at_update=rounds + 1, after_update=between_updates)
     finally:
@@ -177,7 +176,7 @@ def measure(cfg: dict[str, Any], rounds: int, raw_seconds: float) -> dict[str, A
         "train_over_raw": statistics.median(r["train"] / r["raw"] for r in rows),
         "ratio_per_round": ratios,
         "rounds": len(rows),
-        "num_envs": cfg["num_envs"], "workers": workers, "device": "cuda" if on_gpu else "cpu",
+        "num_envs": cfg.num_envs, "workers": workers, "device": "cuda" if on_gpu else "cpu",
         "steps_trained": trainer.global_step, "raw_processes": len(raw.procs),
     }
 

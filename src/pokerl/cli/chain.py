@@ -26,32 +26,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     at_least(1, every=args.every)
     output_file("--out", args.out, (".pt",))
-    import yaml
-
     from pokerl.archive import Archive
     from pokerl.chain import make_chain, save_chain
     from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
+    from pokerl.config import checkpoint_config
     from pokerl.env import make_env
     from pokerl.spec import run_spec
 
     path = resolve_checkpoint(args.checkpoint)
     ckpt = load_checkpoint(path)
-    config = yaml.safe_load(ckpt["config"])
+    config = checkpoint_config(ckpt, str(path))
     archive = Archive()
     archive.load_state_dict(ckpt.get("archive", {}), f"checkpoint {path}")
     entry = archive.best() if args.to is None else archive.for_milestone(args.to)
     if entry is None:
-        held = sorted({m for e in archive.entries.values() for m in e.key})
+        held = sorted({m for e in archive.entries.values() for m in e.milestones})
         want = "any state" if args.to is None else f"a state holding {args.to!r}"
         raise PokerlError(f"{path}: the archive has no {want} (archived milestones: {', '.join(held) or 'none'})")
-    env = make_env(spec=run_spec(config), rom=args.rom or config.get("rom"))
+    env = make_env(spec=run_spec(config), rom=args.rom or config.rom)
     try:
         chain = make_chain(env, entry, args.every)
     finally:
         env.close()
     out = save_chain(args.out, chain)
     size = out.stat().st_size
-    print(f"pokerl: chain to {'+'.join(entry.key) or 'power-on'}: {chain.steps:,} steps in "
+    print(f"pokerl: chain to {'+'.join(entry.milestones) or 'power-on'}: {chain.steps:,} steps in "
           f"{len(chain.trajectory)} episodes, {len(chain.points)} states every {chain.every}, "
           f"{size / 1e6:.2f} MB -> {out}")
     return 0

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     model = load_yaml("model", args.model)[0] if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
-    agent.spec.profile.check_rom(args.rom or agent.config.get("rom"))  # its game's SHA-1, before any env starts
+    agent.spec.profile.check_rom(args.rom or agent.config.rom)  # its game's SHA-1, before any env starts
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,
                       args.rom, args.max_steps, capture_screens=bool(args.heatmap), from_milestone=args.from_milestone,
                       progress=not args.quiet)

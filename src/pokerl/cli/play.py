@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if until is not None and until not in agent.spec.milestone_names:
         raise PokerlError(f"--until {until}: not a milestone of {agent.spec.profile.name} "
                           f"({', '.join(agent.spec.milestone_names)})")
-    agent.spec.profile.check_rom(args.rom or agent.config.get("rom"))  # its game's SHA-1, before any env starts
+    agent.spec.profile.check_rom(args.rom or agent.config.rom)  # its game's SHA-1, before any env starts
     replay = load_actions(args.actions) if args.actions else None
     window = "null" if args.headless else "SDL2"
     env = make_env(**agent.env_kwargs(args.rom, args.from_milestone), window=window, window_scale=args.scale,

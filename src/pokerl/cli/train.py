@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pokerl.errors import exit_on_error
+
+if TYPE_CHECKING:
+    from pokerl.config import TrainConfig
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,15 +34,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_inputs(cfg: dict[str, Any]) -> None:
+def check_inputs(cfg: TrainConfig) -> None:
     """What the user named (game, reward and env configs, the ROM, an init= checkpoint) is checked before
     torch is imported and a trainer built: a mistake costs one line at once, not seconds of setup first."""
     from pokerl.rundir import resolve_checkpoint
-    from pokerl.spec import load_spec
+    from pokerl.spec import run_spec
 
-    load_spec(cfg["game"], cfg["reward"], cfg["env"]).profile.check_rom(cfg.get("rom"))
-    if cfg.get("init") and not cfg.get("resume"):  # a resumed run started from its init= long ago
-        resolve_checkpoint(cfg["init"])
+    run_spec(cfg).profile.check_rom(cfg.rom)
+    if cfg.init and not cfg.resume:  # a resumed run started from its init= long ago
+        resolve_checkpoint(cfg.init)
 
 
 @exit_on_error
