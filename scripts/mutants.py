@@ -72,7 +72,7 @@ MUTANTS = [
     Mutant("heal_paid_in_battle", "src/pokerl/rewards.py", "and not in_battle and blackouts <= 0", "and blackouts <= 0",
            ("tests/test_rewards.py::test_heal_is_not_paid_in_battle",)),
     Mutant("milestone_paid_every_step", "src/pokerl/rewards.py",
-           "            self._reached.add(m.name)\n            self.reached.append(m.name)",
+           "            self._held.add(m.name)\n            self.reached.append(m.name)",
            "            self.reached.append(m.name)", ("tests/test_rewards.py::test_milestone_paid_once_per_episode",)),
     Mutant("first_reached_counts_held", "src/pokerl/milestones.py", ".items() if name not in held}", ".items()}",
            ("tests/test_milestones.py",)),

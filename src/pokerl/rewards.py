@@ -204,9 +204,9 @@ class RewardTracker:
     def reset(self, ram: Mapping[str, Any], held: Iterable[str] = ()) -> None:
         """Start an episode from the RAM at its first step; ``held``: milestones reached before it
         (an archived start), never paid again."""
-        self.reached: list[str] = []
+        self.reached: list[str] = []  # milestones reached in this episode, in order
         self.reached_at: dict[str, int] = {}  # milestone -> the episode step (1 = the first) it was reached at
-        self._reached: set[str] = set(held)
+        self._held: set[str] = set(held)  # held: at the start, or reached since (none is paid again)
         self.steps = 0
         self.tiles_found = 0
         self.stuck_steps = 0
@@ -217,7 +217,7 @@ class RewardTracker:
         if ram:  # milestones already true at the start are not paid
             for m in self.cfg.milestones:
                 if m.predicate(ram):
-                    self._reached.add(m.name)
+                    self._held.add(m.name)
 
     def step(self, ram: Mapping[str, Any], new_tile: bool, moved: bool, busy: bool) -> dict[str, float]:
         """Reward terms for one env step. ``busy``: in battle or in a text box (no stuck penalty)."""
@@ -228,9 +228,9 @@ class RewardTracker:
             terms["exploration"] = cfg.exploration_weight * cfg.exploration_decay ** self.tiles_found
         if new_tile:
             self.tiles_found += 1
-        for i in self._check(ram, self._reached):
+        for i in self._check(ram, self._held):
             m = cfg.milestones[i]
-            self._reached.add(m.name)
+            self._held.add(m.name)
             self.reached.append(m.name)
             self.reached_at[m.name] = self.steps
             terms["milestones"] += m.reward
@@ -269,7 +269,7 @@ class RewardTracker:
         return {
             "reached": list(self.reached),
             "reached_at": dict(self.reached_at),
-            "reached_all": sorted(self._reached),
+            "reached_all": sorted(self._held),
             "steps": self.steps,
             "tiles_found": self.tiles_found,
             "stuck_steps": self.stuck_steps,
@@ -280,7 +280,7 @@ class RewardTracker:
 
     def load_state_dict(self, state: Mapping[str, Any], ram: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output; ``ram``: the RAM at the restored step."""
-        self.reached, self._reached = list(state["reached"]), set(state["reached_all"])
+        self.reached, self._held = list(state["reached"]), set(state["reached_all"])
         self.reached_at = {str(k): int(v) for k, v in state["reached_at"].items()}
         self.steps = int(state["steps"])
         self.tiles_found, self.stuck_steps = int(state["tiles_found"]), int(state["stuck_steps"])
