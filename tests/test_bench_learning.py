@@ -11,6 +11,7 @@ import yaml
 
 from conftest import tiny_run
 from pokerl.bench.learning import fingerprint, main
+from pokerl.errors import ConfigError
 
 QUICK = ["--steps", "32", "--eval-episodes", "0", "--json",
          *tiny_run("env.max_steps=10", drop=("model", "log.progress"))]
@@ -80,3 +81,16 @@ def test_bench_learning_keys_fresh_seeds_without_the_archive_settings_they_never
     assert fingerprint(frontier) != fingerprint([*frontier, "archive.by_map=true"])  # left out only at its default
     assert fingerprint(frontier) != fingerprint([*frontier, "reset.frontier_weight=reward"])
     assert fingerprint(fresh) != fingerprint([*fresh, "ppo.bootstrap_truncated=false"])
+
+
+def test_bench_learning_keys_a_chain_by_its_content(tmp_path: Path) -> None:
+    """The same chain at another path is the same setting (seeds run from it are reused); another chain is not."""
+    one, copy, other = tmp_path / "one.pt", tmp_path / "elsewhere" / "copy.pt", tmp_path / "other.pt"
+    copy.parent.mkdir()
+    for path, content in ((one, b"a chain"), (copy, b"a chain"), (other, b"another chain")):
+        path.write_bytes(content)
+    backward = ["reset.mode=backward"]
+    assert fingerprint([*backward, f"reset.chain={one}"]) == fingerprint([*backward, f"reset.chain={copy}"])
+    assert fingerprint([*backward, f"reset.chain={one}"]) != fingerprint([*backward, f"reset.chain={other}"])
+    with pytest.raises(ConfigError, match="no such chain file"):
+        fingerprint([*backward, f"reset.chain={tmp_path / 'missing.pt'}"])

@@ -61,7 +61,8 @@ def fingerprint(overrides: list[str]) -> str:
     """The composed config a seed trains with, as a short hash: overrides in any order, or a changed
     config file (a reward edit), give the same or a different one. Seed, budget and logging are left out,
     and for power-on resets (``reset.mode=fresh``) the archive's and the other resets' settings, which
-    such a run never reads: changing how the frontier archives does not make fresh seeds run again."""
+    such a run never reads: changing how the frontier archives does not make fresh seeds run again. A chain
+    (``reset.chain``) counts by its content, not its path."""
     cfg = compose_mapping([*BENCH, *overrides])  # the YAML files' key order: the hashes of seeds run stay
     check_train_config(cfg, "train config")
     for key in ("seed", "run_dir", "total_steps", "overwrite", "resume", "log", "eval"):  # eval: RNG left alone
@@ -74,6 +75,11 @@ def fingerprint(overrides: list[str]) -> str:
             section = section.get(parent) or {}
         if key in section and section[key] == default:
             del section[key]
+    if cfg["reset"].get("chain"):
+        path = Path(cfg["reset"]["chain"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"reset.chain={path}: no such chain file (pokerl-chain writes one)")
+        cfg["reset"]["chain"] = hashlib.sha1(path.read_bytes()).hexdigest()
     if cfg["reset"]["mode"] == "fresh":
         cfg["reset"] = {"mode": "fresh"}
         cfg.pop("archive")
