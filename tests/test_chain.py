@@ -97,3 +97,24 @@ def test_a_chain_file_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> Non
     torch.save({"schema": 1, "game": "tinyquest"}, bad)
     with pytest.raises(ChainError, match="chain schema 1 is not this pokerl's"):
         load_chain(bad)
+
+
+COMMITTED = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" / "tinyquest.chain.pt"
+
+
+def test_the_committed_tinyquest_chain_replays_from_power_on_to_the_end_of_the_game() -> None:
+    """The chain the backward curriculum walks (found by pokerl's own goexplore run, not a walkthrough):
+    replayed from power-on, the same emulator state at every saved point, and the game complete at its end."""
+    chain = load_chain(COMMITTED)
+    assert chain.game == "tinyquest" and "complete" in chain.end.milestones
+    wanted = {p.step: zlib.decompress(p.state) for p in chain.points[1:]}
+    env = make_tq(by_map=True)
+    try:
+        env.reset(seed=5)
+        for step, _ in enumerate(env.replay(chain.trajectory), start=1):
+            if step in wanted:
+                assert zlib.decompress(env.session.save_state()) == wanted.pop(step), step
+        assert not wanted
+        assert env.profile.read_ram(env.session.memory)["complete"] == 1
+    finally:
+        env.close()
