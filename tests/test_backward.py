@@ -46,10 +46,10 @@ def chain_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def starts(chain: Chain, t: int, n: int, **cfg: float) -> list[dict]:
+def starts(chain: Chain, t: int, n: int, max_steps: int = 4096, **cfg: float) -> list[dict]:
     """``n`` resets of a backward env at frontier index ``t``: each episode's summary at its start."""
     reset = ResetConfig(mode="backward", chain="unused: set_chain below", **cfg)  # type: ignore[arg-type]
-    env = make_tq(reset=reset)
+    env = make_tq(reset=reset, max_steps=max_steps)
     try:
         env.set_chain(chain)
         env.set_backward(t)
@@ -82,6 +82,18 @@ def test_starts_come_from_the_window_past_t_or_power_on(chain_file: Path) -> Non
     assert all(s["chain_success"] for s in starts(chain, chain.steps, 5, fresh_share=0.0, later_share=0.0))
     at_zero = starts(chain, 0, 10)
     assert all(s["start"] == "power-on" and s["chain_window"] and not s["chain_success"] for s in at_zero)
+
+
+def test_an_episode_has_twice_the_chains_remaining_steps_at_most_env_max_steps(chain_file: Path) -> None:
+    """The limit near the end is the time factor's; from early on (and from power-on at t = 0) it is
+    env.max_steps, the length of an episode the policy is judged by from power-on."""
+    chain = load_chain(chain_file)
+    assert 2 * chain.steps > 600
+    assert all(s["chain_limit"] == 600 for s in starts(chain, 0, 3, max_steps=600))  # power-on at t = 0
+    got = starts(chain, 1, 60, max_steps=600, window=chain.steps, fresh_share=0.0, later_share=0.0)
+    for s in got:
+        assert s["chain_limit"] == max(1, min(600, 2 * (chain.steps - s["start_steps"]))), s["start_steps"]
+    assert {s["chain_limit"] == 600 for s in got} == {True, False}  # both sides of the cap drawn
 
 
 RUN = tiny_run("ppo.num_steps=32", "seed=3", "reset.mode=backward", "reset.window=32", "reset.step_back=32",

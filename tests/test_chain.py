@@ -14,7 +14,7 @@ import torch
 from conftest import ACTION, make_tq, press, tiny_run, walk_town_to_route1
 from pokerl.archive import Archive, Entry
 from pokerl.chain import ChainError, load_chain
-from pokerl.checkpoint import load_checkpoint
+from pokerl.checkpoint import SCHEMA, load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.trainer import Trainer
 
@@ -97,6 +97,10 @@ def test_a_chain_file_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> Non
     torch.save({"schema": 1, "game": "tinyquest"}, bad)
     with pytest.raises(ChainError, match="chain schema 1 is not this pokerl's"):
         load_chain(bad)
+    torch.save({"schema": SCHEMA, "game": "tinyquest", "every": 32, "trajectory": [], "milestone_steps": {},
+                "states": torch.zeros(10, dtype=torch.uint8), "points": [[0, 12, [], 0]]}, bad)
+    with pytest.raises(ChainError, match="not a pokerl chain .*12 bytes of states, the file 10"):
+        load_chain(bad)
 
 
 COMMITTED = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" / "tinyquest.chain.pt"
@@ -107,6 +111,7 @@ def test_the_committed_tinyquest_chain_replays_from_power_on_to_the_end_of_the_g
     replayed from power-on, the same emulator state at every saved point, and the game complete at its end."""
     chain = load_chain(COMMITTED)
     assert chain.game == "tinyquest" and "complete" in chain.end.milestones
+    assert COMMITTED.stat().st_size < 2_000_000  # its states stored as bytes, not pickled as text (2.6 MB so)
     wanted = {p.step: zlib.decompress(p.state) for p in chain.points[1:]}
     env = make_tq(by_map=True)
     try:

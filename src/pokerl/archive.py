@@ -127,7 +127,7 @@ class ResetConfig:
     threshold: float = 0.2  # ... when this share of the last `history` window episodes succeeded
     history: int = 32
     later_share: float = 0.2  # the share of starts anywhere past t
-    time_factor: float = 2.0  # an episode from chain step i has time_factor x (the chain's steps - i) steps
+    time_factor: float = 2.0  # from chain step i: time_factor x (the chain's steps - i) steps, at most env.max_steps
 
     def __post_init__(self) -> None:
         if self.mode not in ("fresh", "frontier", "swarm", "backward", "goexplore"):

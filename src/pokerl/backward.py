@@ -10,12 +10,15 @@ here the trajectory is pokerl's own (:mod:`pokerl.chain`), so the agent stays pu
 - a reset starts from power-on with ``reset.fresh_share``, from a chain point anywhere past t with
   ``reset.later_share`` (Salimans & Chen: 20%), and otherwise from a point in the window
   [t, t + ``reset.window``] (their window: 320 steps; Go-Explore's 160);
-- an episode from chain step i has ``reset.time_factor`` x (the chain's steps - i) steps (it is
-  truncated there) and succeeds when it holds every milestone of the chain's end;
+- an episode from chain step i has ``reset.time_factor`` x (the chain's steps - i) steps, at most
+  ``env.max_steps`` (it is truncated there), and succeeds when it holds every milestone of the chain's
+  end. The cap is ours: a chain found by exploration wanders (tinyquest's to complete: 22,046 steps,
+  the scripted walkthrough 765), so twice its remaining steps would let a failing episode from early
+  on run 44,000 steps, where the policy is judged from power-on in episodes of ``env.max_steps``;
 - when ``reset.threshold`` (Salimans & Chen: 20%; Go-Explore: 10%) of the last ``reset.history``
   episodes from the window succeeded, t moves back by ``reset.step_back`` and the count starts
-  again; at t = 0 every episode starts at power-on (and has the chain's whole length, times the
-  factor, to get there).
+  again; at t = 0 every episode starts at power-on (with the chain's whole length times the factor,
+  at most ``env.max_steps``, to finish).
 
 Each env draws its start (:func:`draw_start`) with its own RNG from the t it was last told; the
 trainer holds t (:class:`Frontier`), counts the outcomes at update boundaries (every rank's, under
@@ -50,7 +53,7 @@ class Start:
 def draw_start(chain: Chain, t: int, cfg: ResetConfig, rng: np.random.Generator, max_steps: int) -> Start:
     """A reset's start for frontier index ``t`` (one draw of ``rng``, two when the start is a point)."""
     def remaining(step: int) -> int:
-        return math.ceil(cfg.time_factor * (chain.steps - step))
+        return min(max_steps, math.ceil(cfg.time_factor * (chain.steps - step)))
 
     if t <= 0:
         return Start(None, True, remaining(0))

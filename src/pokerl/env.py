@@ -379,7 +379,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         }
         if self._limit is not None:  # started by the backward curriculum: on the chain, or at power-on at t = 0
             summary.update(start="chain" if start is not None else "power-on", chain_window=self._chain_window,
-                           chain_success=self._chain_success)
+                           chain_success=self._chain_success, chain_limit=self._limit)
         if self._capture is not None:
             summary["screens"] = self._capture.take()
         return summary
