@@ -127,7 +127,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def describe(spec: Any, model: Any) -> dict[str, Any]:
     """What a checkpoint holds, in plain types: ``spec`` a :class:`~pokerl.spec.GameSpec`, ``model``
-    a :class:`~pokerl.policy.PolicyConfig`."""
+    a :class:`~pokerl.config.PolicyConfig`."""
     return {
         "schema": SCHEMA,
         "pokerl_version": __version__,

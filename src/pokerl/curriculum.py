@@ -4,8 +4,9 @@ it, and t's moves at update boundaries (the algorithm itself: :mod:`pokerl.backw
 ``reset.mode=backward`` walks ``reset.chain`` from the start. ``reset.mode=goexplore`` explores with
 frontier resets until the archive holds ``reset.target`` (the reward's last milestone unless set),
 then replays that entry's trajectory from power-on into ``run_dir/chain.pt`` (:mod:`pokerl.chain`)
-and walks it backward; the global step it switched at is kept (``found_at``). Every rank holds the
-same archive at an update boundary, so every rank makes the same chain at the same update, and the
+and walks it backward; the global step it switched at is kept (``found_at``). Under torchrun the ranks'
+archives hold every rank's entries but may evict differently (each counts its own envs' uses), so rank
+0's archive picks the entry and every rank replays that one: the same chain at the same update. The
 window episodes' outcomes of every rank, in rank order, move t alike on all of them.
 """
 
@@ -67,7 +68,7 @@ class Curriculum:
         """Between updates: goexplore looks for its chain; the outcomes so far may move t. Returns the
         ``backward/*`` scalars (none before there is a chain)."""
         if self.cfg.mode == "goexplore" and self.frontier is None:
-            self._find(archive, pool, global_step, dist.is_main)
+            self._find(archive, pool, global_step, dist)
         if self.frontier is None:
             return {}
         outcomes, self._new = self._new, []
@@ -76,10 +77,13 @@ class Curriculum:
             pool.call("set_backward", self.frontier.t, replay=True)
         return self.frontier.scalars()
 
-    def _find(self, archive: Archive, pool: VectorPool, global_step: int, is_main: bool) -> None:
+    def _find(self, archive: Archive, pool: VectorPool, global_step: int, dist: Dist) -> None:
         target = self.cfg.target or self.spec.milestone_names[-1]
-        entry = archive.for_milestone(target)
-        if entry is None or not entry.trajectory or (entry.cell, entry.steps) in self._failed:
+        entry = archive.for_milestone(target) if dist.is_main else None
+        if entry is not None and (not entry.trajectory or (entry.cell, entry.steps) in self._failed):
+            entry = None
+        entry = dist.from_main(entry)  # rank 0's find on every rank
+        if entry is None:
             return
         env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"))
         try:
@@ -90,7 +94,7 @@ class Curriculum:
             return
         finally:
             env.close()
-        if is_main:
+        if dist.is_main:
             save_chain(self.run_dir / CHAIN_FILE, chain)
             print(f"pokerl: goexplore: the archive reached {target} ({chain.steps:,} steps from power-on) at step "
                   f"{global_step:,}: backward resets along it from now on", flush=True)

@@ -2,7 +2,8 @@
 averaged across ranks.
 
 ``init_distributed`` joins the process group when ``WORLD_SIZE`` > 1 (NCCL on GPU, Gloo on CPU);
-run directly, it returns a world of one and nothing here does any work.
+run directly, it returns a world of one and every collective here is a no-op (``select_device`` still
+sets cuDNN's autotuner and TF32 on CUDA).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ def select_device(name: str) -> torch.device:
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     return device
-
 
 
 @dataclass
@@ -79,6 +79,14 @@ class Dist:
         t = torch.tensor([float(value)], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t.item())
+
+    def from_main(self, item: Any) -> Any:
+        """Rank 0's ``item`` (picklable) on every rank."""
+        if self.world_size == 1:
+            return item
+        box = [item]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def exchange(self, items: list[Any]) -> list[list[Any]]:
         """Every rank's ``items`` (picklable), on every rank, in rank order."""

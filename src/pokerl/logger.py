@@ -1,4 +1,5 @@
-"""TensorBoard logging: scalars, milestone rates, exploration heat maps and short episode videos.
+"""What a run shows while it trains: TensorBoard (scalars, milestone rates, exploration heat maps, short
+episode videos) and the terminal's progress line (:class:`ProgressBar`).
 
 The trainer feeds this class episode summaries (``info["episode"]`` from the env, forwarded by the
 pool) and PPO statistics; it aggregates episodes between flushes and writes:

@@ -52,11 +52,16 @@ def first_reached(episode: Summary, ended_at: int, per_env_step: int) -> dict[st
 class Tally:
     """A run's finished episodes so far: how many, the last 100 returns, each milestone's first global step."""
 
-    def __init__(self, per_env_step: int, first: Mapping[str, int] | None = None) -> None:
+    def __init__(self, per_env_step: int) -> None:
         self.per_env_step = per_env_step  # global steps per env step (see first_reached)
         self.episodes = 0  # ended in this process (the progress bar's eps)
         self.returns: deque[float] = deque(maxlen=100)
-        self.first = {str(k): int(v) for k, v in (first or {}).items()}  # milestone -> its first global step
+        self.first: dict[str, int] = {}  # milestone -> its first global step
+
+    @staticmethod
+    def read_first(saved: Mapping[str, Any]) -> dict[str, int]:
+        """``first`` as a checkpoint holds it."""
+        return {str(k): int(v) for k, v in saved.items()}
 
     def add(self, episode: Summary, ended_at: int) -> dict[str, int]:
         """Count ``episode`` (ended at global step ``ended_at``); returns the milestones it reached first."""

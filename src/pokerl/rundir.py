@@ -44,18 +44,20 @@ RUN_FILES = ("config.yaml", "checkpoints", "tb", "cache", "chain.pt")  # what a 
 CHAIN_FILE = "chain.pt"  # goexplore: the chain the run found
 
 
-def claim_run_dir(run_dir: Path, overwrite: bool, is_main: bool = True,
-                  decide: Callable[[bool], bool] | None = None) -> None:
+def claim_run_dir(run_dir: Path, overwrite: bool, is_main: bool, decide: Callable[[bool], bool]) -> None:
     """Refuse a run dir that holds an earlier run (``config.yaml`` or ``checkpoints/``), unless
-    ``overwrite``: then that run's files are removed, and said so. Under torchrun only rank 0
-    (``is_main``) looks and clears, and ``decide`` hands its verdict to every rank."""
+    ``overwrite``: then that run's files are removed, and said so. Only rank 0 (``is_main``) looks and
+    clears, and ``decide`` hands its verdict to every rank (a rank 0 that failed alone would leave the
+    others waiting in the next collective)."""
     refused = None
     if is_main:
         try:
             _clear(run_dir, overwrite)
         except ConfigError as err:
             refused = err
-    if decide(refused is not None) if decide is not None else refused is not None:
+        except OSError as err:  # e.g. a file there that is not ours to remove
+            refused = ConfigError(f"run_dir {run_dir}: cannot clear the earlier run ({err})")
+    if decide(refused is not None):
         raise refused or ConfigError(f"run_dir {run_dir}: refused by rank 0 (its error says why)")
 
 

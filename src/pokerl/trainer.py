@@ -3,7 +3,8 @@
 ``train(cfg)`` takes the composed :class:`~pokerl.config.TrainConfig` and runs synchronous PPO:
 collect ``ppo.num_steps`` steps from every env with the recurrent policy (:mod:`pokerl.rollout`),
 compute GAE, update, log, checkpoint. Under ``torchrun`` each rank runs its own envs and gradients
-are averaged across ranks (DDP), so the same command scales from a laptop to many GPUs.
+are all-reduced and averaged across ranks (:class:`~pokerl.distributed.Dist`), so the same command
+scales from a laptop to many GPUs.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class Trainer:
             set_rng_state(ckpt["rng"])
         else:  # the checkpoint holds rank 0's RNGs: each rank draws its own stream again
             seed_everything(self.seed + self.update)
-        self.tally.first = {str(k): int(v) for k, v in ckpt.get("milestone_first", {}).items()}
+        self.tally.first = Tally.read_first(ckpt.get("milestone_first", {}))
         self.nonfinite_total, self.nonfinite_streak = int(ckpt.get("nonfinite_total", 0)), int(ckpt.get(
             "nonfinite_streak", 0))
         self.archive.load_state_dict(ckpt["archive"], f"checkpoint of {self.run_dir}")
@@ -286,7 +287,7 @@ class Trainer:
         self.policy.train()
         stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo,
                            before_step=functools.partial(self.dist.average_gradients, self.policy),
-                           agree=self.dist.agree if self.dist.world_size > 1 else None,
+                           agree=self.dist.agree,
                            streak=self.nonfinite_streak, autocast=self._autocast)
         self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
         self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
@@ -332,7 +333,6 @@ class Trainer:
             for name, step in first.items():
                 self.logger.scalars({f"milestone_first/{name}": step}, step)
             self.logger.add_episode(summary)
-
 
     def close(self, leave_group: bool = True) -> None:
         """Stop the workers and flush the logs; under torchrun, leave the process group with the
