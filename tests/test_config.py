@@ -90,3 +90,9 @@ def test_the_typed_defaults_are_the_shipped_yaml_files() -> None:
     typed = TrainConfig(game={}, reward={}, env={})
     for key in ("num_envs", "pool", "reset", "archive", "total_steps", "seed", "device", "log", "eval"):
         assert getattr(composed, key) == getattr(typed, key), key
+
+
+def test_resume_with_another_config_dir_is_refused(tmp_path: Path) -> None:
+    """A resumed run keeps the config it started with: a config folder beside resume= would be ignored."""
+    with pytest.raises(ConfigError, match=f"resume={tmp_path} continues that run with its own config"):
+        compose_train_config([f"resume={tmp_path}"], config_dir=tmp_path)

@@ -194,7 +194,10 @@ def test_play_opens_a_window_showing_the_game(runs: dict[str, Path]) -> None:
 def test_bad_inputs_are_one_line_errors(runs: dict[str, Path], tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((runs["untrained"] / "checkpoints" / "latest.pt").read_bytes()[:500])
+    typo = tmp_path / "mine.yaml"
+    typo.write_text("hiden: 3\n")
     cases = [
+        (["pokerl.cli.eval", str(runs["untrained"]), "--model", str(typo)], f"{typo}: unknown key 'hiden'"),
         (["pokerl.cli.eval", str(tmp_path / "missing")], "checkpoint not found"),
         (["pokerl.cli.eval", str(corrupt)], "corrupt or unreadable checkpoint"),
         (["pokerl.cli.eval", str(runs["untrained"]), "--model", "default"],

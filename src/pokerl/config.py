@@ -24,7 +24,7 @@ import yaml
 from pokerl.archive import ArchiveConfig, ResetConfig
 from pokerl.errors import ConfigError
 from pokerl.pool import PoolConfig
-from pokerl.schema import from_mapping, read_yaml
+from pokerl.schema import from_mapping, load_yaml, read_yaml
 
 
 @dataclass
@@ -159,6 +159,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def load_model_config(name_or_path: str | os.PathLike[str]) -> PolicyConfig:
+    """A model config by name (``configs/model/<name>.yaml``) or path; its mistakes name its file."""
+    data, source = load_yaml("model", name_or_path)
+    return from_mapping(PolicyConfig, data, source)
+
+
 def compose_train_config(
     overrides: Sequence[str] = (), config_dir: str | os.PathLike[str] | None = None, config_name: str = "train"
 ) -> TrainConfig:
@@ -170,6 +176,9 @@ def compose_train_config(
     """
     resume = [o.split("=", 1)[1] for o in overrides if o.startswith("resume=")]
     if resume and resume[-1] not in ("", "null"):
+        if config_dir is not None or config_name != "train":  # the run's config is the one it was started with
+            raise ConfigError(f"resume={resume[-1]} continues that run with its own config: leave out "
+                              "--config-dir/--config-name")
         return resume_config(resume[-1], [o for o in overrides if not o.startswith("resume=")])
     return check_train_config(compose_mapping(overrides, config_dir, config_name), "train config")
 

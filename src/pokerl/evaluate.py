@@ -13,7 +13,6 @@ import functools
 import math
 import os
 import tempfile
-from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,7 +32,6 @@ from pokerl.heatmap import Backdrop, VisitMap, draw_heatmap, readable, world_sca
 from pokerl.milestones import median_steps, reach_rates
 from pokerl.policy import Policy
 from pokerl.pool import VectorPool
-from pokerl.schema import from_mapping
 from pokerl.spec import GameSpec, run_spec
 
 
@@ -66,14 +64,14 @@ class Agent:
         return kwargs
 
 
-def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: Mapping[str, Any] | None = None,
+def load_agent(path: str | os.PathLike[str], rom: str | None = None, model: PolicyConfig | None = None,
                device: str | torch.device = "cpu") -> Agent:
     """Load a run dir or checkpoint; ``model`` replaces the saved model config (must still fit)."""
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path, map_location=device)
     config = checkpoint_config(ckpt, str(ckpt_path))
     if model is not None:
-        config.model = from_mapping(PolicyConfig, model, "model")
+        config.model = model
     spec = run_spec(config)
     check_compatible(ckpt, str(ckpt_path), spec, config.model)
     policy = Policy(spec.observation_space, int(spec.action_space.n), config.model)

@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
              max_steps=args.max_steps)
     output_file("--heatmap", args.heatmap, (".png",))
     source = check_agent(args)
+    from pokerl.config import load_model_config
     from pokerl.evaluate import evaluate, load_agent, save_heatmap
     from pokerl.pretrained import card_text
-    from pokerl.schema import load_yaml
 
     if args.info:
         print(card_text(source, full=args.full), end="")
         return 0
-    model = load_yaml("model", args.model)[0] if args.model else None
+    model = load_model_config(args.model) if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
     agent.spec.profile.check_rom(args.rom or agent.config.rom)  # its game's SHA-1, before any env starts
     result = evaluate(agent, args.episodes, args.workers, args.envs_per_worker, args.seed, args.deterministic,

@@ -87,15 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
+    from pokerl.config import load_model_config
     from pokerl.env import make_env
     from pokerl.evaluate import load_agent
     from pokerl.pretrained import card_text
-    from pokerl.schema import load_yaml
 
     if args.info:
         print(card_text(source, full=args.full), end="")
         return 0
-    model = load_yaml("model", args.model)[0] if args.model else None
+    model = load_model_config(args.model) if args.model else None
     agent = load_agent(source, rom=args.rom, model=model)
     until = args.until
     if until is None and args.pretrained and args.steps is None and not args.actions:
