@@ -61,9 +61,13 @@ def draw_start(chain: Chain, t: int, cfg: ResetConfig, rng: np.random.Generator,
     if u < cfg.fresh_share:
         return Start(None, False, max_steps)
     window = u >= cfg.fresh_share + cfg.later_share
-    points = [p for p in chain.points if t <= p.step <= t + cfg.window] if window else \
-        [p for p in chain.points if p.step > t]
-    points = points or [chain.end]  # t past the last point (it starts there): the end itself
+    # Not the end itself while there is another point: an episode started there holds the end's milestones at
+    # once and counts as a success. With the defaults (window 256, step back 64, a point every 32 steps) the end
+    # was a third, then a fifth of the window's points, over the threshold of 0.2: t moved with nothing learnt.
+    before_end = chain.points[:-1]
+    points = [p for p in before_end if t <= p.step <= t + cfg.window] if window else \
+        [p for p in before_end if p.step > t]
+    points = points or [chain.end]  # t past the last point but the end: it starts there
     point = points[int(rng.integers(len(points)))]
     return Start(point, window, max(1, remaining(point.step)))
 
