@@ -94,6 +94,8 @@ MUTANTS = [
            (BACKWARD + "::test_t_moves_back_only_on_success",)),
     Mutant("window_ignores_t", "src/pokerl/backward.py", "if t <= p.step <= t + cfg.window]",
            "if p.step <= t + cfg.window]", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),
+    Mutant("outcomes_of_an_old_t", "src/pokerl/backward.py", "if drawn_for != self.t:", "if False:",
+           (BACKWARD + "::test_t_moves_back_only_on_success",)),
     Mutant("starts_at_the_end", "src/pokerl/backward.py", "before_end = chain.points[:-1]",
            "before_end = chain.points", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),
     Mutant("limit_not_capped", "src/pokerl/backward.py",

@@ -107,12 +107,16 @@ def frontier_curve(run_dir: Path) -> list[float]:
 
 def test_t_moves_back_only_on_success(chain_file: Path, tmp_path: Path) -> None:
     """Every window episode must succeed (threshold 1): from the end it does at once, so t moves back;
-    a few points earlier an untrained policy does not, and t stays there."""
+    a few points earlier an untrained policy does not, and t stays there. The first update's episodes all
+    start at the end (every one a success): they move t once, not once per `history` of them, as the rest
+    were drawn for the t that is gone."""
     trainer = Trainer(compose_train_config([*RUN, f"reset.chain={chain_file}", "reset.threshold=1.0",
                                             "total_steps=2048", f"run_dir={tmp_path}"]))
     trainer.run()
     assert trainer.curriculum.frontier is not None
     curve = frontier_curve(tmp_path)
+    steps = load_chain(chain_file).steps
+    assert round(curve[0] * steps) == steps - 32  # one step back (32) after the first update
     assert curve[0] <= 1.0 and all(b <= a for a, b in zip(curve, curve[1:], strict=False))
     assert 0.0 < curve[-1] < 1.0  # moved back from the end, stopped before power-on
     assert not all(trainer.curriculum.frontier.outcomes)  # what holds it there: failures

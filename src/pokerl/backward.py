@@ -93,12 +93,16 @@ class Frontier:
             self.t = self.steps
         self.outcomes = deque(self.outcomes, maxlen=self.cfg.history)
 
-    def record(self, outcomes: Iterable[bool]) -> bool:
-        """Count window episodes' successes in order; True when t moved."""
+    def record(self, outcomes: Iterable[tuple[int, bool]]) -> bool:
+        """Count window episodes' successes, each with the t its start was drawn for, in order; True when t
+        moved. Only the current t's count: the episodes still running when t moves started in the old window
+        (at the chain's end, 1,024 one-step successes in the first update once moved t 52 times)."""
         moved = False
-        for success in outcomes:
+        for drawn_for, success in outcomes:
             if self.t <= 0:
                 break
+            if drawn_for != self.t:
+                continue
             self.outcomes.append(bool(success))
             if len(self.outcomes) == self.cfg.history and np.mean(self.outcomes) >= self.cfg.threshold:
                 self.t = max(0, self.t - self.cfg.step_back)
@@ -118,6 +122,7 @@ class Frontier:
         self.outcomes = deque((bool(x) for x in data["outcomes"]), maxlen=self.cfg.history)
 
 
-def window_outcomes(summaries: Sequence[Mapping[str, Any]]) -> list[bool]:
-    """The successes of the episodes among ``summaries`` that started in the window (they move t)."""
-    return [bool(s["chain_success"]) for s in summaries if s.get("chain_window")]
+def window_outcomes(summaries: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool]]:
+    """The episodes among ``summaries`` that started in the window (they move t): the t each was drawn for, and
+    whether it succeeded."""
+    return [(int(s["chain_t"]), bool(s["chain_success"])) for s in summaries if s.get("chain_window")]

@@ -40,7 +40,7 @@ class Curriculum:
         if self.frontier is not None and saved is not None:
             self.frontier.load_state_dict(saved)
         self.found_at: int | None = None if saved is None else saved.get("found_at")  # goexplore's switch
-        self._new: list[bool] = []  # window episodes' successes since the last update boundary
+        self._new: list[tuple[int, bool]] = []  # window episodes since the last update boundary: (t drawn for, success)
         self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
 
     def _saved_chain(self, resumed_backward: bool) -> Chain | None:

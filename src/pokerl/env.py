@@ -108,6 +108,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._t = 0  # ... and the frontier index on it (set_backward)
         self._limit: int | None = None  # this episode's steps when it started on the chain, else None
         self._chain_window = False  # ... whether its start was drawn from the window (its outcome moves t)
+        self._chain_t = 0  # ... and the t it was drawn for (an outcome counts only while t is still there)
         self._chain_success = False  # ... whether it holds every milestone of the chain's end
         self._seed_written = 0  # lineage: what this episode's reset wrote into the game's RNG field ...
         self._actions: bytearray | None = bytearray()  # ... and its actions so far (None: unknown)
@@ -145,7 +146,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if entry is None and "state" not in options and self._fixed_start is None and self._chain is not None:
             start = draw_start(self._chain, self._t, self._reset_cfg, self.np_random, self.config.max_steps)
             entry = None if start.point is None else start_entry(self._chain, start.point)
-            self._limit, self._chain_window = start.limit, start.window
+            self._limit, self._chain_window, self._chain_t = start.limit, start.window, self._t
             self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)
         elif entry is None and "state" not in options:
             entry = self._fixed_start or self._archive.draw(self.np_random)
@@ -254,7 +255,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "pending": self._pending,
             "level": self._level,
             "cell_map": self._cell_map,
-            "chain": [self._limit, self._chain_window, self._chain_success],
+            "chain": [self._limit, self._chain_window, self._chain_success, self._chain_t],
             "seed_written": self._seed_written,
             "actions": None if self._actions is None else list(self._actions),  # a list: b"" is no weights_only type
         }
@@ -276,7 +277,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._pending = bool(state["pending"])
         self._level = int(state.get("level", 0))
         self._cell_map = int(state.get("cell_map", -1))
-        self._limit, self._chain_window, self._chain_success = state.get("chain", [None, False, False])
+        # [limit, window, success] in snapshots saved before the t drawn for was kept: its outcome does not count
+        self._limit, self._chain_window, self._chain_success, *drawn_for = state.get("chain", [None, False, False])
+        self._chain_t = int(drawn_for[0]) if drawn_for else -1
         self._seed_written = int(state.get("seed_written", 0))
         actions = state.get("actions")  # absent from snapshots saved before lineage: unknown
         self._actions = None if actions is None else bytearray(actions)
@@ -379,7 +382,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         }
         if self._limit is not None:  # started by the backward curriculum: on the chain, or at power-on at t = 0
             summary.update(start="chain" if start is not None else "power-on", chain_window=self._chain_window,
-                           chain_success=self._chain_success, chain_limit=self._limit)
+                           chain_success=self._chain_success, chain_limit=self._limit, chain_t=self._chain_t)
         if self._capture is not None:
             summary["screens"] = self._capture.take()
         return summary
