@@ -40,6 +40,7 @@ class Mutant:
 WIRING = "tests/test_training_wiring.py"
 PIN = "tests/test_golden_run.py"
 BACKWARD = "tests/test_backward.py"
+SETTLE = "::test_goexplore_switches_once_the_shortest_way_to_the_target_has_stood_settle_steps"
 LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
@@ -108,6 +109,13 @@ MUTANTS = [
     Mutant("goexplore_never_walks_back", "src/pokerl/curriculum.py",
            'if self.cfg.mode == "goexplore" and self.frontier is None:', "if False:",
            (BACKWARD + "::test_goexplore_explores_until_the_archive_holds_the_target_then_walks_its_own_chain_back",)),
+    Mutant("settle_ignored", "src/pokerl/curriculum.py", "if global_step - self._shortest[1] < self.cfg.settle:",
+           "if False:", (BACKWARD + SETTLE,)),
+    Mutant("settle_clock_not_restarted", "src/pokerl/curriculum.py",
+           "if self._shortest is None or entry.steps < self._shortest[0]:", "if self._shortest is None:",
+           (BACKWARD + SETTLE,)),
+    Mutant("settle_forgotten_on_resume", "src/pokerl/curriculum.py",
+           'shortest = None if saved is None else saved.get("shortest")', "shortest = None", (BACKWARD + SETTLE,)),
     Mutant("frontier_not_checkpointed", "src/pokerl/trainer.py",
            '"backward": self.curriculum.state_dict(),', '"backward": None,',
            (BACKWARD + "::test_t_reaches_power_on_and_survives_checkpoint_and_resume",)),

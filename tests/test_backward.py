@@ -12,19 +12,22 @@ from pathlib import Path
 import pytest
 
 from conftest import ACTION, load_walkthrough, make_tq, tiny_run
-from pokerl.archive import ResetConfig
+from pokerl.archive import Archive, Entry, ResetConfig
 from pokerl.chain import Chain, load_chain, make_chain, save_chain
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
+from pokerl.curriculum import Curriculum
+from pokerl.distributed import Dist
 from pokerl.logger import read_scalar_tags
+from pokerl.spec import run_spec
 from pokerl.trainer import Trainer
 
 ROM = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" / "tinyquest.gb"
 
 
 @pytest.fixture(scope="module")
-def chain_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The walkthrough played in an archiving env; the chain to the deepest state it archived."""
+def walkthrough_entries() -> list[Entry]:
+    """The walkthrough played in an archiving env: the entries it archived, in order."""
     wt = load_walkthrough()
     env = make_tq(archive=True, max_steps=5000)
     try:
@@ -36,8 +39,18 @@ def chain_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _, _, terminated, _, info = env.step(ACTION[wt.next_button(game, world)])
             if "archive_entry" in info:
                 entries.append(info["archive_entry"])
-        deepest = max(entries, key=lambda e: len(e.milestones))
-        assert deepest.terminal and "complete" in deepest.milestones  # where the game ended: the chain's end
+    finally:
+        env.close()
+    return entries
+
+
+@pytest.fixture(scope="module")
+def chain_file(walkthrough_entries: list[Entry], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chain to the deepest state the walkthrough archived."""
+    deepest = max(walkthrough_entries, key=lambda e: len(e.milestones))
+    assert deepest.terminal and "complete" in deepest.milestones  # where the game ended: the chain's end
+    env = make_tq(max_steps=5000)
+    try:
         chain = make_chain(env, deepest, every=32)
     finally:
         env.close()
@@ -162,3 +175,41 @@ def test_goexplore_explores_until_the_archive_holds_the_target_then_walks_its_ow
     assert resumed.curriculum.state_dict() == trainer.curriculum.state_dict()
     resumed.run()
     assert resumed.curriculum.found_at == 64
+
+
+class Calls:
+    """The pool as the curriculum sees it: the calls it makes (the chain and t handed to the envs)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def call(self, name: str, *args: object, replay: bool = False) -> None:
+        self.names.append(name)
+
+
+def test_goexplore_switches_once_the_shortest_way_to_the_target_has_stood_settle_steps(
+        walkthrough_entries: list[Entry], tmp_path: Path) -> None:
+    """With reset.settle the run explores on after the archive first holds the target: a shorter way starts
+    the wait again, the chain is the shortest way's, and a checkpoint taken while waiting resumes the wait."""
+    cfg = compose_train_config([*tiny_run(), "reset.mode=goexplore", "reset.target=route1", "reset.settle=100",
+                                f"run_dir={tmp_path}"])
+    holding = [e for e in walkthrough_entries if "route1" in e.milestones and not e.terminal]
+    short, long = holding[0], holding[-1]
+    assert short.steps < long.steps
+    spec, dist, pool, archive = run_spec(cfg), Dist(), Calls(), Archive()
+    curriculum = Curriculum(cfg.reset, spec, tmp_path, cfg.rom, None)
+    archive.offer(long)
+    assert curriculum.at_boundary(archive, pool, 0, dist) == {"goexplore/target_steps": long.steps}
+    archive.offer(short)  # found at step 60: the wait starts again
+    assert curriculum.at_boundary(archive, pool, 60, dist) == {"goexplore/target_steps": short.steps}
+    curriculum.at_boundary(archive, pool, 120, dist)  # 120 steps since the first way, 60 since the shortest
+    assert curriculum.frontier is None and not pool.names
+    saved = curriculum.state_dict()
+    assert saved == {"shortest": [short.steps, 60]}
+    resumed = Curriculum(cfg.reset, spec, tmp_path, cfg.rom, saved)
+    resumed.at_boundary(archive, pool, 159, dist)
+    assert resumed.frontier is None
+    scalars = resumed.at_boundary(archive, pool, 160, dist)
+    assert resumed.found_at == 160 and resumed.chain is not None and pool.names == ["set_chain", "set_backward"]
+    assert resumed.chain.steps == short.steps and load_chain(tmp_path / "chain.pt").steps == short.steps
+    assert scalars["backward/frontier"] == 1.0 and "goexplore/target_steps" not in scalars

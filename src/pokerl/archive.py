@@ -122,6 +122,7 @@ class ResetConfig:
     # backward (see pokerl.backward for the published settings these follow)
     chain: str | None = None  # backward: the chain file (pokerl-chain)
     target: str | None = None  # goexplore: the milestone whose chain ends the frontier phase (None: the last one)
+    settle: int = 0  # goexplore: env steps the target's shortest entry must stand unbeaten before the switch
     window: int = 256  # starts drawn from chain steps [t, t + window]
     step_back: int = 64  # t moves back this many steps ...
     threshold: float = 0.2  # ... when this share of the last `history` window episodes succeeded
@@ -140,6 +141,8 @@ class ResetConfig:
             raise ValueError(f"fresh_share + later_share must be <= 1, got {self.fresh_share + self.later_share:g}")
         if min(self.swarm_every, self.window, self.step_back, self.history) < 1 or self.time_factor <= 0:
             raise ValueError("swarm_every, window, step_back and history must be >= 1, time_factor > 0")
+        if self.settle < 0:
+            raise ValueError(f"settle: must be >= 0, got {self.settle}")
         if self.mode == "backward" and not self.chain:
             raise ValueError("mode=backward starts episodes along a chain: set reset.chain=PATH (see pokerl-chain)")
 

@@ -4,7 +4,12 @@ it, and t's moves at update boundaries (the algorithm itself: :mod:`pokerl.backw
 ``reset.mode=backward`` walks ``reset.chain`` from the start. ``reset.mode=goexplore`` explores with
 frontier resets until the archive holds ``reset.target`` (the reward's last milestone unless set),
 then replays that entry's trajectory from power-on into ``run_dir/chain.pt`` (:mod:`pokerl.chain`)
-and walks it backward; the global step it switched at is kept (``found_at``). Under torchrun the ranks'
+and walks it backward; the global step it switched at is kept (``found_at``). With ``reset.settle`` > 0 it
+switches only once the archive's shortest entry holding the target has stood that many env steps
+unbeaten: the archive keeps each cell's entry reached in the fewest steps, so exploring on shortens the
+way (tinyquest's first chain to complete wandered for 22,046 steps; the scripted walkthrough takes 765)
+and a shorter chain is fewer moves of t. ``goexplore/target_steps`` logs that length until the switch.
+Under torchrun the ranks'
 archives hold every rank's entries but may evict differently (each counts its own envs' uses), so rank
 0's archive picks the entry and every rank replays that one: the same chain at the same update. The
 window episodes' outcomes of every rank, in rank order, move t alike on all of them.
@@ -35,11 +40,14 @@ class Curriculum:
                  saved: Mapping[str, Any] | None) -> None:
         """``saved``: a checkpoint's ``backward`` entry (None: a new run, or no chain yet)."""
         self.cfg, self.spec, self.run_dir, self.rom = cfg, spec, run_dir, rom
-        self.chain = self._saved_chain(saved is not None)
+        self.chain = self._saved_chain(saved is not None and "t" in saved)
         self.frontier = Frontier(cfg, self.chain.steps) if self.chain is not None else None
         if self.frontier is not None and saved is not None:
             self.frontier.load_state_dict(saved)
         self.found_at: int | None = None if saved is None else saved.get("found_at")  # goexplore's switch
+        # goexplore before the switch: the target's shortest way so far (its steps) and the global step it was found at
+        shortest = None if saved is None else saved.get("shortest")
+        self._shortest: tuple[int, int] | None = None if shortest is None else (int(shortest[0]), int(shortest[1]))
         self._new: list[tuple[int, bool]] = []  # window episodes since the last update boundary: (t drawn for, success)
         self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
 
@@ -70,7 +78,7 @@ class Curriculum:
         if self.cfg.mode == "goexplore" and self.frontier is None:
             self._find(archive, pool, global_step, dist)
         if self.frontier is None:
-            return {}
+            return {} if self._shortest is None else {"goexplore/target_steps": float(self._shortest[0])}
         outcomes, self._new = self._new, []
         outcomes = [o for rank in dist.exchange(outcomes) for o in rank]
         if self.frontier.record(outcomes):
@@ -84,6 +92,13 @@ class Curriculum:
             entry = None
         entry = dist.from_main(entry)  # rank 0's find on every rank
         if entry is None:
+            return
+        if self._shortest is None or entry.steps < self._shortest[0]:
+            if dist.is_main and self.cfg.settle:
+                print(f"pokerl: goexplore: the archive holds {target} {entry.steps:,} steps from power-on at step "
+                      f"{global_step:,}", flush=True)
+            self._shortest = (entry.steps, global_step)
+        if global_step - self._shortest[1] < self.cfg.settle:
             return
         env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"))
         try:
@@ -102,5 +117,8 @@ class Curriculum:
         self.attach(pool)
 
     def state_dict(self) -> dict[str, Any] | None:
-        """For checkpoints: t, the outcomes counted and the switch's step (None: no chain yet)."""
-        return None if self.frontier is None else {**self.frontier.state_dict(), "found_at": self.found_at}
+        """For checkpoints: t, the outcomes counted and the switch's step; before goexplore's switch, its shortest
+        way to the target so far (None: neither yet)."""
+        if self.frontier is None:
+            return None if self._shortest is None else {"shortest": list(self._shortest)}
+        return {**self.frontier.state_dict(), "found_at": self.found_at}
