@@ -109,6 +109,8 @@ MUTANTS = [
     Mutant("goexplore_never_walks_back", "src/pokerl/curriculum.py",
            'if self.cfg.mode == "goexplore" and self.frontier is None:', "if False:",
            (BACKWARD + "::test_goexplore_explores_until_the_archive_holds_the_target_then_walks_its_own_chain_back",)),
+    Mutant("uses_weight_keeps_depth", "src/pokerl/archive.py", 'depth=cfg.frontier_weight != "uses")', "depth=True)",
+           ("tests/test_archive.py::test_frontier_weight_by_reward_prefers_the_set_worth_more_not_the_larger",)),
     Mutant("settle_ignored", "src/pokerl/curriculum.py", "if global_step - self._shortest[1] < self.cfg.settle:",
            "if False:", (BACKWARD + SETTLE,)),
     Mutant("settle_clock_not_restarted", "src/pokerl/curriculum.py",

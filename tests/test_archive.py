@@ -263,11 +263,12 @@ def test_with_by_map_a_new_map_is_a_new_cell_holding_the_same_milestones() -> No
 
 def test_frontier_weight_by_reward_prefers_the_set_worth_more_not_the_larger() -> None:
     """Two archived sets: ``badge1`` alone (one milestone, reward 5) and ``route1``+``forest`` (two, reward
-    1). Counted by milestones the pair starts more episodes; weighed by reward, the badge does."""
+    1). Counted by milestones the pair starts more episodes; weighed by reward, the badge does; by uses
+    alone, they take turns (each draw makes the other the less used)."""
     state = route1_entry()
     badge = Entry(("badge1",), state.state, 50, {"badge1": 50})
     pair = Entry(("forest", "route1"), state.state, 40, {"route1": 12, "forest": 40})
-    for frontier_weight in ("milestones", "reward"):
+    for frontier_weight in ("milestones", "reward", "uses"):
         env = make_tq(archive=True, reset=ResetConfig(mode="frontier", fresh_share=0.0,
                                                        frontier_weight=frontier_weight))
         try:
@@ -278,7 +279,10 @@ def test_frontier_weight_by_reward_prefers_the_set_worth_more_not_the_larger() -
                 starts.append(env.episode_summary()["start_milestones"])
             badges, pairs = starts.count(["badge1"]), starts.count(["forest", "route1"])
             assert badges + pairs == 40
-            assert (pairs > badges) if frontier_weight == "milestones" else (badges > 3 * pairs), (badges, pairs)
+            if frontier_weight == "uses":
+                assert abs(badges - pairs) <= 4, (badges, pairs)  # depth would give the pair 2:1
+            else:
+                assert (pairs > badges) if frontier_weight == "milestones" else (badges > 3 * pairs), (badges, pairs)
         finally:
             env.close()
     with pytest.raises(ValueError, match="frontier_weight"):
