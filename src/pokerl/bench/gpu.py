@@ -621,3 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(data), flush=True)
     print(json.dumps(data), flush=True)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -237,3 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         for milestone, m in res["milestones"].items():
             print(f"{milestone:<14} share {m['share']:.2f}  median first step {m['median_step']:,.0f}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -165,3 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in result.items():
             print(f"{key:>20}: {value}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

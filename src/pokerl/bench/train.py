@@ -216,3 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{key:>24}: {value}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
