@@ -119,7 +119,7 @@ class ResetConfig:
     swarm_every: int = 10  # swarm: updates between jumps
     swarm_share: float = 0.25  # swarm: the share of envs that jump to the best entry
     frontier_weight: str = "milestones"  # frontier: entries doubled per milestone held | per unit of its reward
-    #   | uses: by the least used alone (Go-Explore's count-based choice: no depth, so the early cells are drawn too)
+    #   | depth: every count of milestones held alike, shared by its entries (a shorter way at any depth is drawn on)
     # backward (see pokerl.backward for the published settings these follow)
     chain: str | None = None  # backward: the chain file (pokerl-chain)
     target: str | None = None  # goexplore: the milestone whose chain ends the frontier phase (None: the last one)
@@ -134,8 +134,8 @@ class ResetConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("fresh", "frontier", "swarm", "backward", "goexplore"):
             raise ValueError(f"mode: expected fresh, frontier, swarm, backward or goexplore, got {self.mode!r}")
-        if self.frontier_weight not in ("milestones", "reward", "uses"):
-            raise ValueError(f"frontier_weight: expected milestones, reward or uses, got {self.frontier_weight!r}")
+        if self.frontier_weight not in ("milestones", "reward", "depth"):
+            raise ValueError(f"frontier_weight: expected milestones, reward or depth, got {self.frontier_weight!r}")
         if not all(0.0 <= x <= 1.0 for x in (self.fresh_share, self.swarm_share, self.threshold, self.later_share)):
             raise ValueError("fresh_share, swarm_share, threshold and later_share must lie in [0, 1]")
         if self.fresh_share + self.later_share > 1.0:
@@ -168,21 +168,31 @@ def better(new: Entry, old: Entry | None) -> bool:
     return old is None or new.steps < old.steps
 
 
-def weights(entries: Sequence[Entry], uses: Mapping[Cell, int], value: Mapping[str, float] | None = None,
-            depth: bool = True) -> np.ndarray:
-    """Sampling weights for frontier resets: doubled per milestone in the set (the frontier first) or, with
-    ``value`` (each milestone's reward), per unit of the set's reward; divided by 1 + the times this env
-    started from the entry (the least used first). Without ``depth`` (frontier_weight=uses) by that alone.
+def weights(entries: Sequence[Entry], uses: Mapping[Cell, int], by: str = "milestones",
+            value: Mapping[str, float] | None = None) -> np.ndarray:
+    """Sampling weights for frontier resets (``by``: ``reset.frontier_weight``): doubled per milestone in the
+    set (the frontier first), per unit of the set's reward (``value``: each milestone's), or (``depth``) each
+    count of milestones held weighing alike, shared by the entries holding that many; divided by 1 + the
+    times this env started from the entry (the least used first).
 
     Counting milestones treats them alike; where the game's order is loose they are not. In tinyquest's
     pretrained run, after by_map joined at 8.44M steps, the one state holding both badges (a badge pays 5)
     and eight new ones that held the first badge and had seen the trophy room (it pays 1) all held 11
     milestones; the new ones, unused, drew the resets: from 8.44M to 9.15M steps at most 2 episodes
     started from the two-badge state. By reward it weighs 16 times more than each of them.
-    Milestones the reward no longer names (an edited config) count 0."""
-    sizes = np.array([0.0 if not depth else sum(value.get(m, 0.0) for m in e.milestones) if value is not None
-                      else len(e.milestones) for e in entries], np.float64)
-    w = 2.0 ** (sizes - sizes.max()) / (1.0 + np.array([uses.get(e.cell, 0) for e in entries], np.float64))
+    Milestones the reward no longer names (an edited config) count 0.
+
+    By milestones or reward the deepest entries draw nearly every reset, so an entry reached in fewer steps
+    at a shallower depth is seldom started from, and the deeper entries found through its longer predecessor
+    keep their long way from power-on; ``depth`` gives every depth its share (docs/archive.md)."""
+    if by == "depth":
+        per_depth = Counter(len(e.milestones) for e in entries)
+        base = np.array([1.0 / per_depth[len(e.milestones)] for e in entries], np.float64)
+    else:
+        sizes = np.array([sum(value.get(m, 0.0) for m in e.milestones) if by == "reward" and value is not None
+                          else len(e.milestones) for e in entries], np.float64)
+        base = 2.0 ** (sizes - sizes.max())
+    w = base / (1.0 + np.array([uses.get(e.cell, 0) for e in entries], np.float64))
     return w / w.sum()
 
 
@@ -270,7 +280,7 @@ class EnvArchive:
         cfg = self.cfg
         if cfg.mode not in ("frontier", "goexplore") or not self.starts or rng.random() < cfg.fresh_share:
             return None
-        p = weights(self.starts, self.uses, self.value, depth=cfg.frontier_weight != "uses")
+        p = weights(self.starts, self.uses, cfg.frontier_weight, self.value)
         entry = self.starts[int(rng.choice(len(self.starts), p=p))]
         self.uses[entry.cell] = self.uses.get(entry.cell, 0) + 1
         return entry
