@@ -189,8 +189,8 @@ def weights(entries: Sequence[Entry], uses: Mapping[Cell, int], by: str = "miles
         per_depth = Counter(len(e.milestones) for e in entries)
         base = np.array([1.0 / per_depth[len(e.milestones)] for e in entries], np.float64)
     else:
-        sizes = np.array([sum(value.get(m, 0.0) for m in e.milestones) if by == "reward" and value is not None
-                          else len(e.milestones) for e in entries], np.float64)
+        sizes = np.array([sum(value.get(m, 0.0) for m in e.milestones) if value is not None else len(e.milestones)
+                          for e in entries], np.float64)
         base = 2.0 ** (sizes - sizes.max())
     w = base / (1.0 + np.array([uses.get(e.cell, 0) for e in entries], np.float64))
     return w / w.sum()

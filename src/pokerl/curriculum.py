@@ -9,10 +9,9 @@ switches only once the archive's shortest entry holding the target has stood tha
 unbeaten: the archive keeps each cell's entry reached in the fewest steps, so exploring on shortens the
 way (tinyquest's first chain to complete wandered for 22,046 steps; the scripted walkthrough takes 765)
 and a shorter chain is fewer moves of t. ``goexplore/target_steps`` logs that length until the switch.
-Under torchrun the ranks'
-archives hold every rank's entries but may evict differently (each counts its own envs' uses), so rank
-0's archive picks the entry and every rank replays that one: the same chain at the same update. The
-window episodes' outcomes of every rank, in rank order, move t alike on all of them.
+Under torchrun the ranks' archives hold every rank's entries but may evict differently (each counts its
+own envs' uses), so rank 0's archive picks the entry and every rank replays that one: the same chain at
+the same update. The window episodes' outcomes of every rank, in rank order, move t alike on all of them.
 """
 
 from __future__ import annotations
