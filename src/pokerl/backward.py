@@ -12,7 +12,7 @@ here the trajectory is pokerl's own (:mod:`pokerl.chain`), so the agent stays pu
   [t, t + ``reset.window``] (their window: 320 steps; Go-Explore's 160);
 - an episode from chain step i has ``reset.time_factor`` x (the chain's steps - i) steps, at most
   ``env.max_steps`` (it is truncated there), and succeeds when it holds every milestone of the chain's
-  end. The cap is ours: a chain found by exploration wanders (tinyquest's to complete: 22,046 steps,
+  end. The cap is ours: a chain found by exploration wanders (tinyquest's first to complete: 22,046 steps,
   the scripted walkthrough 765), so twice its remaining steps would let a failing episode from early
   on run 44,000 steps, where the policy is judged from power-on in episodes of ``env.max_steps``;
 - when ``reset.threshold`` (Salimans & Chen: 20%; Go-Explore: 10%) of the last ``reset.history``
