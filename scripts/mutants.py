@@ -40,6 +40,7 @@ class Mutant:
 WIRING = "tests/test_training_wiring.py"
 PIN = "tests/test_golden_run.py"
 BACKWARD = "tests/test_backward.py"
+LIMIT = BACKWARD + "::test_an_episode_has_twice_the_chains_remaining_steps_between_min_steps_and_max_steps"
 SETTLE = "::test_goexplore_switches_once_the_shortest_way_to_the_target_has_stood_settle_steps"
 LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
@@ -100,9 +101,11 @@ MUTANTS = [
     Mutant("starts_at_the_end", "src/pokerl/backward.py", "before_end = chain.points[:-1]",
            "before_end = chain.points", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),
     Mutant("limit_not_capped", "src/pokerl/backward.py",
-           "return min(max_steps, math.ceil(cfg.time_factor * (chain.steps - step)))",
-           "return math.ceil(cfg.time_factor * (chain.steps - step))",
-           (BACKWARD + "::test_an_episode_has_twice_the_chains_remaining_steps_at_most_env_max_steps",)),
+           "return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))",
+           "return max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step)))", (LIMIT,)),
+    Mutant("min_steps_ignored", "src/pokerl/backward.py",
+           "return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))",
+           "return min(max_steps, math.ceil(cfg.time_factor * (chain.steps - step)))", (LIMIT,)),
     Mutant("end_start_not_a_success", "src/pokerl/env.py",
            "self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)",
            "self._chain_success = False", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),

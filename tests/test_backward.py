@@ -98,7 +98,7 @@ def test_starts_come_from_the_window_past_t_or_power_on(chain_file: Path) -> Non
     assert all(s["start"] == "power-on" and s["chain_window"] and not s["chain_success"] for s in at_zero)
 
 
-def test_an_episode_has_twice_the_chains_remaining_steps_at_most_env_max_steps(chain_file: Path) -> None:
+def test_an_episode_has_twice_the_chains_remaining_steps_between_min_steps_and_max_steps(chain_file: Path) -> None:
     """The limit near the end is the time factor's; from early on (and from power-on at t = 0) it is
     env.max_steps, the length of an episode the policy is judged by from power-on."""
     chain = load_chain(chain_file)
@@ -108,6 +108,11 @@ def test_an_episode_has_twice_the_chains_remaining_steps_at_most_env_max_steps(c
     for s in got:
         assert s["chain_limit"] == max(1, min(600, 2 * (chain.steps - s["start_steps"]))), s["start_steps"]
     assert {s["chain_limit"] == 600 for s in got} == {True, False}  # both sides of the cap drawn
+    # reset.min_steps: a floor under the time factor's limit near the end, the cap still on top
+    floored = starts(chain, 1, 60, max_steps=600, window=chain.steps, fresh_share=0.0, later_share=0.0, min_steps=200)
+    for s in floored:
+        assert s["chain_limit"] == max(200, min(600, 2 * (chain.steps - s["start_steps"]))), s["start_steps"]
+    assert any(2 * (chain.steps - s["start_steps"]) < 200 for s in floored)  # the floor was what held there
 
 
 RUN = tiny_run("ppo.num_steps=32", "seed=3", "reset.mode=backward", "reset.window=32", "reset.step_back=32",

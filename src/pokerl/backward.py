@@ -14,7 +14,10 @@ here the trajectory is pokerl's own (:mod:`pokerl.chain`), so the agent stays pu
   ``env.max_steps`` (it is truncated there), and succeeds when it holds every milestone of the chain's
   end. The cap is ours: a chain found by exploration wanders (tinyquest's first to complete: 22,046 steps,
   the scripted walkthrough 765), so twice its remaining steps would let a failing episode from early
-  on run 44,000 steps, where the policy is judged from power-on in episodes of ``env.max_steps``;
+  on run 44,000 steps, where the policy is judged from power-on in episodes of ``env.max_steps``.
+  ``reset.min_steps`` is a floor, ours too: the chain's last steps are a direct walk (the committed
+  tinyquest chain's last point is 13 steps from the final room's door), too few for a policy that has
+  not found the door yet (random actions from there: 1 of 16 episodes in 512 steps, none in 26);
 - when ``reset.threshold`` (Salimans & Chen: 20%; Go-Explore: 10%) of the last ``reset.history``
   episodes from the window succeeded, t moves back by ``reset.step_back`` and the count starts
   again; at t = 0 every episode starts at power-on (with the chain's whole length times the factor,
@@ -53,7 +56,7 @@ class Start:
 def draw_start(chain: Chain, t: int, cfg: ResetConfig, rng: np.random.Generator, max_steps: int) -> Start:
     """A reset's start for frontier index ``t`` (one draw of ``rng``, two when the start is a point)."""
     def remaining(step: int) -> int:
-        return min(max_steps, math.ceil(cfg.time_factor * (chain.steps - step)))
+        return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))
 
     if t <= 0:
         return Start(None, True, remaining(0))
