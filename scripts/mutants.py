@@ -40,6 +40,7 @@ class Mutant:
 WIRING = "tests/test_training_wiring.py"
 PIN = "tests/test_golden_run.py"
 BACKWARD = "tests/test_backward.py"
+FOLLOW = BACKWARD + "::test_following_the_chain_pays_each_point_once_in_order_and_survives_a_snapshot"
 LIMIT = BACKWARD + "::test_an_episode_has_twice_the_chains_remaining_steps_between_min_steps_and_max_steps"
 SETTLE = "::test_goexplore_switches_once_the_shortest_way_to_the_target_has_stood_settle_steps"
 LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
@@ -103,6 +104,11 @@ MUTANTS = [
     Mutant("limit_not_capped", "src/pokerl/backward.py",
            "return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))",
            "return max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step)))", (LIMIT,)),
+    Mutant("follow_pays_again", "src/pokerl/env.py", "        self._progress = furthest\n", "", (FOLLOW,)),
+    Mutant("follow_ignores_milestones", "src/pokerl/backward.py", "if self.milestones[k] <= held:", "if True:",
+           (FOLLOW,)),
+    Mutant("follow_not_restored", "src/pokerl/env.py",
+           "(int(drawn_for[1]), float(drawn_for[2])) if len(drawn_for) > 1 else (0, 0.0)", "(0, 0.0)", (FOLLOW,)),
     Mutant("min_steps_ignored", "src/pokerl/backward.py",
            "return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))",
            "return min(max_steps, math.ceil(cfg.time_factor * (chain.steps - step)))", (LIMIT,)),

@@ -131,6 +131,8 @@ class ResetConfig:
     later_share: float = 0.2  # the share of starts anywhere past t
     time_factor: float = 2.0  # from chain step i: time_factor x (the chain's steps - i) steps, at most env.max_steps
     min_steps: int = 0  # ... and at least this many (a fresh policy finds no door in the few steps the chain took)
+    follow: float = 0.0  # the reward for each chain point an episode gets ahead to (pokerl.backward.Marks)
+    follow_radius: int = 2  # ... when it stands this many tiles (Manhattan) from the point's, holding its milestones
 
     def __post_init__(self) -> None:
         if self.mode not in ("fresh", "frontier", "swarm", "backward", "goexplore"):
@@ -143,8 +145,8 @@ class ResetConfig:
             raise ValueError(f"fresh_share + later_share must be <= 1, got {self.fresh_share + self.later_share:g}")
         if min(self.swarm_every, self.window, self.step_back, self.history) < 1 or self.time_factor <= 0:
             raise ValueError("swarm_every, window, step_back and history must be >= 1, time_factor > 0")
-        if self.settle < 0 or self.min_steps < 0:
-            raise ValueError(f"settle and min_steps must be >= 0, got {self.settle} and {self.min_steps}")
+        if min(self.settle, self.min_steps, self.follow, self.follow_radius) < 0:
+            raise ValueError("settle, min_steps, follow and follow_radius must be >= 0")
         if self.mode == "backward" and not self.chain:
             raise ValueError("mode=backward starts episodes along a chain: set reset.chain=PATH (see pokerl-chain)")
 

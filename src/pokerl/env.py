@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from pokerl.archive import Entry, EnvArchive, MilestoneSet, ResetConfig, Trajectory, extend_trajectory
-from pokerl.backward import draw_start, start_entry
+from pokerl.backward import Marks, draw_start, start_entry
 from pokerl.boot import start_state
 from pokerl.chain import Chain
 from pokerl.emulator import EmulatorSession, read_rom
@@ -110,6 +110,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._chain_window = False  # ... whether its start was drawn from the window (its outcome moves t)
         self._chain_t = 0  # ... and the t it was drawn for (an outcome counts only while t is still there)
         self._chain_success = False  # ... whether it holds every milestone of the chain's end
+        self._marks: Marks | None = None  # ... reset.follow: where the chain stood at its points (set_chain) ...
+        self._point_steps: list[int] = []  # ... the points' steps from power-on ...
+        self._progress = 0  # ... the furthest point this episode has got to (an index into the chain's points) ...
+        self._followed = 0.0  # ... and what following has paid in it
         self._seed_written = 0  # lineage: what this episode's reset wrote into the game's RNG field ...
         self._actions: bytearray | None = bytearray()  # ... and its actions so far (None: unknown)
 
@@ -148,8 +152,10 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             entry = None if start.point is None else start_entry(self._chain, start.point)
             self._limit, self._chain_window, self._chain_t = start.limit, start.window, self._t
             self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)
+            self._progress = 0 if start.point is None else self._point_steps.index(start.point.step)
         elif entry is None and "state" not in options:
             entry = self._fixed_start or self._archive.draw(self.np_random)
+        self._followed = 0.0
         rng = int(self.np_random.integers(1, 1 << 16)) if self.profile.boot.seed_field else 0
         state = entry.state if entry is not None else options.get("state", self._boot_state)
         return self._begin(entry, state, entry.milestones if entry is not None else (), rng)
@@ -199,6 +205,29 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def set_chain(self, chain: Chain) -> None:
         """``reset.mode=backward``: the chain episodes start along (until :meth:`set_backward`, at its end)."""
         self._chain, self._t = chain, chain.steps
+        self._point_steps = [p.step for p in chain.points]
+        self._marks = self._read_marks(chain) if self._reset_cfg.follow > 0 else None
+
+    def _read_marks(self, chain: Chain) -> Marks:
+        """Each chain point's map and tile, read from its state (the emulator is put back as it was)."""
+        now = self.session.save_state()
+        spots = []
+        for point in chain.points:
+            self.session.load_state(point.state, source="chain point")
+            ram = self.profile.read_ram(self.session.memory)
+            spots.append((int(ram[self._map_field]), int(ram[self._x_field]), int(ram[self._y_field])))
+        self.session.load_state(now, source="env snapshot")
+        maps, xs, ys = np.array(spots, np.int64).T
+        return Marks(maps, xs, ys, [frozenset(p.milestones) for p in chain.points])
+
+    def _follow(self, pos: tuple[int, int, int]) -> float:
+        """``reset.follow``: what getting ahead along the chain's marks pays now (:class:`pokerl.backward.Marks`)."""
+        assert self._marks is not None
+        furthest = self._marks.furthest(self._progress, pos, self._held()[0], self._reset_cfg.follow_radius)
+        paid = self._reset_cfg.follow * (furthest - self._progress)
+        self._progress = furthest
+        self._followed += paid
+        return paid
 
     def set_backward(self, t: int) -> None:
         """The frontier index on the chain: resets draw their starts from [t, t + window] (pokerl.backward)."""
@@ -255,7 +284,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "pending": self._pending,
             "level": self._level,
             "cell_map": self._cell_map,
-            "chain": [self._limit, self._chain_window, self._chain_success, self._chain_t],
+            "chain": [self._limit, self._chain_window, self._chain_success, self._chain_t, self._progress,
+                      self._followed],
             "seed_written": self._seed_written,
             "actions": None if self._actions is None else list(self._actions),  # a list: b"" is no weights_only type
         }
@@ -280,6 +310,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         # [limit, window, success] in snapshots saved before the t drawn for was kept: its outcome does not count
         self._limit, self._chain_window, self._chain_success, *drawn_for = state.get("chain", [None, False, False])
         self._chain_t = int(drawn_for[0]) if drawn_for else -1
+        self._progress, self._followed = (int(drawn_for[1]), float(drawn_for[2])) if len(drawn_for) > 1 else (0, 0.0)
         self._seed_written = int(state.get("seed_written", 0))
         actions = state.get("actions")  # absent from snapshots saved before lineage: unknown
         self._actions = None if actions is None else bytearray(actions)
@@ -308,6 +339,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         reached = self._tracker.reached
         before = len(reached)
         terms = self._tracker.step(ram, new_tile, moved, busy)
+        if self._marks is not None and self._limit is not None:
+            terms["follow"] = self._follow(pos) if moved or len(reached) > before else 0.0
         level = self._level_bucket(ram)
         cell_map = int(pos[0]) if self._by_map else -1
         if len(reached) > before or level != self._level or cell_map != self._cell_map:
@@ -368,7 +401,9 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         summary = {
             "return": float(self._return),
             "length": int(self._steps),
-            "reward_terms": {k: float(v) for k, v in self._tracker.totals.items()},
+            "reward_terms": {**{k: float(v) for k, v in self._tracker.totals.items()},
+                             **({"follow": self._followed} if self._marks is not None and self._limit is not None
+                                else {})},
             "start": "power-on" if self._episode_start is None else "archive",
             "start_steps": base,
             "start_milestones": list(start.milestones) if start is not None else [],
@@ -383,6 +418,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._limit is not None:  # started by the backward curriculum: on the chain, or at power-on at t = 0
             summary.update(start="chain" if start is not None else "power-on", chain_window=self._chain_window,
                            chain_success=self._chain_success, chain_limit=self._limit, chain_t=self._chain_t)
+            if self._marks is not None:  # reset.follow: the step of the furthest point got ahead to
+                summary["chain_progress"] = self._point_steps[self._progress]
         if self._capture is not None:
             summary["screens"] = self._capture.take()
         return summary

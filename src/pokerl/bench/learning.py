@@ -53,7 +53,8 @@ ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("init",), None), (("archive", "by_map"), False), (("reset", "frontier_weight"), "milestones"),
     *((("reset", key), value) for key, value in (("chain", None), ("target", None), ("window", 256), ("step_back", 64),
                                                  ("threshold", 0.2), ("history", 32), ("later_share", 0.2),
-                                                 ("time_factor", 2.0), ("min_steps", 0))),
+                                                 ("time_factor", 2.0), ("min_steps", 0), ("follow", 0.0),
+                                                 ("follow_radius", 2))),
 )
 
 
