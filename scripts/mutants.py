@@ -40,7 +40,7 @@ class Mutant:
 WIRING = "tests/test_training_wiring.py"
 PIN = "tests/test_golden_run.py"
 BACKWARD = "tests/test_backward.py"
-FOLLOW = BACKWARD + "::test_following_the_chain_pays_each_point_once_in_order_and_survives_a_snapshot"
+FOLLOW = BACKWARD + "::test_following_the_chain_pays_each_step_once_in_order_and_survives_a_snapshot"
 LIMIT = BACKWARD + "::test_an_episode_has_twice_the_chains_remaining_steps_between_min_steps_and_max_steps"
 SETTLE = "::test_goexplore_switches_once_the_shortest_way_to_the_target_has_stood_settle_steps"
 LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
@@ -107,6 +107,8 @@ MUTANTS = [
     Mutant("follow_pays_again", "src/pokerl/env.py", "        self._progress = furthest\n", "", (FOLLOW,)),
     Mutant("follow_ignores_milestones", "src/pokerl/backward.py", "if self.milestones[k] <= held:", "if True:",
            (FOLLOW,)),
+    Mutant("follow_marks_a_step_late", "src/pokerl/env.py", "actions[point.step:following.step - 1]",
+           "[0, *actions[point.step:following.step - 2]]", (FOLLOW,)),
     Mutant("follow_not_restored", "src/pokerl/env.py",
            "(int(drawn_for[1]), float(drawn_for[2])) if len(drawn_for) > 1 else (0, 0.0)", "(0, 0.0)", (FOLLOW,)),
     Mutant("min_steps_ignored", "src/pokerl/backward.py",

@@ -115,13 +115,13 @@ def test_an_episode_has_twice_the_chains_remaining_steps_between_min_steps_and_m
     assert any(2 * (chain.steps - s["start_steps"]) < 200 for s in floored)  # the floor was what held there
 
 
-def test_following_the_chain_pays_each_point_once_in_order_and_survives_a_snapshot(chain_file: Path) -> None:
-    """reset.follow: the chain's own way from power-on (at t = 0) stands by every point's tile holding its
-    milestones, so following pays for each point once and never runs ahead of the milestones held; an env
-    restored from a snapshot mid-way goes on from the same point with the same pay."""
+def test_following_the_chain_pays_each_step_once_in_order_and_survives_a_snapshot(chain_file: Path) -> None:
+    """reset.follow: the chain's own way from power-on (at t = 0) stands on the chain's tile at every step
+    holding its milestones (radius 0), so following pays for each step once and never runs ahead of the milestones
+    held; an env restored from a snapshot mid-way goes on from the same step with the same pay."""
     chain = load_chain(chain_file)
     assert len(chain.trajectory) == 1  # one episode from power-on: replayed as a reset at t = 0 plays it
-    reset = ResetConfig(mode="backward", chain="unused: set_chain below", follow=0.25)
+    reset = ResetConfig(mode="backward", chain="unused: set_chain below", follow=0.01, follow_radius=0)
     env, other = make_tq(reset=reset, max_steps=5000), make_tq(reset=reset, max_steps=5000)
     try:
         for e in (env, other):
@@ -132,11 +132,12 @@ def test_following_the_chain_pays_each_point_once_in_order_and_survives_a_snapsh
         for step, (_, _, info) in enumerate(env.replay(chain.trajectory), start=1):
             paid += info["reward_terms"]["follow"]
             summary = env.episode_summary()
-            ahead = next(p for p in chain.points if p.step == summary["chain_progress"])
-            assert set(ahead.milestones) <= set(summary["milestones"]), step  # not ahead of what is held
+            ahead = {m for m, at in chain.milestone_steps.items() if at <= summary["chain_progress"]}
+            assert ahead <= set(summary["milestones"]), step  # not ahead of what is held ...
+            assert summary["chain_progress"] >= step, step  # ... nor behind: on the chain's own tile at every step
             if step == chain.steps // 2:
                 snapshot, half = env.get_state(), (summary["chain_progress"], summary["reward_terms"]["follow"])
-        assert summary["chain_progress"] == chain.steps and paid == pytest.approx(0.25 * (len(chain.points) - 1))
+        assert summary["chain_progress"] == chain.steps and paid == pytest.approx(0.01 * chain.steps)
         assert summary["reward_terms"]["follow"] == pytest.approx(paid)
         assert 0 < half[1] < paid
         other.set_state(snapshot)

@@ -131,8 +131,8 @@ class ResetConfig:
     later_share: float = 0.2  # the share of starts anywhere past t
     time_factor: float = 2.0  # from chain step i: time_factor x (the chain's steps - i) steps, at most env.max_steps
     min_steps: int = 0  # ... and at least this many (a fresh policy finds no door in the few steps the chain took)
-    follow: float = 0.0  # the reward for each chain point an episode gets ahead to (pokerl.backward.Marks)
-    follow_radius: int = 2  # ... when it stands this many tiles (Manhattan) from the point's, holding its milestones
+    follow: float = 0.0  # the reward for each chain step an episode gets ahead by (pokerl.backward.Marks) ...
+    follow_radius: int = 2  # ... standing this many tiles (Manhattan) from where the chain stood, with its milestones
 
     def __post_init__(self) -> None:
         if self.mode not in ("fresh", "frontier", "swarm", "backward", "goexplore"):

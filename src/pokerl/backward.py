@@ -23,13 +23,14 @@ here the trajectory is pokerl's own (:mod:`pokerl.chain`), so the agent stays pu
   again; at t = 0 every episode starts at power-on (with the chain's whole length times the factor,
   at most ``env.max_steps``, to finish).
 
-``reset.follow`` (ours, off by default) pays for getting ahead along the chain: each saved point is a
-mark (its map, tile and milestones held), and an episode earns ``follow`` for every mark it moves past
-when it stands within ``reset.follow_radius`` tiles of a later mark on that mark's map holding that
-mark's milestones (:class:`Marks`). Its progress only goes forward, so the most an episode from point i
-earns is ``follow`` x the marks after i. This is policy-based Go-Explore's reward for each cell of the
-chain reached in order (Ecoffet et al. 2021), on the chain's saved points: the milestones alone leave
-thousands of steps unrewarded (the committed tinyquest chain: 3,294 steps from `route2` to `gym2`).
+``reset.follow`` (ours, off by default) pays for getting ahead along the chain: each chain step is a
+mark (the map and tile the chain stood on, the milestones it held), and an episode earns ``follow`` for
+every chain step it gets ahead by when it stands within ``reset.follow_radius`` tiles of a later mark on
+its map holding its milestones (:class:`Marks`). Its progress only goes forward, so the most an episode
+from chain step i earns is ``follow`` x (the chain's steps - i). This is policy-based Go-Explore's
+reward for each cell of the chain reached in order (Ecoffet et al. 2021): the milestones alone leave
+thousands of steps unrewarded (the committed tinyquest chain: 3,294 steps from `route2` to `gym2`,
+185 from the second badge to the final room's door, whose last 13 lie between two saved points).
 
 Each env draws its start (:func:`draw_start`) with its own RNG from the t it was last told; the
 trainer holds t (:class:`Frontier`), counts the outcomes at update boundaries (every rank's, under
@@ -92,21 +93,26 @@ def start_entry(chain: Chain, point: Point) -> Entry:
 
 @dataclass
 class Marks:
-    """Where the chain stood at each saved point: the map and tile (read from the point's state) and the
-    milestones held; what ``reset.follow`` pays for reaching."""
+    """Where the chain stood at each of its steps (0: power-on): the map and tile, and the milestones
+    held; what ``reset.follow`` pays for reaching."""
 
-    map: np.ndarray  # (P,) per chain point, in the chain's order
+    map: np.ndarray  # (steps + 1,)
     x: np.ndarray
     y: np.ndarray
     milestones: list[frozenset[str]]
+    on_map: dict[int, np.ndarray] = field(init=False)  # each map's chain steps, ascending
+
+    def __post_init__(self) -> None:
+        self.on_map = {int(m): np.flatnonzero(self.map == m) for m in np.unique(self.map)}
 
     def furthest(self, after: int, pos: tuple[int, int, int], held: Iterable[str], radius: int) -> int:
-        """The last mark past index ``after`` within ``radius`` tiles (Manhattan) of ``pos`` (map, x, y) on
+        """The last chain step past ``after`` within ``radius`` tiles (Manhattan) of ``pos`` (map, x, y) on
         its map whose milestones are all held; ``after`` when there is none."""
-        near = np.flatnonzero((self.map[after + 1:] == pos[0])
-                              & (np.abs(self.x[after + 1:] - pos[1]) + np.abs(self.y[after + 1:] - pos[2]) <= radius))
+        steps = self.on_map.get(int(pos[0]), np.empty(0, np.int64))
+        steps = steps[np.searchsorted(steps, after, side="right"):]
+        near = steps[np.abs(self.x[steps] - pos[1]) + np.abs(self.y[steps] - pos[2]) <= radius]
         held = set(held)
-        for k in near[::-1] + after + 1:
+        for k in near[::-1]:
             if self.milestones[k] <= held:
                 return int(k)
         return after
