@@ -105,7 +105,7 @@ MUTANTS = [
            "return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))",
            "return max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step)))", (LIMIT,)),
     Mutant("follow_pays_again", "src/pokerl/env.py", "        self._progress = furthest\n", "", (FOLLOW,)),
-    Mutant("follow_ignores_milestones", "src/pokerl/backward.py", "if self.milestones[k] <= held:", "if True:",
+    Mutant("follow_ignores_milestones", "src/pokerl/backward.py", "near = near[near < before]", "near = near",
            (FOLLOW,)),
     Mutant("follow_marks_a_step_late", "src/pokerl/env.py", "actions[point.step:following.step - 1]",
            "[0, *actions[point.step:following.step - 2]]", (FOLLOW,)),

@@ -99,7 +99,7 @@ class Marks:
     map: np.ndarray  # (steps + 1,)
     x: np.ndarray
     y: np.ndarray
-    milestones: list[frozenset[str]]
+    milestone_steps: Mapping[str, int]  # the chain's: held from that step on
     on_map: dict[int, np.ndarray] = field(init=False)  # each map's chain steps, ascending
 
     def __post_init__(self) -> None:
@@ -112,10 +112,9 @@ class Marks:
         steps = steps[np.searchsorted(steps, after, side="right"):]
         near = steps[np.abs(self.x[steps] - pos[1]) + np.abs(self.y[steps] - pos[2]) <= radius]
         held = set(held)
-        for k in near[::-1]:
-            if self.milestones[k] <= held:
-                return int(k)
-        return after
+        before = min((at for m, at in self.milestone_steps.items() if m not in held), default=len(self.map))
+        near = near[near < before]  # the chain did not hold yet what this episode does not
+        return int(near[-1]) if len(near) else after
 
 
 @dataclass

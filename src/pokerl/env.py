@@ -220,8 +220,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             spots += [self._spot(self._press(a)) for a in actions[point.step:following.step - 1]] if following else []
         self.session.load_state(now, source="env snapshot")
         maps, xs, ys = np.array(spots, np.int64).T
-        held = [frozenset(m for m, at in chain.milestone_steps.items() if at <= step) for step in range(len(spots))]
-        return Marks(maps, xs, ys, held)
+        return Marks(maps, xs, ys, chain.milestone_steps)
 
     def _spot(self, ram: Mapping[str, Any]) -> tuple[int, int, int]:
         return int(ram[self._map_field]), int(ram[self._x_field]), int(ram[self._y_field])
@@ -429,7 +428,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self._limit is not None:  # started by the backward curriculum: on the chain, or at power-on at t = 0
             summary.update(start="chain" if start is not None else "power-on", chain_window=self._chain_window,
                            chain_success=self._chain_success, chain_limit=self._limit, chain_t=self._chain_t)
-            if self._marks is not None:  # reset.follow: the step of the furthest point got ahead to
+            if self._marks is not None:  # reset.follow: the furthest chain step got ahead to
                 summary["chain_progress"] = self._progress
         if self._capture is not None:
             summary["screens"] = self._capture.take()
