@@ -133,6 +133,8 @@ class ResetConfig:
     min_steps: int = 0  # ... and at least this many (a fresh policy finds no door in the few steps the chain took)
     follow: float = 0.0  # the reward for each chain step an episode gets ahead by (pokerl.backward.Marks) ...
     follow_radius: int = 2  # ... standing this many tiles (Manhattan) from where the chain stood, with its milestones
+    imitate: float = 0.0  # self-imitation on the chain's way from t: the loss's coefficient (pokerl.imitation) ...
+    imitate_steps: int = 1024  # ... over this many chain steps from the last saved point at or before t
 
     def __post_init__(self) -> None:
         if self.mode not in ("fresh", "frontier", "swarm", "backward", "goexplore"):
@@ -145,8 +147,12 @@ class ResetConfig:
             raise ValueError(f"fresh_share + later_share must be <= 1, got {self.fresh_share + self.later_share:g}")
         if min(self.swarm_every, self.window, self.step_back, self.history) < 1 or self.time_factor <= 0:
             raise ValueError("swarm_every, window, step_back and history must be >= 1, time_factor > 0")
-        if min(self.settle, self.min_steps, self.follow, self.follow_radius) < 0:
-            raise ValueError("settle, min_steps, follow and follow_radius must be >= 0")
+        if min(self.settle, self.min_steps, self.follow, self.follow_radius, self.imitate) < 0:
+            raise ValueError("settle, min_steps, follow, follow_radius and imitate must be >= 0")
+        if self.imitate_steps < 1:
+            raise ValueError(f"imitate_steps: must be >= 1, got {self.imitate_steps}")
+        if self.imitate > 0 and self.mode not in ("backward", "goexplore"):
+            raise ValueError(f"imitate: mode={self.mode} walks no chain to imitate (backward or goexplore do)")
         if self.mode == "backward" and not self.chain:
             raise ValueError("mode=backward starts episodes along a chain: set reset.chain=PATH (see pokerl-chain)")
 

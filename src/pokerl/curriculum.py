@@ -12,6 +12,9 @@ and a shorter chain is fewer moves of t. ``goexplore/target_steps`` logs that le
 Under torchrun the ranks' archives hold every rank's entries but may evict differently (each counts its
 own envs' uses), so rank 0's archive picks the entry and every rank replays that one: the same chain at
 the same update. The window episodes' outcomes of every rank, in rank order, move t alike on all of them.
+
+With ``reset.imitate`` > 0 it also replays the chain's way from t (:mod:`pokerl.imitation`) on an env of its
+own, again whenever t moves, for PPO's self-imitation term.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from pokerl.archive import Archive, Cell, ResetConfig
 from pokerl.backward import Frontier, window_outcomes
 from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
 from pokerl.distributed import Dist
-from pokerl.env import make_env
+from pokerl.env import GameBoyEnv, make_env
 from pokerl.errors import ConfigError
+from pokerl.imitation import SelfImitation, demonstrate
 from pokerl.pool import VectorPool
 from pokerl.rundir import CHAIN_FILE
 from pokerl.spec import GameSpec
@@ -49,6 +55,8 @@ class Curriculum:
         self._shortest: tuple[int, int] | None = None if shortest is None else (int(shortest[0]), int(shortest[1]))
         self._new: list[tuple[int, bool]] = []  # window episodes since the last update boundary: (t drawn for, success)
         self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
+        self._demo_env: GameBoyEnv | None = None  # reset.imitate: the env the chain's way is replayed on ...
+        self._imitation: tuple[int, SelfImitation | None] | None = None  # ... and the last replay, with its t
 
     def _saved_chain(self, resumed_backward: bool) -> Chain | None:
         if self.cfg.mode == "goexplore" and resumed_backward:
@@ -114,6 +122,26 @@ class Curriculum:
                   f"{global_step:,}: backward resets along it from now on", flush=True)
         self.chain, self.frontier, self.found_at = chain, Frontier(self.cfg, chain.steps), global_step
         self.attach(pool)
+
+    def imitation(self, gamma: float, bptt: int, device: torch.device) -> SelfImitation | None:
+        """``reset.imitate``: the chain's way from t as self-imitation sequences, replayed again when t has moved;
+        None when off, before goexplore's switch, or with no step left past t."""
+        if self.cfg.imitate <= 0 or self.chain is None or self.frontier is None:
+            return None
+        t = self.frontier.t
+        if self._imitation is None or self._imitation[0] != t:
+            if self._demo_env is None:  # with the run's rewards (follow's marks too: the chain's way earns them)
+                self._demo_env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"),
+                                          reset=self.cfg)
+                self._demo_env.set_chain(self.chain)
+            demo = demonstrate(self._demo_env, self.chain, t, self.cfg.imitate_steps, gamma)
+            self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
+        return self._imitation[1]
+
+    def close(self) -> None:
+        if self._demo_env is not None:
+            self._demo_env.close()
+            self._demo_env = None
 
     def state_dict(self) -> dict[str, Any] | None:
         """For checkpoints: t, the outcomes counted and the switch's step; before goexplore's switch, its shortest

@@ -28,7 +28,7 @@ import numpy as np
 from pokerl.archive import Entry, EnvArchive, MilestoneSet, ResetConfig, Trajectory, extend_trajectory
 from pokerl.backward import Marks, draw_start, start_entry
 from pokerl.boot import start_state
-from pokerl.chain import Chain
+from pokerl.chain import Chain, Point
 from pokerl.emulator import EmulatorSession, read_rom
 from pokerl.errors import ConfigError
 from pokerl.exploration import Exploration
@@ -159,18 +159,21 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         state = entry.state if entry is not None else options.get("state", self._boot_state)
         return self._begin(entry, state, entry.milestones if entry is not None else (), rng)
 
-    def _begin(self, start: Entry | None, state: bytes, held: MilestoneSet, rng: int
+    def _begin(self, start: Entry | None, state: bytes, held: MilestoneSet, rng: int, boot: bool = True
                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """An episode from ``state`` (``start``'s, or power-on's when None) holding ``held``, with ``rng``
-        written into the game's RNG field (the profile's ``boot.seed_field``) and the boot writes."""
+        written into the game's RNG field (the profile's ``boot.seed_field``) and the boot writes, then one
+        frame; ``boot=False``: the emulator exactly as ``state`` left it (a chain step mid-episode: its RNG
+        ticks every frame, so a write or a frame there would leave the chain's way)."""
         self._episode_start = start
         self.session.load_state(state)
         ram_map = self.profile.ram
-        if self.profile.boot.seed_field:
+        if boot and self.profile.boot.seed_field:
             ram_map[self.profile.boot.seed_field].write(self.session.memory, rng)
-        for name, value in self.writes.items():
+        for name, value in self.writes.items() if boot else ():
             ram_map[name].write(self.session.memory, value)
-        self.session.tick(1, True)
+        if boot:
+            self.session.tick(1, True)
         ram = self.profile.read_ram(self.session.memory)
         self._tracker.reset(ram, held=held)
         self._seed_written, self._actions = rng, bytearray()
@@ -199,6 +202,35 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 yield k, i, self.step(action)[4]
             held = (*held, *self._tracker.reached)
             state = self.session.save_state()
+
+    def demonstrate(self, point: Point, steps: int
+                    ) -> tuple[list[dict[str, np.ndarray]], list[int], list[float], list[bool]]:
+        """The chain's (:meth:`set_chain`) own way from its ``point`` for ``steps`` steps (to its end at most),
+        played exactly as its run played it: the observations an episode from the point sees, the chain's
+        actions, the rewards they earn here and where an episode starts (the point; each segment boundary,
+        where the chain's run began a new episode with the seed it wrote, as :meth:`replay` does). For
+        self-imitation (pokerl.imitation)."""
+        chain = self._chain
+        assert chain is not None, "set_chain first"
+        bounds = np.cumsum([len(actions) for _, actions in chain.trajectory])
+        actions = [a for _, segment in chain.trajectory for a in segment][point.step:point.step + steps]
+        obs, _ = self._begin(start_entry(chain, point), point.state, point.milestones, 0, boot=False)
+        self._limit, self._chain_window, self._chain_t = len(actions), False, point.step
+        self._progress, self._followed = point.step, 0.0
+        seen, rewards, starts = [obs], [], [True]
+        for step, action in enumerate(actions, start=point.step):
+            if step > point.step and step in bounds:  # the chain's run began its next segment here
+                segment = int(np.searchsorted(bounds, step, side="right"))
+                held, at, _ = self._held()
+                state = self.session.save_state()
+                seen[-1], _ = self._begin(Entry(tuple(held), state, step, at), state, held,
+                                          chain.trajectory[segment][0])
+                starts[-1] = True
+            obs, reward, *_ = self.step(action)
+            seen.append(obs)
+            rewards.append(reward)
+            starts.append(False)
+        return seen[:-1], actions, rewards, starts[:-1]
 
     # ------------------------------------------------------------------ the backward curriculum
     def set_chain(self, chain: Chain) -> None:

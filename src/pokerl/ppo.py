@@ -21,6 +21,7 @@ from torch.distributions import Categorical
 
 from pokerl.config import PPOConfig
 from pokerl.errors import PokerlError
+from pokerl.imitation import SelfImitation
 from pokerl.policy import LSTMState
 
 
@@ -151,7 +152,7 @@ class NonFiniteError(PokerlError):
 def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: RolloutBuffer, cfg: PPOConfig,
                before_step: Callable[[], None] | None = None, agree: Callable[[bool], bool] | None = None,
                streak: int = 0, autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
-               ) -> dict[str, float]:
+               imitation: SelfImitation | None = None) -> dict[str, float]:
     """``update_epochs`` passes of minibatch PPO over the buffer; returns the logged statistics.
 
     ``before_step`` runs between ``backward`` and the optimiser step (gradient all-reduce under
@@ -160,6 +161,8 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
     ``agree`` makes every rank skip alike); more than
     ``cfg.max_nonfinite`` skipped in a row, counting the ``streak`` of earlier updates, raise
     :class:`NonFiniteError`. ``fault/nonfinite_streak`` is the streak at the end, for the next call.
+    ``imitation`` adds its self-imitation loss on the chain (:mod:`pokerl.imitation`) to every minibatch,
+    over a share of its sequences.
     """
     L = buffer.bptt
     obs = {k: _sequences(v, L) for k, v in buffer.obs.items()}  # (L, S·N, ...)
@@ -173,12 +176,17 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
     c0 = buffer.segment_c.permute(1, 0, 2, 3).reshape(1, S * N, -1)
 
     num_seq = S * N
-    stats: dict[str, list[float]] = {k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac")}
+    if imitation is not None:
+        imitation.prepare(policy, autocast)
+    stats: dict[str, list[float]] = {k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac",
+                                                     "imitation")}
     skipped = 0
     for _epoch in range(cfg.update_epochs):
         order = torch.randperm(num_seq, device=buffer.device)
         # num_minibatches minibatches of sequences, sizes within one of each other
-        for idx in order.tensor_split(min(cfg.num_minibatches, num_seq)):
+        minibatches = order.tensor_split(min(cfg.num_minibatches, num_seq))
+        demo_shares = imitation.minibatches(len(minibatches)) if imitation is not None else [None] * len(minibatches)
+        for idx, demo_idx in zip(minibatches, demo_shares, strict=True):
             mb_obs = {k: v[:, idx] for k, v in obs.items()}
             with autocast():  # the forward only (bf16 on a GPU); losses, backward and the step in fp32
                 logits, new_values, _ = policy(mb_obs, (h0[:, idx], c0[:, idx]), starts[:, idx])
@@ -197,6 +205,10 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
             v_loss = value_loss(new_values.float(), old_values[:, idx], returns[:, idx],
                                 cfg.vf_clip_coef if cfg.clip_vloss else None, mb_valid)
             loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+            sil_loss = torch.zeros((), device=loss.device)
+            if imitation is not None and len(demo_idx):
+                sil_loss = imitation.loss(policy, demo_idx, autocast)
+                loss = loss + sil_loss
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -206,8 +218,9 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
             with torch.no_grad():
                 approx_kl, clipfrac = kl_and_clipfrac(new_logprobs, old_logprobs[:, idx], cfg.clip_coef, mb_valid)
                 # one device-to-host read per minibatch for every figure (each .item() is a GPU sync)
-                figures = torch.stack([loss, grad_norm.float(), pg_loss, v_loss, entropy, approx_kl, clipfrac])
-            loss_v, norm_v, pg_v, value_v, entropy_v, kl_v, clip_v = figures.tolist()
+                figures = torch.stack([loss, grad_norm.float(), pg_loss, v_loss, entropy, approx_kl, clipfrac,
+                                       sil_loss])
+            loss_v, norm_v, pg_v, value_v, entropy_v, kl_v, clip_v, sil_v = figures.tolist()
             finite = math.isfinite(loss_v) and math.isfinite(norm_v)
             if agree is not None:
                 finite = agree(finite)
@@ -222,7 +235,7 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
             streak = 0
             optimizer.step()
             for key, value in (("approx_kl", kl_v), ("clipfrac", clip_v), ("policy", pg_v), ("value", value_v),
-                               ("entropy", entropy_v)):
+                               ("entropy", entropy_v), ("imitation", sil_v)):
                 stats[key].append(value)
         if cfg.target_kl is not None and stats["approx_kl"] and stats["approx_kl"][-1] > cfg.target_kl:
             break
@@ -233,6 +246,7 @@ def ppo_update(policy: nn.Module, optimizer: torch.optim.Optimizer, buffer: Roll
         "ppo/approx_kl": _mean(stats["approx_kl"]),
         "ppo/clipfrac": _mean(stats["clipfrac"]),
         "ppo/explained_variance": explained_variance(buffer.values.flatten(), buffer.returns.flatten()),
+        **({"loss/imitation": _mean(stats["imitation"])} if imitation is not None else {}),
         "fault/nonfinite_steps": float(skipped),
         "fault/nonfinite_streak": float(streak),
     }

@@ -288,7 +288,8 @@ class Trainer:
         stats = ppo_update(self.forward_policy, self.optimizer, self.buffer, ppo,
                            before_step=functools.partial(self.dist.average_gradients, self.policy),
                            agree=self.dist.agree,
-                           streak=self.nonfinite_streak, autocast=self._autocast)
+                           streak=self.nonfinite_streak, autocast=self._autocast,
+                           imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))
         self.nonfinite_streak = int(stats.pop("fault/nonfinite_streak"))
         self.nonfinite_total += int(stats.pop("fault/nonfinite_steps"))
         return {**stats, "fault/nonfinite_updates": self.nonfinite_total, "fault/worker_restarts": self.pool.restarts}
@@ -338,6 +339,7 @@ class Trainer:
         """Stop the workers and flush the logs; under torchrun, leave the process group with the
         other ranks (``leave_group=False`` after an error, when they may be mid-collective)."""
         self.pool.close()
+        self.curriculum.close()
         if self.logger is not None:
             self.logger.close()
             self.logger = None

@@ -54,7 +54,8 @@ ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
     *((("reset", key), value) for key, value in (("chain", None), ("target", None), ("window", 256), ("step_back", 64),
                                                  ("threshold", 0.2), ("history", 32), ("later_share", 0.2),
                                                  ("time_factor", 2.0), ("min_steps", 0), ("follow", 0.0),
-                                                 ("follow_radius", 2))),
+                                                 ("follow_radius", 2), ("imitate", 0.0),
+                                                 ("imitate_steps", 1024))),
 )
 
 

@@ -1,0 +1,118 @@
+"""Self-imitation on the chain (``reset.imitate``): the chain's own way from the frontier, learnt beside PPO.
+
+The backward curriculum (:mod:`pokerl.backward`) moves its start back only once the policy succeeds from
+the window, and PPO learns only from successes it finds itself. Go-Explore's robustification (Ecoffet et
+al. 2021) adds self-imitation learning (SIL; Oh et al. 2018, "Self-Imitation Learning") on the
+trajectories being robustified: 2 of its 32 envs per worker replay them, with a loss coefficient of 0.1.
+Here the chain's way from the last point at or before t, ``reset.imitate_steps`` long, is replayed once
+per move of t (:meth:`pokerl.env.GameBoyEnv.demonstrate`: exact, its observations as an episode from the
+point sees them, with the rewards they earn), and every PPO minibatch adds
+
+    imitate x [ mean(-log pi(a_chain | s) x (R - V(s))+) + VALUE_WEIGHT x 0.5 x mean((R - V(s))+ ^ 2) ]
+
+over a share of its sequences, where R is the chain's discounted return from s to the demonstration's end.
+Where the policy already expects more than the chain got (R < V), nothing is imitated: the chain found by
+exploration wanders, and the policy need not copy its detours once it does better. The recurrent state at
+each sequence's start is the policy's own over the demonstration from zeros at the point, rerun at every
+update (as a rollout's segments keep the state the policy had).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from pokerl.chain import Chain
+
+VALUE_WEIGHT = 0.01  # beta_sil, the SIL value loss weight (Oh et al. 2018, appendix: A2C+SIL hyperparameters)
+
+
+@dataclass
+class Demonstration:
+    """The chain's way from one of its points: D steps of observations, actions, returns and episode starts."""
+
+    step: int  # the chain step it starts at
+    obs: dict[str, np.ndarray]  # (D, ...)
+    actions: np.ndarray  # (D,)
+    returns: np.ndarray  # (D,) the discounted sum of the rewards from each step to the demonstration's end
+    starts: np.ndarray  # (D,) 1 where the chain's run began an episode (the first step; segment boundaries)
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """R_k = r_k + gamma R_{k+1}, nothing after the last reward (the chain's end, or as far as it was replayed)."""
+    returns = np.zeros(len(rewards), np.float32)
+    following = 0.0
+    for k in range(len(rewards) - 1, -1, -1):
+        following = float(rewards[k]) + gamma * following
+        returns[k] = following
+    return returns
+
+
+def demonstrate(env: Any, chain: Chain, t: int, steps: int, gamma: float) -> Demonstration | None:
+    """The chain's way from its last point at or before ``t`` for ``steps`` steps, played on ``env`` (a
+    :class:`~pokerl.env.GameBoyEnv` holding ``chain``); None where no step is left (t at the chain's end)."""
+    point = [p for p in chain.points if p.step <= t][-1]
+    if point.step >= chain.steps:
+        return None
+    obs, actions, rewards, starts = env.demonstrate(point, steps)
+    return Demonstration(point.step, {k: np.stack([o[k] for o in obs]) for k in obs[0]}, np.asarray(actions, np.int64),
+                         discounted_returns(np.asarray(rewards, np.float32), gamma), np.asarray(starts, np.float32))
+
+
+class SelfImitation:
+    """A demonstration as sequences of ``bptt`` steps (the last one padded and masked) and its SIL loss."""
+
+    def __init__(self, demo: Demonstration, coef: float, bptt: int, device: torch.device | str) -> None:
+        self.demo, self.coef, self.L = demo, coef, bptt
+        D = len(demo.actions)
+        self.S = math.ceil(D / bptt)
+
+        def sequences(x: np.ndarray) -> torch.Tensor:  # (D, ...) -> (L, S, ...): column s is steps s*L .. s*L+L-1
+            padded = np.zeros((self.S * bptt, *x.shape[1:]), x.dtype)
+            padded[:D] = x
+            shaped = torch.from_numpy(padded).reshape(self.S, bptt, *x.shape[1:]).transpose(0, 1)
+            return shaped.contiguous().to(device)
+
+        self.obs = {k: sequences(v) for k, v in demo.obs.items()}
+        self.actions, self.returns = sequences(demo.actions), sequences(demo.returns)
+        self.starts, self.valid = sequences(demo.starts), sequences(np.ones(D, np.float32))
+        self.h0 = self.c0 = torch.zeros(0)
+
+    @torch.no_grad()
+    def prepare(self, policy: nn.Module, autocast: Callable[[], AbstractContextManager[Any]]) -> None:
+        """The recurrent state at each sequence's start: the policy run over the demonstration from zeros."""
+        h = torch.zeros(1, 1, policy.cfg.hidden, device=self.actions.device)
+        state = (h, h.clone())
+        hs, cs = [], []
+        for s in range(self.S):
+            hs.append(state[0])
+            cs.append(state[1])
+            with autocast():
+                _, _, state = policy({k: v[:, s:s + 1] for k, v in self.obs.items()}, state, self.starts[:, s:s + 1])
+        self.h0, self.c0 = torch.cat(hs, dim=1), torch.cat(cs, dim=1)  # (1, S, hidden)
+
+    def minibatches(self, n: int) -> list[torch.Tensor]:
+        """The sequences in ``n`` random shares, one per PPO minibatch of an epoch (some empty when S < n)."""
+        return list(torch.randperm(self.S, device=self.actions.device).tensor_split(n))
+
+    def loss(self, policy: nn.Module, idx: torch.Tensor, autocast: Callable[[], AbstractContextManager[Any]]
+             ) -> torch.Tensor:
+        """The SIL loss over sequences ``idx`` (after :meth:`prepare`)."""
+        with autocast():
+            logits, values, _ = policy({k: v[:, idx] for k, v in self.obs.items()}, (self.h0[:, idx], self.c0[:, idx]),
+                                       self.starts[:, idx])
+        log_prob = Categorical(logits=logits.float()).log_prob(self.actions[:, idx])
+        gap = (self.returns[:, idx] - values.float()).clamp(min=0.0)  # (R - V)+: where the chain did better
+        valid = self.valid[:, idx]
+        count = valid.sum().clamp(min=1.0)
+        policy_loss = (-log_prob * gap.detach() * valid).sum() / count
+        value_loss = 0.5 * (gap.pow(2) * valid).sum() / count
+        return self.coef * (policy_loss + VALUE_WEIGHT * value_loss)

@@ -1,0 +1,124 @@
+"""Self-imitation on the chain (reset.imitate) on the real ROM: the demonstration is the chain's own way,
+exactly; its loss teaches the chain's actions only where the chain did better than the policy expects; the
+run replays it again when t moves and trains with it.
+
+The chain is the committed tinyquest chain (src/pokerl/games/tinyquest.chain.pt): its last 300 steps cross
+three segment boundaries (16,521, 16,669 and 16,766), where its run began new episodes with new seeds.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical
+
+from conftest import make_tq, tiny_run
+from pokerl.chain import Chain, load_chain
+from pokerl.config import PPOConfig, compose_train_config, load_model_config
+from pokerl.env import GameBoyEnv
+from pokerl.imitation import SelfImitation, demonstrate
+from pokerl.logger import read_scalar_tags
+from pokerl.policy import Policy
+from pokerl.ppo import RolloutBuffer, ppo_update
+from pokerl.trainer import Trainer
+
+COMMITTED = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" / "tinyquest.chain.pt"
+GAMMA = 0.998
+
+
+@pytest.fixture(scope="module")
+def chain() -> Chain:
+    return load_chain(COMMITTED)
+
+
+@pytest.fixture
+def chain_env(chain: Chain) -> Iterator[GameBoyEnv]:
+    env = make_tq()
+    env.set_chain(chain)
+    yield env
+    env.close()
+
+
+def test_a_demonstration_is_the_chains_own_way_across_its_segments(chain: Chain, chain_env: GameBoyEnv) -> None:
+    """From a saved point before the last three segment boundaries, the demonstration's emulator is each later
+    saved point's state at its step (a boundary replayed without the seed the chain's run wrote there, or a
+    frame too many at the point, would leave the way: the game's RNG ticks every frame), it marks an episode
+    start at the point and at each boundary, and the chain's end pays the game's last milestones."""
+    start = [p for p in chain.points if p.step <= 16_500][-1]
+    for point in (p for p in chain.points if p.step > start.step):
+        obs, actions, rewards, starts = chain_env.demonstrate(start, point.step - start.step)
+        assert len(obs) == len(actions) == len(rewards) == point.step - start.step
+        assert zlib.decompress(chain_env.session.save_state()) == zlib.decompress(point.state), point.step
+    bounds = {int(b) for b in np.cumsum([len(a) for _, a in chain.trajectory])}
+    assert [start.step + k for k, s in enumerate(starts) if s] == [start.step, *sorted(
+        b for b in bounds if start.step < b < chain.steps)]
+    assert set(chain_env.episode_summary()["milestones"]) >= {"badge2", "final_room", "complete"}
+
+
+def loglik(policy: Policy, sil: SelfImitation) -> float:
+    """The policy's mean log-probability of the demonstration's actions."""
+    sil.prepare(policy, lambda: torch.autocast("cpu", enabled=False))
+    with torch.no_grad():
+        logits, _, _ = policy(sil.obs, (sil.h0, sil.c0), sil.starts)
+    log_prob = Categorical(logits=logits).log_prob(sil.actions)
+    return float((log_prob * sil.valid).sum() / sil.valid.sum())
+
+
+def test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_better(
+        chain: Chain, chain_env: GameBoyEnv) -> None:
+    """A PPO update whose own loss is nothing (zero advantages, no value or entropy term) moves the policy only
+    through the self-imitation term: toward the chain's actions where its return beats the policy's value
+    (the chain's last 109 steps reach the final room and the end), and not at all where the policy
+    already expects more than the chain got."""
+    demo = demonstrate(chain_env, chain, chain.steps - 96, 128, GAMMA)  # to the end
+    assert demo is not None and demo.returns[0] > 5.0  # the end's milestones: complete alone pays 5
+    space, n_actions = chain_env.observation_space, int(chain_env.action_space.n)
+    model = load_model_config("small")
+    model.hidden, model.vector_hidden = 32, 16
+
+    def update(returns_offset: float) -> tuple[float, float, bool]:
+        torch.manual_seed(0)
+        policy = Policy(space, n_actions, model)
+        sil = SelfImitation(demo, 1.0, 8, "cpu")
+        sil.returns -= returns_offset
+        cfg = PPOConfig(num_steps=16, bptt=8, num_minibatches=2, update_epochs=8, vf_coef=0.0, ent_coef=0.0)
+        buffer = RolloutBuffer(16, 2, space, 8, model.hidden, "cpu")
+        for k, v in demo.obs.items():  # the chain's own frames; actions as a fresh policy would pick them
+            buffer.obs[k][:] = torch.from_numpy(v[:32]).reshape(2, 16, *v.shape[1:]).transpose(0, 1)
+        buffer.actions[:] = torch.randint(n_actions, (16, 2))
+        before = [p.detach().clone() for p in policy.parameters()]
+        first = loglik(policy, sil)
+        ppo_update(policy, torch.optim.Adam(policy.parameters(), lr=3e-3), buffer, cfg, imitation=sil)
+        moved = any(not torch.equal(a, p) for a, p in zip(before, policy.parameters(), strict=True))
+        return first, loglik(policy, sil), moved
+
+    first, after, moved = update(0.0)
+    assert moved and after > first + 0.2, (first, after)  # measured: -1.79 to -1.49
+    _, _, moved = update(1e4)  # every return far below any value: nothing to imitate, no gradient at all
+    assert not moved
+
+
+def test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it(chain: Chain, tmp_path: Path) -> None:
+    """The demonstration starts at the last saved point at or before t, is replayed again once t has moved,
+    and each update's loss holds the self-imitation term (logged as loss/imitation)."""
+    cfg = compose_train_config(tiny_run(
+        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_steps=64",
+        "reset.threshold=1.0", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
+    trainer = Trainer(cfg)
+    frontier = trainer.curriculum.frontier
+    assert frontier is not None
+    frontier.t = 16_700
+    first = trainer.curriculum.imitation(GAMMA, 8, trainer.device)
+    assert first is not None and first.demo.step == 16_672 and len(first.demo.actions) == 64
+    assert trainer.curriculum.imitation(GAMMA, 8, trainer.device) is first  # t has not moved: not replayed
+    frontier.t = 16_000
+    moved = trainer.curriculum.imitation(GAMMA, 8, trainer.device)
+    assert moved is not None and moved.demo.step == 16_000
+    trainer.run()
+    imitation = read_scalar_tags(tmp_path / "tb")["loss/imitation"]
+    assert len(imitation) == 2 and imitation[0][1] > 0  # (later: zero where the policy's values pass the chain's)
