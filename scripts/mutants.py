@@ -44,6 +44,10 @@ FOLLOW = BACKWARD + "::test_following_the_chain_pays_each_step_once_in_order_and
 LIMIT = BACKWARD + "::test_an_episode_has_twice_the_chains_remaining_steps_between_min_steps_and_max_steps"
 SETTLE = "::test_goexplore_switches_once_the_shortest_way_to_the_target_has_stood_settle_steps"
 LINEAGE = "tests/test_archive.py::test_an_entry_records_its_trajectory_from_power_on_and_replays_to_the_same_state"
+IMITATION = "tests/test_imitation.py"
+DEMO = IMITATION + "::test_a_demonstration_is_the_chains_own_way_across_its_segments"
+TEACH = IMITATION + "::test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_better"
+REPLAYED = IMITATION + "::test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
 MUTANTS = [
@@ -114,6 +118,19 @@ MUTANTS = [
     Mutant("min_steps_ignored", "src/pokerl/backward.py",
            "return min(max_steps, max(cfg.min_steps, math.ceil(cfg.time_factor * (chain.steps - step))))",
            "return min(max_steps, math.ceil(cfg.time_factor * (chain.steps - step)))", (LIMIT,)),
+    # self-imitation on the chain (tests/test_imitation.py)
+    Mutant("imitation_dropped", "src/pokerl/ppo.py", "                loss = loss + sil_loss\n", "", (TEACH,)),
+    Mutant("imitation_not_clipped", "src/pokerl/imitation.py", "values.float()).clamp(min=0.0)", "values.float())",
+           (TEACH,)),
+    Mutant("imitation_pushes_away", "src/pokerl/imitation.py", "policy_loss = (-log_prob * gap.detach()",
+           "policy_loss = (log_prob * gap.detach()", (TEACH,)),
+    Mutant("demonstration_boundary_without_seed", "src/pokerl/env.py", "chain.trajectory[segment][0])", "0)", (DEMO,)),
+    Mutant("demonstration_boots_at_the_point", "src/pokerl/env.py", "point.milestones, 0, boot=False)",
+           "point.milestones, 0)", (DEMO,)),
+    Mutant("imitation_kept_when_t_moves", "src/pokerl/curriculum.py",
+           "if self._imitation is None or self._imitation[0] != t:", "if self._imitation is None:", (REPLAYED,)),
+    Mutant("imitation_not_passed", "src/pokerl/trainer.py",
+           "imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))", "imitation=None)", (REPLAYED,)),
     Mutant("end_start_not_a_success", "src/pokerl/env.py",
            "self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)",
            "self._chain_success = False", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),
