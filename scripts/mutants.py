@@ -131,6 +131,8 @@ MUTANTS = [
            "if self._imitation is None or self._imitation[0] != t:", "if self._imitation is None:", (REPLAYED,)),
     Mutant("imitation_not_passed", "src/pokerl/trainer.py",
            "imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))", "imitation=None)", (REPLAYED,)),
+    Mutant("exact_start_boots", "src/pokerl/env.py", "rng, boot=not exact)", "rng)",
+           (BACKWARD + "::test_an_exact_start_is_the_chain_as_it_stood_and_another_has_a_new_seed",)),
     Mutant("end_start_not_a_success", "src/pokerl/env.py",
            "self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)",
            "self._chain_success = False", (BACKWARD + "::test_starts_come_from_the_window_past_t_or_power_on",)),

@@ -7,6 +7,7 @@ archived state (the game's end), made at test time: a test fixture, not a chain 
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,29 @@ RUN = tiny_run("ppo.num_steps=32", "seed=3", "reset.mode=backward", "reset.windo
 
 def frontier_curve(run_dir: Path) -> list[float]:
     return [v for _, v in read_scalar_tags(run_dir / "tb")["backward/frontier"]]
+
+
+def test_an_exact_start_is_the_chain_as_it_stood_and_another_has_a_new_seed(chain_file: Path) -> None:
+    """Playing the chain's actions from a start drawn at one of its points comes to the next point's exact
+    emulator state with ``reset.exact_starts``; without, the start's new seed leaves it (the RNG ticks every
+    frame)."""
+    chain = load_chain(chain_file)
+    actions = [a for _, segment in chain.trajectory for a in segment]
+    point, following = chain.points[3], chain.points[4]
+    for exact in (True, False):
+        reset = ResetConfig(mode="backward", chain="unused: set_chain below", window=1, fresh_share=0.0,
+                            later_share=0.0, exact_starts=exact)
+        env = make_tq(reset=reset, max_steps=4096)
+        try:
+            env.set_chain(chain)
+            env.set_backward(point.step)
+            env.reset(seed=5)
+            for action in actions[point.step:following.step]:
+                env.step(action)
+            same = zlib.decompress(env.session.save_state()) == zlib.decompress(following.state)
+        finally:
+            env.close()
+        assert same == exact
 
 
 def test_t_moves_back_only_on_success(chain_file: Path, tmp_path: Path) -> None:

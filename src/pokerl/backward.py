@@ -32,6 +32,13 @@ reward for each cell of the chain reached in order (Ecoffet et al. 2021): the mi
 thousands of steps unrewarded (the committed tinyquest chain: 3,294 steps from `route2` to `gym2`,
 185 from the second badge to the final room's door, whose last 13 lie between two saved points).
 
+An episode started on the chain gets a new seed in the game's RNG, as any reset does, unless
+``reset.exact_starts``: then it starts as the chain stood there, its RNG too (no seed, no boot writes, no
+frame: tinyquest's RNG ticks every frame), as Salimans & Chen restore the demonstration's emulator state.
+The chain's own way then succeeds again from every point, and a policy learns the luck of its battles
+and grass; with a new seed (ours) the way from a point may need more HP than the chain had there (the
+committed tinyquest chain crosses Route 2's grass with 31 of 66 HP and beats Mira with 25 left).
+
 Each env draws its start (:func:`draw_start`) with its own RNG from the t it was last told; the
 trainer holds t (:class:`Frontier`), counts the outcomes at update boundaries (every rank's, under
 torchrun, so all ranks move t alike) and saves t and the count in checkpoints. The recurrent state of

@@ -146,18 +146,20 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         options = options or {}
         entry = options.get("entry")
         self._limit = None
+        exact = False  # reset.exact_starts: a chain start keeps the chain's own RNG (no seed, no boot writes)
         if entry is None and "state" not in options and self._fixed_start is None and self._chain is not None:
             start = draw_start(self._chain, self._t, self._reset_cfg, self.np_random, self.config.max_steps)
             entry = None if start.point is None else start_entry(self._chain, start.point)
             self._limit, self._chain_window, self._chain_t = start.limit, start.window, self._t
             self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)
             self._progress = 0 if start.point is None else start.point.step
+            exact = start.point is not None and self._reset_cfg.exact_starts
         elif entry is None and "state" not in options:
             entry = self._fixed_start or self._archive.draw(self.np_random)
         self._followed = 0.0
         rng = int(self.np_random.integers(1, 1 << 16)) if self.profile.boot.seed_field else 0
         state = entry.state if entry is not None else options.get("state", self._boot_state)
-        return self._begin(entry, state, entry.milestones if entry is not None else (), rng)
+        return self._begin(entry, state, entry.milestones if entry is not None else (), rng, boot=not exact)
 
     def _begin(self, start: Entry | None, state: bytes, held: MilestoneSet, rng: int, boot: bool = True
                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
