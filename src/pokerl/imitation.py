@@ -31,6 +31,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from pokerl.chain import Chain
+from pokerl.ppo import masked_mean
 
 VALUE_WEIGHT = 0.01  # beta_sil, the SIL value loss weight (Oh et al. 2018, appendix: A2C+SIL hyperparameters)
 
@@ -89,8 +90,7 @@ class SelfImitation:
     @torch.no_grad()
     def prepare(self, policy: nn.Module, autocast: Callable[[], AbstractContextManager[Any]]) -> None:
         """The recurrent state at each sequence's start: the policy run over the demonstration from zeros."""
-        h = torch.zeros(1, 1, policy.cfg.hidden, device=self.actions.device)
-        state = (h, h.clone())
+        state = policy.initial_state(1, self.actions.device)
         hs, cs = [], []
         for s in range(self.S):
             hs.append(state[0])
@@ -112,7 +112,6 @@ class SelfImitation:
         log_prob = Categorical(logits=logits.float()).log_prob(self.actions[:, idx])
         gap = (self.returns[:, idx] - values.float()).clamp(min=0.0)  # (R - V)+: where the chain did better
         valid = self.valid[:, idx]
-        count = valid.sum().clamp(min=1.0)
-        policy_loss = (-log_prob * gap.detach() * valid).sum() / count
-        value_loss = 0.5 * (gap.pow(2) * valid).sum() / count
+        policy_loss = masked_mean(-log_prob * gap.detach(), valid)
+        value_loss = 0.5 * masked_mean(gap.pow(2), valid)
         return self.coef * (policy_loss + VALUE_WEIGHT * value_loss)

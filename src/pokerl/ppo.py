@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -21,8 +21,10 @@ from torch.distributions import Categorical
 
 from pokerl.config import PPOConfig
 from pokerl.errors import PokerlError
-from pokerl.imitation import SelfImitation
 from pokerl.policy import LSTMState
+
+if TYPE_CHECKING:  # the self-imitation loss uses masked_mean from here
+    from pokerl.imitation import SelfImitation
 
 
 def autocast(device_type: str, bf16: bool) -> AbstractContextManager[Any]:
