@@ -38,6 +38,8 @@ class Mutant:
 
 
 WIRING = "tests/test_training_wiring.py"
+SHORTEN = "tests/test_shorten.py"
+SHORT_ENDS = SHORTEN + "::test_the_loops_go_and_the_short_chain_ends_where_the_long_one_did"
 PIN = "tests/test_golden_run.py"
 BACKWARD = "tests/test_backward.py"
 FOLLOW = BACKWARD + "::test_following_the_chain_pays_each_step_once_in_order_and_survives_a_snapshot"
@@ -124,13 +126,22 @@ MUTANTS = [
            (TEACH,)),
     Mutant("imitation_pushes_away", "src/pokerl/imitation.py", "masked_mean(-log_prob * gap.detach()",
            "masked_mean(log_prob * gap.detach()", (TEACH,)),
-    Mutant("demonstration_boundary_without_seed", "src/pokerl/env.py", "chain.trajectory[segment][0])", "0)", (DEMO,)),
+    Mutant("demonstration_boundary_without_seed", "src/pokerl/env.py",
+           "self._boot(chain.trajectory[int(np.searchsorted(bounds, step, side=\"right\"))][0])", "self._boot(0)",
+           (DEMO,)),
     Mutant("demonstration_boots_at_the_point", "src/pokerl/env.py", "point.milestones, 0, boot=False)",
            "point.milestones, 0)", (DEMO,)),
     Mutant("imitation_kept_when_t_moves", "src/pokerl/curriculum.py",
            "if self._imitation is None or self._imitation[0] != t:", "if self._imitation is None:", (REPLAYED,)),
     Mutant("imitation_not_passed", "src/pokerl/trainer.py",
            "imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))", "imitation=None)", (REPLAYED,)),
+    # loop erasure on a chain (tests/test_shorten.py)
+    Mutant("cut_keeps_the_rng", "src/pokerl/shorten.py", "out.append((seeds[rngs[last]], bytearray()))",
+           "out.append((rngs[last], bytearray()))", (SHORT_ENDS,)),
+    Mutant("loop_goes_on_from_its_first_visit", "src/pokerl/shorten.py", "path[at] = (path[at][0], k)", "pass",
+           (SHORT_ENDS,)),
+    Mutant("short_chain_unchecked", "src/pokerl/shorten.py", "if _key(env, held)[0] != want[step]:", "if False:",
+           (SHORTEN + "::test_a_cut_that_does_not_give_the_rng_back_is_caught_at_its_step",)),
     Mutant("exact_start_boots", "src/pokerl/env.py", "rng, boot=not exact)", "rng)",
            (BACKWARD + "::test_an_exact_start_is_the_chain_as_it_stood_and_another_has_a_new_seed",)),
     Mutant("end_start_not_a_success", "src/pokerl/env.py",

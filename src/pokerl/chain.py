@@ -101,7 +101,7 @@ def make_chain(env: GameBoyEnv, entry: Entry, every: int = 32) -> Chain:
         raise ChainError(f"archived state {'+'.join(entry.milestones) or 'start'} has no trajectory (saved before "
                          "lineage, or found from such a state): train with this pokerl to find one")
     env.reset(seed=0)
-    points = [_point(env, 0, ())]
+    points = [take_point(env, 0, ())]
     held: tuple[str, ...] = ()
     reached: dict[str, int] = {}
     step = 0
@@ -122,7 +122,7 @@ def make_chain(env: GameBoyEnv, entry: Entry, every: int = 32) -> Chain:
         if i == len(entry.trajectory[segment][1]) - 1:  # the segment's end: the next starts holding these
             held = now
         if step % every == 0 or step == entry.steps:
-            points.append(_point(env, step, now))
+            points.append(take_point(env, step, now))
     missing = sorted(set(entry.milestones) - set(points[-1].milestones))
     if missing:
         raise ChainError(f"the replay diverged by step {step:,}: it ends without {', '.join(missing)}, which the "
@@ -132,7 +132,7 @@ def make_chain(env: GameBoyEnv, entry: Entry, every: int = 32) -> Chain:
     return Chain(env.profile.name, entry.trajectory, every, points, reached)
 
 
-def _point(env: GameBoyEnv, step: int, held: tuple[str, ...]) -> Point:
+def take_point(env: GameBoyEnv, step: int, held: tuple[str, ...]) -> Point:
     ram = env.profile.read_ram(env.session.memory)
     return Point(step, zlib.compress(zlib.decompress(env.session.save_state()), 9), held,
                  env.rewards.capped_level(ram))

@@ -169,13 +169,8 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ticks every frame, so a write or a frame there would leave the chain's way)."""
         self._episode_start = start
         self.session.load_state(state)
-        ram_map = self.profile.ram
-        if boot and self.profile.boot.seed_field:
-            ram_map[self.profile.boot.seed_field].write(self.session.memory, rng)
-        for name, value in self.writes.items() if boot else ():
-            ram_map[name].write(self.session.memory, value)
         if boot:
-            self.session.tick(1, True)
+            self._boot(rng)
         ram = self.profile.read_ram(self.session.memory)
         self._tracker.reset(ram, held=held)
         self._seed_written, self._actions = rng, bytearray()
@@ -193,6 +188,16 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._stack[...] = frame[..., None]
         return self._obs(ram), self._info(ram, dict.fromkeys(self.rewards.term_names, 0.0))
 
+    def _boot(self, rng: int) -> None:
+        """What an episode's start does to the loaded emulator: ``rng`` into the RNG field, the boot writes,
+        one frame."""
+        ram_map = self.profile.ram
+        if self.profile.boot.seed_field:
+            ram_map[self.profile.boot.seed_field].write(self.session.memory, rng)
+        for name, value in self.writes.items():
+            ram_map[name].write(self.session.memory, value)
+        self.session.tick(1, True)
+
     def replay(self, trajectory: Trajectory) -> Iterator[tuple[int, int, dict[str, Any]]]:
         """Play an archive entry's way from power-on (:attr:`pokerl.archive.Entry.trajectory`) as training
         did: each segment an episode whose reset wrote its seed, from where the last one stopped (saved
@@ -205,13 +210,12 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             held = (*held, *self._tracker.reached)
             state = self.session.save_state()
 
-    def demonstrate(self, point: Point, steps: int
-                    ) -> tuple[list[dict[str, np.ndarray]], list[int], list[float], list[bool]]:
+    def demonstrate(self, point: Point, steps: int) -> tuple[list[dict[str, np.ndarray]], list[int], list[float]]:
         """The chain's (:meth:`set_chain`) own way from its ``point`` for ``steps`` steps (to its end at most),
-        played exactly as its run played it: the observations an episode from the point sees, the chain's
-        actions, the rewards they earn here and where an episode starts (the point; each segment boundary,
-        where the chain's run began a new episode with the seed it wrote, as :meth:`replay` does). For
-        self-imitation (pokerl.imitation)."""
+        played exactly as its run played it, as one episode from the point (as a backward episode from there
+        plays on): the observations it sees, the chain's actions and the rewards they earn here. At each
+        segment boundary the emulator gets what the chain's run gave it there (its seed, the boot writes, a
+        frame, as :meth:`replay`), and the episode goes on. For self-imitation (pokerl.imitation)."""
         chain = self._chain
         assert chain is not None, "set_chain first"
         bounds = np.cumsum([len(actions) for _, actions in chain.trajectory])
@@ -219,20 +223,14 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         obs, _ = self._begin(start_entry(chain, point), point.state, point.milestones, 0, boot=False)
         self._limit, self._chain_window, self._chain_t = len(actions), False, point.step
         self._progress, self._followed = point.step, 0.0
-        seen, rewards, starts = [obs], [], [True]
+        seen, rewards = [obs], []
         for step, action in enumerate(actions, start=point.step):
             if step > point.step and step in bounds:  # the chain's run began its next segment here
-                segment = int(np.searchsorted(bounds, step, side="right"))
-                held, at, _ = self._held()
-                state = self.session.save_state()
-                seen[-1], _ = self._begin(Entry(tuple(held), state, step, at), state, held,
-                                          chain.trajectory[segment][0])
-                starts[-1] = True
+                self._boot(chain.trajectory[int(np.searchsorted(bounds, step, side="right"))][0])
             obs, reward, *_ = self.step(action)
             seen.append(obs)
             rewards.append(reward)
-            starts.append(False)
-        return seen[:-1], actions, rewards, starts[:-1]
+        return seen[:-1], actions, rewards
 
     # ------------------------------------------------------------------ the backward curriculum
     def set_chain(self, chain: Chain) -> None:

@@ -44,7 +44,7 @@ class Demonstration:
     obs: dict[str, np.ndarray]  # (D, ...)
     actions: np.ndarray  # (D,)
     returns: np.ndarray  # (D,) the discounted sum of the rewards from each step to the demonstration's end
-    starts: np.ndarray  # (D,) 1 where the chain's run began an episode (the first step; segment boundaries)
+    starts: np.ndarray  # (D,) 1 at the first step: the demonstration is one episode from the point
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -63,9 +63,11 @@ def demonstrate(env: Any, chain: Chain, t: int, steps: int, gamma: float) -> Dem
     point = [p for p in chain.points if p.step <= t][-1]
     if point.step >= chain.steps:
         return None
-    obs, actions, rewards, starts = env.demonstrate(point, steps)
+    obs, actions, rewards = env.demonstrate(point, steps)
+    starts = np.zeros(len(actions), np.float32)
+    starts[0] = 1.0
     return Demonstration(point.step, {k: np.stack([o[k] for o in obs]) for k in obs[0]}, np.asarray(actions, np.int64),
-                         discounted_returns(np.asarray(rewards, np.float32), gamma), np.asarray(starts, np.float32))
+                         discounted_returns(np.asarray(rewards, np.float32), gamma), starts)
 
 
 class SelfImitation:

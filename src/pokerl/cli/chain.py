@@ -15,6 +15,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--to", default=None, metavar="MILESTONE",
                         help="the archived state holding this milestone in the fewest steps (default: the best)")
     parser.add_argument("--every", type=int, default=32, help="env steps between the chain's saved states")
+    parser.add_argument("--shorten", action="store_true",
+                        help="erase the way's loops (where it stands again in a state it stood in) before saving")
     parser.add_argument("-o", "--out", default="chain.pt", help="the chain file to write")
     parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
     return parser.parse_args(argv)
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from pokerl.checkpoint import load_checkpoint, resolve_checkpoint
     from pokerl.config import checkpoint_config
     from pokerl.env import make_env
+    from pokerl.shorten import shorten
     from pokerl.spec import run_spec
 
     path = resolve_checkpoint(args.checkpoint)
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(spec=run_spec(config), rom=args.rom or config.rom)
     try:
         chain = make_chain(env, entry, args.every)
+        if args.shorten:
+            found = chain.steps
+            chain = shorten(env, chain)
+            print(f"pokerl: loops erased: {found:,} -> {chain.steps:,} steps")
     finally:
         env.close()
     out = save_chain(args.out, chain)

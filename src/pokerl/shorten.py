@@ -1,0 +1,161 @@
+"""Shortening a chain by loop erasure: where its way comes back to a state it stood in, the steps between go.
+
+Exploration finds its way to the game's end with detours: the committed tinyquest chain takes 16,813 steps
+where the walkthrough takes 765, and a backward curriculum has to walk every one of them back (issue 35).
+:func:`shorten` replays the chain from power-on and keys each step's state by what the game shows and
+holds: every profile RAM field but the RNG (the ``boot.seed_field``), the screen and the milestones held.
+Wherever the replay stands again in a free step (not ``busy_when``) in a state it stood in before, the
+loop between the two goes (a loop-erased walk: the first visit kept, the way on from the last).
+
+What the key leaves out must not change the way on. The frame and step counters do not; the RNG does, as
+it ticks every frame: a cut starts a new segment (a new episode in the chain's trajectory, as the chain's
+run began each of its own) whose seed makes the RNG, after the frame a segment's start runs, what it was
+where the loop ended. That seed comes from a table of the RNG field's values over idle frames: the game's
+RNG must step by itself there (tinyquest's xorshift ticks once a frame). The short chain is then replayed
+from power-on like any other, and every step must stand in the state the long chain stood in (its key);
+where it does not, a one-line :class:`~pokerl.chain.ChainError` names the step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pokerl.archive import Trajectory
+from pokerl.chain import Chain, ChainError, take_point
+
+if TYPE_CHECKING:
+    from pokerl.env import GameBoyEnv
+
+
+def shorten(env: GameBoyEnv, chain: Chain) -> Chain:
+    """``chain`` with its loops erased, replayed on ``env`` (the chain's game and boot writes)."""
+    keys, free, rngs, held = _walk(env, chain.trajectory)
+    missing = sorted(set(chain.end.milestones) - held)
+    if missing:
+        raise ChainError(f"the chain's replay on this env ends without {', '.join(missing)}: shorten it with the "
+                         "config of the run that found it (its boot writes included)")
+    path = _erase_loops(keys, free)
+    trajectory = _splice(chain.trajectory, path, rngs, _predecessors(env, _needed(chain.trajectory, path, rngs)))
+    return _replay_checked(env, chain.every, trajectory, [keys[first] for first, _ in path])
+
+
+def _walk(env: GameBoyEnv, trajectory: Trajectory) -> tuple[list[bytes], list[bool], list[int], set[str]]:
+    """Each state from power-on (0, as the first segment began it) to the end: its key, whether it is
+    free, the RNG field's value; and the milestones held at the end."""
+    held: set[str] = set()
+    env.reset(seed=0)
+    env._begin(None, env._boot_state, (), trajectory[0][0])
+    keys, free, rngs = [], [], []
+    for info in itertools.chain([None], (info for _, _, info in env.replay(trajectory))):
+        if info is not None:
+            held.update(info["milestones"])
+        key, is_free, rng = _key(env, held)
+        keys.append(key)
+        free.append(is_free)
+        rngs.append(rng)
+    return keys, free, rngs, held
+
+
+def _key(env: GameBoyEnv, held: set[str]) -> tuple[bytes, bool, int]:
+    """What the state shows and holds (every RAM field but the RNG, the screen, the milestones held)."""
+    profile = env.profile
+    ram = profile.read_ram(env.session.memory)
+    seed_field = profile.boot.seed_field
+    fields = [(name, int(value)) for name, value in ram.items() if name != seed_field]
+    digest = hashlib.sha1(repr((fields, sorted(held))).encode())
+    digest.update(env.session.gray_half().tobytes())
+    busy = bool(env._busy(ram)) if env._busy else False
+    return digest.digest(), not busy, int(ram[seed_field]) if seed_field else 0
+
+
+def _erase_loops(keys: list[bytes], free: list[bool]) -> list[tuple[int, int]]:
+    """The loop-erased walk over the states: (first visit, last visit) of each state kept, in order.
+    Only free states close loops."""
+    path: list[tuple[int, int]] = []
+    where: dict[bytes, int] = {}
+    for k, key in enumerate(keys):
+        at = where.get(key) if free[k] else None
+        if at is None:
+            if free[k]:
+                where[key] = len(path)
+            path.append((k, k))
+            continue
+        for dropped, _ in path[at + 1:]:
+            where.pop(keys[dropped], None)
+        del path[at + 1:]
+        path[at] = (path[at][0], k)
+    return path
+
+
+def _segment_starts(trajectory: Trajectory) -> dict[int, int]:
+    """The state where each segment after the first begins -> the seed its run wrote there."""
+    ends = np.cumsum([len(actions) for _, actions in trajectory])
+    return {int(end): seed for end, (seed, _) in zip(ends[:-1], trajectory[1:], strict=True)}
+
+
+def _needed(trajectory: Trajectory, path: list[tuple[int, int]], rngs: list[int]) -> set[int]:
+    """The RNG values a cut must give back: where a loop ended, not at a segment start of the chain's run."""
+    starts = _segment_starts(trajectory)
+    return {rngs[last] for first, last in path[:-1] if first != last and last not in starts}
+
+
+def _predecessors(env: GameBoyEnv, needed: set[int]) -> dict[int, int]:
+    """For each value in ``needed``, the seed whose idle frame makes the RNG field that value: read off the
+    field over idle frames from power-on (a segment's start writes its seed, then runs one frame)."""
+    seed_field = env.profile.boot.seed_field
+    if not needed:
+        return {}
+    if seed_field is None:
+        raise ChainError(f"{env.profile.name}'s profile names no boot.seed_field: a cut cannot give the RNG back")
+    env.session.load_state(env._boot_state)
+    read = env.profile.read_ram
+    before = int(read(env.session.memory)[seed_field])
+    found: dict[int, int] = {}
+    for _ in range(1 << 17):
+        env.session.tick(1, False)
+        now = int(read(env.session.memory)[seed_field])
+        if now in needed:
+            found[now] = before
+            if len(found) == len(needed):
+                return found
+        before = now
+    raise ChainError(f"{env.profile.name}'s RNG ({seed_field}) did not take {len(needed) - len(found)} of the "
+                     "values a cut needs over 131,072 idle frames: it does not step by itself, so loops cannot go")
+
+
+def _splice(trajectory: Trajectory, path: list[tuple[int, int]], rngs: list[int], seeds: dict[int, int]
+            ) -> Trajectory:
+    """The actions from each kept state to the next, a new segment wherever a loop went (its seed from
+    ``seeds``) or the chain's run began one (its own seed)."""
+    actions = b"".join(segment for _, segment in trajectory)
+    starts = _segment_starts(trajectory)
+    out: list[tuple[int, bytearray]] = [(trajectory[0][0], bytearray())]
+    for first, last in path[:-1]:
+        if last in starts:
+            out.append((starts[last], bytearray()))
+        elif first != last:
+            out.append((seeds[rngs[last]], bytearray()))
+        out[-1][1].append(actions[last])
+    return tuple((seed, bytes(segment)) for seed, segment in out if segment)
+
+
+def _replay_checked(env: GameBoyEnv, every: int, trajectory: Trajectory, want: list[bytes]) -> Chain:
+    """Replay the short chain from power-on; every state must be the long chain's (``want``, by key)."""
+    env.reset(seed=0)
+    points = [take_point(env, 0, ())]
+    held: set[str] = set()
+    reached: dict[str, int] = {}
+    steps = sum(len(actions) for _, actions in trajectory)
+    for step, (_, _, info) in enumerate(env.replay(trajectory), start=1):
+        for name in info["milestones"]:
+            reached.setdefault(name, step)
+        held.update(info["milestones"])
+        if _key(env, held)[0] != want[step]:
+            raise ChainError(f"the short chain left the long one at step {step:,}: a loop it cut changed the way on")
+        if step % every == 0 or step == steps:
+            points.append(take_point(env, step, tuple(sorted(held))))
+    return Chain(env.profile.name, trajectory, every, points, reached)

@@ -1,0 +1,96 @@
+"""Loop erasure on a chain (``pokerl-chain --shorten``) on the real ROM: the loops go, the short chain
+ends where the long one did, and a cut that does not give the RNG back is caught at its step.
+
+The long chain here is the scripted walkthrough's first 400 steps (town, Route 1's grass and its wild
+battles) with a loop put in while the player is still in the town: 24 steps walking left and right. After
+the loop the grass starts its battles on the game's RNG, which ticks every frame, so a cut must give the
+RNG back for the short chain to meet the same battles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import ACTION, load_walkthrough, make_tq, one_line
+from pokerl import shorten as shorten_module
+from pokerl.archive import Trajectory
+from pokerl.chain import Chain, ChainError, Point
+from pokerl.env import GameBoyEnv
+from pokerl.shorten import shorten
+
+STEPS, LOOP_AT, LOOP = 400, 4, 12  # the loop: LOOP times left then right, after the walkthrough's 4th step
+
+
+@pytest.fixture(scope="module")
+def loopy() -> Chain:
+    """The walkthrough's first STEPS steps, with the loop put in, as a chain (its end and what it holds)."""
+    wt = load_walkthrough()
+    env = make_tq()
+    try:
+        env.reset(seed=1)
+        game = wt.Game(env.session.pyboy, wt.read_symbols(wt.ROM.with_suffix(".sym")))
+        world = wt.World(game)
+        actions = bytearray()
+        for _ in range(STEPS):
+            actions.append(ACTION[wt.next_button(game, world)])
+            env.step(actions[-1])
+    finally:
+        env.close()
+    loop = bytes([ACTION["left"], ACTION["right"]] * LOOP)
+    return as_chain(((env._seed_written, bytes(actions[:LOOP_AT]) + loop + bytes(actions[LOOP_AT:])),))
+
+
+def as_chain(trajectory: Trajectory) -> Chain:
+    """A chain of ``trajectory`` with only its end as a point (what :func:`shorten` reads)."""
+    env = make_tq()
+    try:
+        env.reset(seed=0)
+        held: set[str] = set()
+        for _, _, info in env.replay(trajectory):
+            held.update(info["milestones"])
+        end = Point(sum(len(a) for _, a in trajectory), env.session.save_state(), tuple(sorted(held)), 0)
+    finally:
+        env.close()
+    return Chain("tinyquest", trajectory, 32, [end], {})
+
+
+@pytest.fixture
+def env() -> Iterator[GameBoyEnv]:
+    env = make_tq()
+    yield env
+    env.close()
+
+
+def replayed(env: GameBoyEnv, trajectory: Trajectory) -> tuple[list[dict[str, int]], bytes]:
+    """Every step's RAM fields (the RNG left out) and the last screen."""
+    env.reset(seed=0)
+    rams = []
+    for _ in env.replay(trajectory):
+        ram = env.profile.read_ram(env.session.memory)
+        rams.append({k: int(v) for k, v in ram.items() if k != "rng"})
+    return rams, env.session.gray_half().tobytes()
+
+
+def test_the_loops_go_and_the_short_chain_ends_where_the_long_one_did(loopy: Chain, env: GameBoyEnv) -> None:
+    long_rams, long_screen = replayed(env, loopy.trajectory)
+    assert any(r["in_battle"] for r in long_rams[LOOP_AT + 2 * LOOP:])  # the grass's battles came after the loop
+    short = shorten(env, loopy)
+    assert short.steps <= loopy.steps - 2 * LOOP + 2
+    short_rams, short_screen = replayed(env, short.trajectory)
+    assert short_rams[-1] == long_rams[-1] and short_screen == long_screen
+    assert short.end.milestones == loopy.end.milestones and "route1" in short.end.milestones
+    assert [p.step for p in short.points] == [*range(0, short.steps, 32), short.steps]
+    # every state of the short chain is one of the long chain's, in the long chain's order
+    at = 0
+    for ram in short_rams:
+        at = long_rams.index(ram, at)
+
+
+def test_a_cut_that_does_not_give_the_rng_back_is_caught_at_its_step(
+        loopy: Chain, env: GameBoyEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shorten_module, "_predecessors", lambda _env, needed: {v: v for v in needed})
+    with pytest.raises(ChainError) as err:
+        shorten(env, loopy)
+    assert "the short chain left the long one at step" in one_line(err)
