@@ -141,7 +141,7 @@ MUTANTS = [
     Mutant("loop_goes_on_from_its_first_visit", "src/pokerl/shorten.py", "path[at] = (path[at][0], k)", "pass",
            (SHORT_ENDS,)),
     Mutant("short_chain_unchecked", "src/pokerl/shorten.py", "if _key(env, held)[0] != want[step]:", "if False:",
-           (SHORTEN + "::test_a_cut_that_does_not_give_the_rng_back_is_caught_at_its_step",)),
+           (SHORTEN + "::test_a_cut_that_does_not_give_the_rng_back_is_caught_and_put_back",)),
     Mutant("exact_start_boots", "src/pokerl/env.py", "rng, boot=not exact)", "rng)",
            (BACKWARD + "::test_an_exact_start_is_the_chain_as_it_stood_and_another_has_a_new_seed",)),
     Mutant("end_start_not_a_success", "src/pokerl/env.py",

@@ -12,8 +12,10 @@ it ticks every frame: a cut starts a new segment (a new episode in the chain's t
 run began each of its own) whose seed makes the RNG, after the frame a segment's start runs, what it was
 where the loop ended. That seed comes from a table of the RNG field's values over idle frames: the game's
 RNG must step by itself there (tinyquest's xorshift ticks once a frame). The short chain is then replayed
-from power-on like any other, and every step must stand in the state the long chain stood in (its key);
-where it does not, a one-line :class:`~pokerl.chain.ChainError` names the step.
+from power-on like any other, and every step must stand in the state the long chain stood in (its key).
+Where one does not, what the key missed changed the way on (tinyquest's facing, before its profile named
+it: A on the north gate opened it only facing up), and the latest cut before that step is put back; the
+replay is tried again until it holds (each cut put back at most once).
 """
 
 from __future__ import annotations
@@ -31,16 +33,27 @@ if TYPE_CHECKING:
     from pokerl.env import GameBoyEnv
 
 
-def shorten(env: GameBoyEnv, chain: Chain) -> Chain:
-    """``chain`` with its loops erased, replayed on ``env`` (the chain's game and boot writes)."""
+def shorten(env: GameBoyEnv, chain: Chain) -> tuple[Chain, int]:
+    """``chain`` with its loops erased, replayed on ``env`` (the chain's game and boot writes); and how many
+    cuts were put back because the way left the long chain's after them (what the key does not show, or a
+    seed that did not give the RNG back)."""
     keys, free, rngs, held = _walk(env, chain.trajectory)
     missing = sorted(set(chain.end.milestones) - held)
     if missing:
         raise ChainError(f"the chain's replay on this env ends without {', '.join(missing)}: shorten it with the "
                          "config of the run that found it (its boot writes included)")
-    path = _erase_loops(keys, free)
-    trajectory = _splice(chain.trajectory, path, rngs, _predecessors(env, _needed(chain.trajectory, path, rngs)))
-    return _replay_checked(env, chain.every, trajectory, [keys[first] for first, _ in path])
+    seeds = _predecessors(env)
+    kept: set[int] = set()  # states where a loop may not end: cutting there left the way
+    while True:
+        path = _erase_loops(keys, free, kept)
+        trajectory = _splice(chain.game, chain.trajectory, path, rngs, seeds)
+        left = _replay_checked(env, trajectory, [keys[first] for first, _ in path])
+        if left is None:
+            return _as_chain(env, trajectory, chain.every), len(kept)
+        cuts = [last for first, last in path[:left] if first != last]
+        if not cuts:
+            raise ChainError(f"the chain's replay on this env is not the same twice (step {left:,})")
+        kept.add(cuts[-1])  # the latest cut before the step: put it back and try again
 
 
 def _walk(env: GameBoyEnv, trajectory: Trajectory) -> tuple[list[bytes], list[bool], list[int], set[str]]:
@@ -72,13 +85,13 @@ def _key(env: GameBoyEnv, held: set[str]) -> tuple[bytes, bool, int]:
     return digest.digest(), not busy, int(ram[seed_field]) if seed_field else 0
 
 
-def _erase_loops(keys: list[bytes], free: list[bool]) -> list[tuple[int, int]]:
+def _erase_loops(keys: list[bytes], free: list[bool], kept: set[int]) -> list[tuple[int, int]]:
     """The loop-erased walk over the states: (first visit, last visit) of each state kept, in order.
-    Only free states close loops."""
+    Only free states close loops, and not those in ``kept``."""
     path: list[tuple[int, int]] = []
     where: dict[bytes, int] = {}
     for k, key in enumerate(keys):
-        at = where.get(key) if free[k] else None
+        at = where.get(key) if free[k] and k not in kept else None
         if at is None:
             if free[k]:
                 where[key] = len(path)
@@ -97,38 +110,29 @@ def _segment_starts(trajectory: Trajectory) -> dict[int, int]:
     return {int(end): seed for end, (seed, _) in zip(ends[:-1], trajectory[1:], strict=True)}
 
 
-def _needed(trajectory: Trajectory, path: list[tuple[int, int]], rngs: list[int]) -> set[int]:
-    """The RNG values a cut must give back: where a loop ended, not at a segment start of the chain's run."""
-    starts = _segment_starts(trajectory)
-    return {rngs[last] for first, last in path[:-1] if first != last and last not in starts}
-
-
-def _predecessors(env: GameBoyEnv, needed: set[int]) -> dict[int, int]:
-    """For each value in ``needed``, the seed whose idle frame makes the RNG field that value: read off the
-    field over idle frames from power-on (a segment's start writes its seed, then runs one frame)."""
+def _predecessors(env: GameBoyEnv) -> dict[int, int]:
+    """Each value of the RNG field -> the seed whose idle frame makes the field that value: read off the field
+    over idle frames from power-on until it comes round again (a segment's start writes its seed, then runs
+    one frame). Empty where the profile names no RNG field."""
     seed_field = env.profile.boot.seed_field
-    if not needed:
-        return {}
     if seed_field is None:
-        raise ChainError(f"{env.profile.name}'s profile names no boot.seed_field: a cut cannot give the RNG back")
+        return {}
     env.session.load_state(env._boot_state)
     read = env.profile.read_ram
-    before = int(read(env.session.memory)[seed_field])
+    first = before = int(read(env.session.memory)[seed_field])
     found: dict[int, int] = {}
     for _ in range(1 << 17):
         env.session.tick(1, False)
         now = int(read(env.session.memory)[seed_field])
-        if now in needed:
-            found[now] = before
-            if len(found) == len(needed):
-                return found
+        found[now] = before
+        if now == first:
+            break
         before = now
-    raise ChainError(f"{env.profile.name}'s RNG ({seed_field}) did not take {len(needed) - len(found)} of the "
-                     "values a cut needs over 131,072 idle frames: it does not step by itself, so loops cannot go")
+    return found
 
 
-def _splice(trajectory: Trajectory, path: list[tuple[int, int]], rngs: list[int], seeds: dict[int, int]
-            ) -> Trajectory:
+def _splice(game: str, trajectory: Trajectory, path: list[tuple[int, int]], rngs: list[int],
+            seeds: dict[int, int]) -> Trajectory:
     """The actions from each kept state to the next, a new segment wherever a loop went (its seed from
     ``seeds``) or the chain's run began one (its own seed)."""
     actions = b"".join(segment for _, segment in trajectory)
@@ -138,13 +142,28 @@ def _splice(trajectory: Trajectory, path: list[tuple[int, int]], rngs: list[int]
         if last in starts:
             out.append((starts[last], bytearray()))
         elif first != last:
+            if rngs[last] not in seeds:
+                raise ChainError(f"{game}'s RNG did not come to {rngs[last]} over idle frames: it does not step "
+                                 "by itself, so a cut cannot give it back")
             out.append((seeds[rngs[last]], bytearray()))
         out[-1][1].append(actions[last])
     return tuple((seed, bytes(segment)) for seed, segment in out if segment)
 
 
-def _replay_checked(env: GameBoyEnv, every: int, trajectory: Trajectory, want: list[bytes]) -> Chain:
-    """Replay the short chain from power-on; every state must be the long chain's (``want``, by key)."""
+def _replay_checked(env: GameBoyEnv, trajectory: Trajectory, want: list[bytes]) -> int | None:
+    """Replay the short chain from power-on: the first step not in the long chain's state there (``want``,
+    by key), or None."""
+    env.reset(seed=0)
+    held: set[str] = set()
+    for step, (_, _, info) in enumerate(env.replay(trajectory), start=1):
+        held.update(info["milestones"])
+        if _key(env, held)[0] != want[step]:
+            return step
+    return None
+
+
+def _as_chain(env: GameBoyEnv, trajectory: Trajectory, every: int) -> Chain:
+    """The short chain's points every ``every`` steps and at its end, replayed from power-on."""
     env.reset(seed=0)
     points = [take_point(env, 0, ())]
     held: set[str] = set()
@@ -154,8 +173,6 @@ def _replay_checked(env: GameBoyEnv, every: int, trajectory: Trajectory, want: l
         for name in info["milestones"]:
             reached.setdefault(name, step)
         held.update(info["milestones"])
-        if _key(env, held)[0] != want[step]:
-            raise ChainError(f"the short chain left the long one at step {step:,}: a loop it cut changed the way on")
         if step % every == 0 or step == steps:
             points.append(take_point(env, step, tuple(sorted(held))))
     return Chain(env.profile.name, trajectory, every, points, reached)

@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         chain = make_chain(env, entry, args.every)
         if args.shorten:
             found = chain.steps
-            chain = shorten(env, chain)
-            print(f"pokerl: loops erased: {found:,} -> {chain.steps:,} steps")
+            chain, put_back = shorten(env, chain)
+            print(f"pokerl: loops erased: {found:,} -> {chain.steps:,} steps ({put_back} cuts put back: the way "
+                  "left the long chain's after them)")
     finally:
         env.close()
     out = save_chain(args.out, chain)
