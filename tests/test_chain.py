@@ -110,7 +110,8 @@ COMMITTED = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" 
 
 
 def test_the_committed_tinyquest_chain_replays_from_power_on_to_the_end_of_the_game() -> None:
-    """The chain the backward curriculum walks (found by pokerl's own goexplore run, not a walkthrough):
+    """The chain the backward curriculum walks (found by pokerl's own goexplore run, not a walkthrough; its
+    loops erased by pokerl-chain --shorten):
     replayed from power-on, the same emulator state at every saved point, and the game complete at its end."""
     chain = load_chain(COMMITTED)
     assert chain.game == "tinyquest" and "complete" in chain.end.milestones

@@ -1,7 +1,8 @@
 """Shortening a chain by loop erasure: where its way comes back to a state it stood in, the steps between go.
 
-Exploration finds its way to the game's end with detours: the committed tinyquest chain takes 16,813 steps
-where the walkthrough takes 765, and a backward curriculum has to walk every one of them back (issue 35).
+Exploration finds its way to the game's end with detours: the chain pokerl's goexplore run found to
+tinyquest's end took 16,813 steps where the walkthrough takes 765, and a backward curriculum has to walk
+every one of them back (issue 35). Its loops erased, it takes 4,254 (the committed chain).
 :func:`shorten` replays the chain from power-on and keys each step's state by what the game shows and
 holds: every profile RAM field but the RNG (the ``boot.seed_field``), the screen and the milestones held.
 Wherever the replay stands again in a free step (not ``busy_when``) in a state it stood in before, the
@@ -13,9 +14,10 @@ run began each of its own) whose seed makes the RNG, after the frame a segment's
 where the loop ended. That seed comes from a table of the RNG field's values over idle frames: the game's
 RNG must step by itself there (tinyquest's xorshift ticks once a frame). The short chain is then replayed
 from power-on like any other, and every step must stand in the state the long chain stood in (its key).
-Where one does not, what the key missed changed the way on (tinyquest's facing, before its profile named
-it: A on the north gate opened it only facing up), and the latest cut before that step is put back; the
-replay is tried again until it holds (each cut put back at most once).
+Where one does not, what the key missed changed the way on (tinyquest's facing is in no profile field: A on
+the north gate opens it only facing up), and the latest cut before that step is put back; the replay is
+tried again until it holds (each cut put back at most once). On the 16,813-step chain one of 450 cuts was
+put back; keying on the facing as well kept 4,640 steps, not 4,254.
 """
 
 from __future__ import annotations
