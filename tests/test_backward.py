@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACTION, load_walkthrough, make_tq, tiny_run
+from conftest import ACTION, load_walkthrough, make_tq, one_line, tiny_run
 from pokerl.archive import Archive, Entry, ResetConfig
 from pokerl.chain import Chain, load_chain, make_chain, save_chain
 from pokerl.checkpoint import load_checkpoint
 from pokerl.config import compose_train_config
 from pokerl.curriculum import Curriculum
 from pokerl.distributed import Dist
+from pokerl.errors import ConfigError
 from pokerl.logger import read_scalar_tags
 from pokerl.spec import run_spec
 from pokerl.trainer import Trainer
@@ -178,6 +179,15 @@ def test_an_exact_start_is_the_chain_as_it_stood_and_another_has_a_new_seed(chai
         finally:
             env.close()
         assert same == exact
+
+
+def test_a_chain_replayed_with_other_boot_writes_is_a_one_line_config_error(chain_file: Path, tmp_path: Path) -> None:
+    """The chain was replayed without ballast (the tests' envs); a run that writes tinyquest's ballast plays
+    other frames' timing, so neither its starts nor its demonstration would be the chain's way."""
+    with pytest.raises(ConfigError) as err:
+        Trainer(compose_train_config(tiny_run("reset.mode=backward", f"reset.chain={chain_file}",
+                                              "game.boot.writes.ballast=125", f"run_dir={tmp_path}")))
+    assert "set game.boot.writes.ballast=0" in one_line(err)
 
 
 def test_t_moves_back_only_on_success(chain_file: Path, tmp_path: Path) -> None:

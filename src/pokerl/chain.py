@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,9 @@ class Chain:
     every: int
     points: list[Point]
     milestone_steps: dict[str, int]  # each milestone's env step from power-on, as replayed
+    # The boot writes it was replayed with (tinyquest's ballast changes its frames' timing, so its way): a
+    # run must write the same. Empty in a chain file saved before they were recorded.
+    writes: dict[str, int] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -69,7 +72,7 @@ class Chain:
                 "trajectory": [[seed, actions] for seed, actions in self.trajectory],
                 "states": torch.frombuffer(bytearray(b"".join(p.state for p in self.points)), dtype=torch.uint8),
                 "points": [[p.step, len(p.state), list(p.milestones), p.level] for p in self.points],
-                "milestone_steps": dict(self.milestone_steps)}
+                "milestone_steps": dict(self.milestone_steps), "writes": dict(self.writes)}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], source: str) -> Chain:
@@ -86,7 +89,8 @@ class Chain:
             if at != len(states):
                 raise ValueError(f"the points hold {at:,} bytes of states, the file {len(states):,}")
             return Chain(str(data["game"]), tuple((int(s), bytes(a)) for s, a in data["trajectory"]),
-                         int(data["every"]), points, {str(k): int(v) for k, v in data["milestone_steps"].items()})
+                         int(data["every"]), points, {str(k): int(v) for k, v in data["milestone_steps"].items()},
+                         {str(k): int(v) for k, v in data.get("writes", {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ChainError(f"{source}: not a pokerl chain ({type(err).__name__}: {err})") from None
 
@@ -129,7 +133,7 @@ def make_chain(env: GameBoyEnv, entry: Entry, every: int = 32) -> Chain:
                          "archived state holds")
     if zlib.decompress(points[-1].state) != zlib.decompress(entry.state):
         raise ChainError(f"the replay diverged by step {step:,}: its last state is not the archived one")
-    return Chain(env.profile.name, entry.trajectory, every, points, reached)
+    return Chain(env.profile.name, entry.trajectory, every, points, reached, dict(env.writes))
 
 
 def take_point(env: GameBoyEnv, step: int, held: tuple[str, ...]) -> Point:

@@ -66,6 +66,12 @@ class Curriculum:
         chain = load_chain(str(self.cfg.chain))  # mode=backward: the config checked it is set
         if chain.game != self.spec.profile.name:
             raise ConfigError(f"reset.chain={self.cfg.chain} is a chain of {chain.game}, not {self.spec.profile.name}")
+        writes = dict(self.spec.profile.boot.writes)
+        other = sorted(name for name in chain.writes if writes.get(name) != chain.writes[name])
+        if other:  # the boot writes change the game's timing: its starts and its way would not be the chain's
+            wanted = " ".join(f"game.boot.writes.{name}={chain.writes[name]}" for name in other)
+            raise ConfigError(f"reset.chain={self.cfg.chain} was replayed with {wanted}, this run writes "
+                              f"{', '.join(f'{n}={writes.get(n)}' for n in other)}: set {wanted}")
         return chain
 
     def attach(self, pool: VectorPool) -> None:

@@ -177,4 +177,4 @@ def _as_chain(env: GameBoyEnv, trajectory: Trajectory, every: int) -> Chain:
         held.update(info["milestones"])
         if step % every == 0 or step == steps:
             points.append(take_point(env, step, tuple(sorted(held))))
-    return Chain(env.profile.name, trajectory, every, points, reached)
+    return Chain(env.profile.name, trajectory, every, points, reached, dict(env.writes))
