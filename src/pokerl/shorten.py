@@ -5,8 +5,11 @@ tinyquest's end took 16,813 steps where the walkthrough takes 765, and a backwar
 every one of them back (issue 35). Its loops erased, it takes 4,254 (the committed chain).
 :func:`shorten` replays the chain from power-on and keys each step's state by what the game shows and
 holds: every profile RAM field but the RNG (the ``boot.seed_field``), the screen and the milestones held.
-Wherever the replay stands again in a free step (not ``busy_when``) in a state it stood in before, the
-loop between the two goes (a loop-erased walk: the first visit kept, the way on from the last).
+Wherever the replay stands again in a state it stood in before, the loop between the two goes (a
+loop-erased walk: the first visit kept, the way on from the last). Busy states count as any other: a text
+box or a battle menu waiting while the run pressed buttons that do nothing there stands still (the RNG
+aside), and each such press is a loop of one step. On the committed chain's 4,254 steps, 2,456 were such
+waits (a text box or a battle menu as it was the step before); erasing them too left 1,716 steps.
 
 What the key leaves out must not change the way on. The frame and step counters do not; the RNG does, as
 it ticks every frame: a cut starts a new segment (a new episode in the chain's trajectory, as the chain's
@@ -17,7 +20,8 @@ from power-on like any other, and every step must stand in the state the long ch
 Where one does not, what the key missed changed the way on (tinyquest's facing is in no profile field: A on
 the north gate opens it only facing up), and the latest cut before that step is put back; the replay is
 tried again until it holds (each cut put back at most once). On the 16,813-step chain one of 450 cuts was
-put back; keying on the facing as well kept 4,640 steps, not 4,254.
+put back (loops closed in free steps only, as it was then); keying on the facing as well kept 4,640
+steps, not 4,254.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def shorten(env: GameBoyEnv, chain: Chain) -> tuple[Chain, int]:
     """``chain`` with its loops erased, replayed on ``env`` (the chain's game and boot writes); and how many
     cuts were put back because the way left the long chain's after them (what the key does not show, or a
     seed that did not give the RNG back)."""
-    keys, free, rngs, held = _walk(env, chain.trajectory)
+    keys, rngs, held = _walk(env, chain.trajectory)
     missing = sorted(set(chain.end.milestones) - held)
     if missing:
         raise ChainError(f"the chain's replay on this env ends without {', '.join(missing)}: shorten it with the "
@@ -47,7 +51,7 @@ def shorten(env: GameBoyEnv, chain: Chain) -> tuple[Chain, int]:
     seeds = _predecessors(env)
     kept: set[int] = set()  # states where a loop may not end: cutting there left the way
     while True:
-        path = _erase_loops(keys, free, kept)
+        path = _erase_loops(keys, kept)
         trajectory = _splice(chain.game, chain.trajectory, path, rngs, seeds)
         left = _replay_checked(env, trajectory, [keys[first] for first, _ in path])
         if left is None:
@@ -58,24 +62,23 @@ def shorten(env: GameBoyEnv, chain: Chain) -> tuple[Chain, int]:
         kept.add(cuts[-1])  # the latest cut before the step: put it back and try again
 
 
-def _walk(env: GameBoyEnv, trajectory: Trajectory) -> tuple[list[bytes], list[bool], list[int], set[str]]:
-    """Each state from power-on (0, as the first segment began it) to the end: its key, whether it is
-    free, the RNG field's value; and the milestones held at the end."""
+def _walk(env: GameBoyEnv, trajectory: Trajectory) -> tuple[list[bytes], list[int], set[str]]:
+    """Each state from power-on (0, as the first segment began it) to the end: its key and the RNG field's
+    value; and the milestones held at the end."""
     held: set[str] = set()
     env.reset(seed=0)
     env._begin(None, env._boot_state, (), trajectory[0][0])
-    keys, free, rngs = [], [], []
+    keys, rngs = [], []
     for info in itertools.chain([None], (info for _, _, info in env.replay(trajectory))):
         if info is not None:
             held.update(info["milestones"])
-        key, is_free, rng = _key(env, held)
+        key, rng = _key(env, held)
         keys.append(key)
-        free.append(is_free)
         rngs.append(rng)
-    return keys, free, rngs, held
+    return keys, rngs, held
 
 
-def _key(env: GameBoyEnv, held: set[str]) -> tuple[bytes, bool, int]:
+def _key(env: GameBoyEnv, held: set[str]) -> tuple[bytes, int]:
     """What the state shows and holds (every RAM field but the RNG, the screen, the milestones held)."""
     profile = env.profile
     ram = profile.read_ram(env.session.memory)
@@ -83,20 +86,18 @@ def _key(env: GameBoyEnv, held: set[str]) -> tuple[bytes, bool, int]:
     fields = [(name, int(value)) for name, value in ram.items() if name != seed_field]
     digest = hashlib.sha1(repr((fields, sorted(held))).encode())
     digest.update(env.session.gray_half().tobytes())
-    busy = bool(env._busy(ram)) if env._busy else False
-    return digest.digest(), not busy, int(ram[seed_field]) if seed_field else 0
+    return digest.digest(), int(ram[seed_field]) if seed_field else 0
 
 
-def _erase_loops(keys: list[bytes], free: list[bool], kept: set[int]) -> list[tuple[int, int]]:
+def _erase_loops(keys: list[bytes], kept: set[int]) -> list[tuple[int, int]]:
     """The loop-erased walk over the states: (first visit, last visit) of each state kept, in order.
-    Only free states close loops, and not those in ``kept``."""
+    The states in ``kept`` close no loop."""
     path: list[tuple[int, int]] = []
     where: dict[bytes, int] = {}
     for k, key in enumerate(keys):
-        at = where.get(key) if free[k] and k not in kept else None
+        at = where.get(key) if k not in kept else None
         if at is None:
-            if free[k]:
-                where[key] = len(path)
+            where[key] = len(path)
             path.append((k, k))
             continue
         for dropped, _ in path[at + 1:]:
