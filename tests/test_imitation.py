@@ -46,12 +46,15 @@ def chain_env(chain: Chain) -> Iterator[GameBoyEnv]:
 
 def test_a_demonstration_is_the_chains_own_way_across_its_segments(chain: Chain, chain_env: GameBoyEnv) -> None:
     """From a saved point before the last segment boundaries, the demonstration's emulator is each later
-    saved point's state at its step (a boundary replayed without the seed the chain's run wrote there, or a
-    frame too many at the point, would leave the way: the game's RNG ticks every frame). It is one episode
+    saved point's state at its step (a boundary replayed without the seed the chain's run wrote there, the
+    point's own among them, or a frame too many at the point, would leave the way: the game's RNG ticks every
+    frame). It is one episode
     from the point, as a backward episode from there is: its length is every step since the point, not since
     the last boundary, and the chain's end pays the game's last milestones."""
     start = chain.points[-5]
-    assert any(start.step < b < chain.steps for b in np.cumsum([len(a) for _, a in chain.trajectory]))
+    bounds = np.cumsum([len(a) for _, a in chain.trajectory])
+    assert start.step in bounds  # the chain's run began a segment at the point itself: its seed comes first
+    assert any(start.step < b < chain.steps for b in bounds)
     for point in (p for p in chain.points if p.step > start.step):
         obs, actions, rewards = chain_env.demonstrate(start, point.step - start.step)
         assert len(obs) == len(actions) == len(rewards) == point.step - start.step

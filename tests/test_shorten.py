@@ -1,5 +1,6 @@
-"""Loop erasure on a chain (``pokerl-chain --shorten``) on the real ROM: the loops go, the short chain
-ends where the long one did, and a cut that does not give the RNG back is caught and put back.
+"""Loop erasure on a chain (``pokerl-chain --shorten``) on the real ROM: the loops go, waits in a battle go
+too, the short chain ends where the long one did, and a cut that does not give the RNG back is caught and
+put back.
 
 The long chain here is the scripted walkthrough's first 400 steps (town, Route 1's grass and its wild
 battles) with a loop put in while the player is still in the town: 24 steps walking left and right. After
@@ -21,25 +22,48 @@ from pokerl.env import GameBoyEnv
 from pokerl.shorten import shorten
 
 STEPS, LOOP_AT, LOOP = 400, 4, 12  # the loop: LOOP times left then right, after the walkthrough's 4th step
+WAIT = 6  # presses of a button that does nothing in the walkthrough's first battle menu
 
 
 @pytest.fixture(scope="module")
-def loopy() -> Chain:
-    """The walkthrough's first STEPS steps, with the loop put in, as a chain (its end and what it holds)."""
+def walkthrough() -> tuple[int, bytes, int, int]:
+    """The walkthrough's first STEPS steps (its seed and actions), the first step that waits in a battle
+    menu, and a button that does nothing there (the game stands as it stood, its RNG aside)."""
     wt = load_walkthrough()
     env = make_tq()
     try:
         env.reset(seed=1)
         game = wt.Game(env.session.pyboy, wt.read_symbols(wt.ROM.with_suffix(".sym")))
         world = wt.World(game)
-        actions = bytearray()
+        actions, wait = bytearray(), None
         for _ in range(STEPS):
-            actions.append(ACTION[wt.next_button(game, world)])
-            env.step(actions[-1])
+            button = ACTION[wt.next_button(game, world)]
+            if wait is None and env.profile.read_ram(env.session.memory)["in_battle"]:
+                wait = next(((len(actions), b) for b in range(len(ACTION)) if b != button and _no_op(env, b)), None)
+            actions.append(button)
+            env.step(button)
     finally:
         env.close()
+    assert wait is not None
+    return env._seed_written, bytes(actions), *wait
+
+
+def _no_op(env: GameBoyEnv, button: int) -> bool:
+    """Whether ``button`` leaves the game as it stands (the RNG aside): tried on a saved state, put back."""
+    saved = env.session.save_state()
+    before = shorten_module._key(env, set())[0]
+    env._press(button)
+    after = shorten_module._key(env, set())[0]
+    env.session.load_state(saved)
+    return after == before
+
+
+@pytest.fixture(scope="module")
+def loopy(walkthrough: tuple[int, bytes, int, int]) -> Chain:
+    """The walkthrough's first STEPS steps, with the loop put in, as a chain (its end and what it holds)."""
+    seed, actions, _, _ = walkthrough
     loop = bytes([ACTION["left"], ACTION["right"]] * LOOP)
-    return as_chain(((env._seed_written, bytes(actions[:LOOP_AT]) + loop + bytes(actions[LOOP_AT:])),))
+    return as_chain(((seed, actions[:LOOP_AT] + loop + actions[LOOP_AT:]),))
 
 
 def as_chain(trajectory: Trajectory) -> Chain:
@@ -98,3 +122,20 @@ def test_a_cut_that_does_not_give_the_rng_back_is_caught_and_put_back(
     assert put_back >= 1 and short.steps < loopy.steps
     short_rams, short_screen = replayed(env, short.trajectory)
     assert short_rams[-1] == long_rams[-1] and short_screen == long_screen
+
+
+def test_a_wait_in_a_battle_menu_goes(walkthrough: tuple[int, bytes, int, int], env: GameBoyEnv) -> None:
+    """A button that does nothing in a battle menu (a busy state), pressed WAIT times there, leaves the game
+    as it stood but for the RNG: each press is a loop of one step. They go, the cuts give the RNG back, and
+    the battle and the rest go on as the walkthrough's did."""
+    seed, actions, at, button = walkthrough
+    waity = as_chain(((seed, actions[:at] + bytes([button]) * WAIT + actions[at:]),))
+    long_rams, long_screen = replayed(env, waity.trajectory)
+    assert long_rams[at]["in_battle"] and long_rams[at + WAIT - 1] == long_rams[at]  # stood still, WAIT steps
+    short, put_back = shorten(env, waity)
+    assert short.steps <= waity.steps - WAIT and put_back == 0
+    keys, _, _ = shorten_module._walk(env, short.trajectory)
+    assert len(set(keys)) == len(keys)  # no state twice: no wait left, the walkthrough's own neither
+    short_rams, short_screen = replayed(env, short.trajectory)
+    assert short_rams[-1] == long_rams[-1] and short_screen == long_screen
+    assert short.end.milestones == waity.end.milestones

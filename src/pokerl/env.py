@@ -225,7 +225,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._progress, self._followed = point.step, 0.0
         seen, rewards = [obs], []
         for step, action in enumerate(actions, start=point.step):
-            if step > point.step and step in bounds:  # the chain's run began its next segment here
+            if step in bounds:  # the chain's run began its next segment here (at the point too)
                 self._boot(chain.trajectory[int(np.searchsorted(bounds, step, side="right"))][0])
             obs, reward, *_ = self.step(action)
             seen.append(obs)
