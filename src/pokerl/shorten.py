@@ -2,14 +2,15 @@
 
 Exploration finds its way to the game's end with detours: the chain pokerl's goexplore run found to
 tinyquest's end took 16,813 steps where the walkthrough takes 765, and a backward curriculum has to walk
-every one of them back (issue 35). Its loops erased, it takes 4,254 (the committed chain).
+every one of them back (issue 35). Its loops erased, it takes 1,716 (the committed chain).
 :func:`shorten` replays the chain from power-on and keys each step's state by what the game shows and
 holds: every profile RAM field but the RNG (the ``boot.seed_field``), the screen and the milestones held.
 Wherever the replay stands again in a state it stood in before, the loop between the two goes (a
 loop-erased walk: the first visit kept, the way on from the last). Busy states count as any other: a text
 box or a battle menu waiting while the run pressed buttons that do nothing there stands still (the RNG
-aside), and each such press is a loop of one step. On the committed chain's 4,254 steps, 2,456 were such
-waits (a text box or a battle menu as it was the step before); erasing them too left 1,716 steps.
+aside), and each such press is a loop of one step. Erasing loops in free steps only took the found chain
+to 4,254 steps, 2,456 of them such waits (a text box or a battle menu as it stood the step before); busy
+states closing loops too, 1,716 steps.
 
 What the key leaves out must not change the way on. The frame and step counters do not; the RNG does, as
 it ticks every frame: a cut starts a new segment (a new episode in the chain's trajectory, as the chain's
