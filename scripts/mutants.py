@@ -135,6 +135,12 @@ MUTANTS = [
            "point.milestones, 0)", (DEMO,)),
     Mutant("imitation_kept_when_t_moves", "src/pokerl/curriculum.py",
            "if self._imitation is None or self._imitation[0] != t:", "if self._imitation is None:", (REPLAYED,)),
+    Mutant("window_demonstrations_one_episode", "src/pokerl/imitation.py",
+           "starts.append(np.eye(1, len(taken), dtype=np.float32)[0])",
+           "starts.append(np.eye(1, len(taken), dtype=np.float32)[0] * (not starts))",
+           (IMITATION + "::test_each_window_point_is_demonstrated_as_an_episode_started_there",)),
+    Mutant("imitation_from_t_only", "src/pokerl/curriculum.py", "window_points(self.chain, t, self.cfg),",
+           "[p for p in self.chain.points if p.step <= t][-1:],", (REPLAYED,)),
     Mutant("imitation_not_passed", "src/pokerl/trainer.py",
            "imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))", "imitation=None)", (REPLAYED,)),
     # loop erasure on a chain (tests/test_shorten.py)

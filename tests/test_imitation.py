@@ -1,6 +1,6 @@
 """Self-imitation on the chain (reset.imitate) on the real ROM: the demonstration is the chain's own way,
-exactly; its loss teaches the chain's actions only where the chain did better than the policy expects; the
-run replays it again when t moves and trains with it.
+exactly, from each window point as an episode started there; its loss teaches the chain's actions only where
+the chain did better than the policy expects; the run replays it again when t moves and trains with it.
 
 The chain is the committed tinyquest chain (src/pokerl/games/tinyquest.chain.pt): its last 128 steps cross
 segment boundaries, where a seed was written (where its run began a new episode, or where a loop was cut).
@@ -18,6 +18,7 @@ import torch
 from torch.distributions import Categorical
 
 from conftest import make_tq, tiny_run
+from pokerl.backward import start_entry
 from pokerl.chain import Chain, load_chain
 from pokerl.config import PPOConfig, compose_train_config, load_model_config
 from pokerl.env import GameBoyEnv
@@ -64,6 +65,24 @@ def test_a_demonstration_is_the_chains_own_way_across_its_segments(chain: Chain,
     assert set(summary["milestones"]) >= {"badge2", "final_room", "complete"}
 
 
+def test_each_window_point_is_demonstrated_as_an_episode_started_there(chain: Chain, chain_env: GameBoyEnv) -> None:
+    """One episode from each point: its first observation is what an exact start at the point sees (a fresh
+    visited map and frame stack), not the way from the earlier point carried on, and the LSTM starts from
+    zeros there (an episode start)."""
+    points = chain.points[-4:-1]
+    demo = demonstrate(chain_env, chain, points, 64, GAMMA)
+    assert demo is not None and demo.steps == [p.step for p in points]
+    lengths = [min(64, chain.steps - p.step) for p in points]
+    firsts = np.flatnonzero(demo.starts).tolist()
+    assert firsts == [0, *np.cumsum(lengths)[:-1]] and len(demo.actions) == sum(lengths)
+    for point, at in zip(points, firsts, strict=True):
+        started, _ = chain_env._begin(start_entry(chain, point), point.state, point.milestones, 0, boot=False)
+        for key, value in started.items():
+            assert np.array_equal(demo.obs[key][at], value), (point.step, key)
+    carried, _, _ = chain_env.demonstrate(points[0], points[1].step - points[0].step + 1)
+    assert not np.array_equal(carried[-1]["visited"], demo.obs["visited"][firsts[1]])  # it would differ
+
+
 def loglik(policy: Policy, sil: SelfImitation) -> float:
     """The policy's mean log-probability of the demonstration's actions."""
     sil.prepare(policy, lambda: torch.autocast("cpu", enabled=False))
@@ -77,9 +96,9 @@ def test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_bett
         chain: Chain, chain_env: GameBoyEnv) -> None:
     """A PPO update whose own loss is nothing (zero advantages, no value or entropy term) moves the policy only
     through the self-imitation term: toward the chain's actions where its return beats the policy's value
-    (the chain's last 109 steps reach the final room and the end), and not at all where the policy
+    (the chain's last 116 steps reach the final room and the end), and not at all where the policy
     already expects more than the chain got."""
-    demo = demonstrate(chain_env, chain, chain.steps - 96, 128, GAMMA)  # to the end
+    demo = demonstrate(chain_env, chain, [chain.points[-5]], 128, GAMMA)  # to the end
     assert demo is not None and demo.returns[0] > 5.0  # the end's milestones: complete alone pays 5
     space, n_actions = chain_env.observation_space, int(chain_env.action_space.n)
     model = load_model_config("small")
@@ -102,27 +121,32 @@ def test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_bett
         return first, loglik(policy, sil), moved
 
     first, after, moved = update(0.0)
-    assert moved and after > first + 0.1, (first, after)  # measured: -1.79 to -1.64
+    assert moved and after > first + 0.1, (first, after)  # measured: -1.79 to -1.68
     _, _, moved = update(1e4)  # every return far below any value: nothing to imitate, no gradient at all
     assert not moved
 
 
 def test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it(chain: Chain, tmp_path: Path) -> None:
-    """The demonstration starts at the last saved point at or before t, is replayed again once t has moved,
-    and each update's loss holds the self-imitation term (logged as loss/imitation)."""
+    """The demonstration starts at every saved point of the window (imitate_steps from each), is replayed again
+    once t has moved, and each update's loss holds the self-imitation term (logged as loss/imitation)."""
     cfg = compose_train_config(tiny_run(
         "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_steps=64",
         "reset.threshold=1.0", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
     trainer = Trainer(cfg)
     frontier = trainer.curriculum.frontier
     assert frontier is not None
+
+    def window(t: int) -> list[int]:
+        return [p.step for p in chain.points[:-1] if t <= p.step <= t + cfg.reset.window]
+
     frontier.t = chain.steps - 100
     first = trainer.curriculum.imitation(GAMMA, 8, trainer.device)
-    assert first is not None and first.demo.step == (chain.steps - 100) // 32 * 32 and len(first.demo.actions) == 64
+    assert first is not None and first.demo.steps == window(frontier.t) and len(first.demo.steps) > 1
+    assert len(first.demo.actions) == sum(min(64, chain.steps - s) for s in first.demo.steps)  # the last ones end
     assert trainer.curriculum.imitation(GAMMA, 8, trainer.device) is first  # t has not moved: not replayed
     frontier.t = chain.steps - 1000
     moved = trainer.curriculum.imitation(GAMMA, 8, trainer.device)
-    assert moved is not None and moved.demo.step == (chain.steps - 1000) // 32 * 32
+    assert moved is not None and moved.demo.steps == window(frontier.t)
     trainer.run()
     imitation = read_scalar_tags(tmp_path / "tb")["loss/imitation"]
     assert len(imitation) == 2 and imitation[0][1] > 0  # (later: zero where the policy's values pass the chain's)

@@ -134,7 +134,7 @@ class ResetConfig:
     follow: float = 0.0  # the reward for each chain step an episode gets ahead by (pokerl.backward.Marks) ...
     follow_radius: int = 2  # ... standing this many tiles (Manhattan) from where the chain stood, with its milestones
     imitate: float = 0.0  # self-imitation on the chain's way from t: the loss's coefficient (pokerl.imitation) ...
-    imitate_steps: int = 1024  # ... over this many chain steps from the last saved point at or before t
+    imitate_steps: int = 256  # ... over this many chain steps from each saved point of the window
     exact_starts: bool = False  # a chain start as the chain stood there, its RNG too (false: a new seed, as any reset)
 
     def __post_init__(self) -> None:

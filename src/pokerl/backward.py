@@ -83,12 +83,15 @@ def draw_start(chain: Chain, t: int, cfg: ResetConfig, rng: np.random.Generator,
     # Not the end itself while there is another point: an episode started there holds the end's milestones at
     # once and counts as a success. With the defaults (window 256, step back 64, a point every 32 steps) the end
     # was a third, then a fifth of the window's points, over the threshold of 0.2: t moved with nothing learnt.
-    before_end = chain.points[:-1]
-    points = [p for p in before_end if t <= p.step <= t + cfg.window] if window else \
-        [p for p in before_end if p.step > t]
+    points = window_points(chain, t, cfg) if window else [p for p in chain.points[:-1] if p.step > t]
     points = points or [chain.end]  # t past the last point but the end: it starts there
     point = points[int(rng.integers(len(points)))]
     return Start(point, window, max(1, remaining(point.step)))
+
+
+def window_points(chain: Chain, t: int, cfg: ResetConfig) -> list[Point]:
+    """The saved points a window start is drawn from: in [t, t + ``reset.window``], the end excluded."""
+    return [p for p in chain.points[:-1] if t <= p.step <= t + cfg.window]
 
 
 def start_entry(chain: Chain, point: Point) -> Entry:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from pokerl.archive import Archive, Cell, ResetConfig
-from pokerl.backward import Frontier, window_outcomes
+from pokerl.backward import Frontier, window_outcomes, window_points
 from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
 from pokerl.distributed import Dist
 from pokerl.env import GameBoyEnv, make_env
@@ -130,8 +130,8 @@ class Curriculum:
         self.attach(pool)
 
     def imitation(self, gamma: float, bptt: int, device: torch.device) -> SelfImitation | None:
-        """``reset.imitate``: the chain's way from t as self-imitation sequences, replayed again when t has moved;
-        None when off, before goexplore's switch, or with no step left past t."""
+        """``reset.imitate``: the chain's way from each window point as self-imitation sequences, replayed again
+        when t has moved; None when off, before goexplore's switch, or with no point left in the window."""
         if self.cfg.imitate <= 0 or self.chain is None or self.frontier is None:
             return None
         t = self.frontier.t
@@ -140,7 +140,8 @@ class Curriculum:
                 self._demo_env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"),
                                           reset=self.cfg)
                 self._demo_env.set_chain(self.chain)
-            demo = demonstrate(self._demo_env, self.chain, t, self.cfg.imitate_steps, gamma)
+            demo = demonstrate(self._demo_env, self.chain, window_points(self.chain, t, self.cfg),
+                               self.cfg.imitate_steps, gamma)
             self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
         return self._imitation[1]
 

@@ -4,9 +4,10 @@ The backward curriculum (:mod:`pokerl.backward`) moves its start back only once 
 the window, and PPO learns only from successes it finds itself. Go-Explore's robustification (Ecoffet et
 al. 2021) adds self-imitation learning (SIL; Oh et al. 2018, "Self-Imitation Learning") on the
 trajectories being robustified: 2 of its 32 envs per worker replay them, with a loss coefficient of 0.1.
-Here the chain's way from the last point at or before t, ``reset.imitate_steps`` long, is replayed once
-per move of t (:meth:`pokerl.env.GameBoyEnv.demonstrate`: exact, its observations as an episode from the
-point sees them, with the rewards they earn), and every PPO minibatch adds
+Here the chain's way from each saved point of the window (the points window episodes start at), up to
+``reset.imitate_steps`` long, is replayed once per move of t (:meth:`pokerl.env.GameBoyEnv.demonstrate`:
+exact, its observations as an episode started at the point sees them, with the rewards they earn), and every
+PPO minibatch adds
 
     imitate x [ mean(-log pi(a_chain | s) x (R - V(s))+) + VALUE_WEIGHT x 0.5 x mean((R - V(s))+ ^ 2) ]
 
@@ -15,6 +16,15 @@ Where the policy already expects more than the chain got (R < V), nothing is imi
 exploration wanders, and the policy need not copy its detours once it does better. The recurrent state at
 each sequence's start is the policy's own over the demonstration from zeros at the point, rerun at every
 update (as a rollout's segments keep the state the policy had).
+
+Why from every window point, each as an episode of its own: what the policy does depends on what its
+episode has seen, not only on the state. Its observation holds the episode's visited map and frame stack.
+Measured on the 1,716-step chain (the policy of a run held at t = 0.925, ~250k steps): after Mira's badge
+(chain step 1,664, a text box) the chain's A had probability 0.95 in the demonstration from the point
+before t (1,568), and 0.03-0.04 in an episode started at 1,664, where window episodes start. Those
+episodes pressed down and up in the text box for hundreds of steps. Carrying the LSTM state over from
+1,568 instead of zeros at 1,664 changed nothing (argmax the chain's action on 47 of 52 steps either way).
+The demonstration from t's point alone taught the way as seen from there only.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from pokerl.chain import Chain
+from pokerl.chain import Chain, Point
 from pokerl.ppo import masked_mean
 
 VALUE_WEIGHT = 0.01  # beta_sil, the SIL value loss weight (Oh et al. 2018, appendix: A2C+SIL hyperparameters)
@@ -38,13 +48,14 @@ VALUE_WEIGHT = 0.01  # beta_sil, the SIL value loss weight (Oh et al. 2018, appe
 
 @dataclass
 class Demonstration:
-    """The chain's way from one of its points: D steps of observations, actions, returns and episode starts."""
+    """The chain's way from some of its points, one episode each: D steps of observations, actions, returns
+    and episode starts."""
 
-    step: int  # the chain step it starts at
+    steps: list[int]  # the chain step each episode starts at
     obs: dict[str, np.ndarray]  # (D, ...)
     actions: np.ndarray  # (D,)
-    returns: np.ndarray  # (D,) the discounted sum of the rewards from each step to the demonstration's end
-    starts: np.ndarray  # (D,) 1 at the first step: the demonstration is one episode from the point
+    returns: np.ndarray  # (D,) the discounted sum of the rewards from each step to its episode's end
+    starts: np.ndarray  # (D,) 1 at each episode's first step
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -57,17 +68,24 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return returns
 
 
-def demonstrate(env: Any, chain: Chain, t: int, steps: int, gamma: float) -> Demonstration | None:
-    """The chain's way from its last point at or before ``t`` for ``steps`` steps, played on ``env`` (a
-    :class:`~pokerl.env.GameBoyEnv` holding ``chain``); None where no step is left (t at the chain's end)."""
-    point = [p for p in chain.points if p.step <= t][-1]
-    if point.step >= chain.steps:
+def demonstrate(env: Any, chain: Chain, points: list[Point], steps: int, gamma: float) -> Demonstration | None:
+    """The chain's way from each of ``points`` for ``steps`` steps (to the chain's end at most), each an episode
+    of its own, played on ``env`` (a :class:`~pokerl.env.GameBoyEnv` holding ``chain``); None without a point
+    short of the end."""
+    points = [p for p in points if p.step < chain.steps]
+    if not points:
         return None
-    obs, actions, rewards = env.demonstrate(point, steps)
-    starts = np.zeros(len(actions), np.float32)
-    starts[0] = 1.0
-    return Demonstration(point.step, {k: np.stack([o[k] for o in obs]) for k in obs[0]}, np.asarray(actions, np.int64),
-                         discounted_returns(np.asarray(rewards, np.float32), gamma), starts)
+    obs: list[dict[str, np.ndarray]] = []
+    actions: list[int] = []
+    returns, starts = [], []
+    for point in points:
+        seen, taken, rewards = env.demonstrate(point, steps)
+        obs += seen
+        actions += taken
+        returns.append(discounted_returns(np.asarray(rewards, np.float32), gamma))
+        starts.append(np.eye(1, len(taken), dtype=np.float32)[0])  # 1 at the episode's first step
+    return Demonstration([p.step for p in points], {k: np.stack([o[k] for o in obs]) for k in obs[0]},
+                         np.asarray(actions, np.int64), np.concatenate(returns), np.concatenate(starts))
 
 
 class SelfImitation:
