@@ -23,7 +23,7 @@ Measured on the 1,716-step chain (the policy of a run held at t = 0.925, ~250k s
 (chain step 1,664, a text box) the chain's A had probability 0.95 in the demonstration from the point
 before t (1,568), and 0.03-0.04 in an episode started at 1,664, where window episodes start. Those
 episodes pressed down and up in the text box for hundreds of steps. Carrying the LSTM state over from
-1,568 instead of zeros at 1,664 changed nothing (argmax the chain's action on 47 of 52 steps either way).
+1,568 instead of zeros at 1,664 changed nothing (argmax the chain's action on 46 and 47 of 52 steps).
 The demonstration from t's point alone taught the way as seen from there only.
 """
 
