@@ -66,6 +66,9 @@ def test_a_chain_replays_from_power_on_with_the_same_states_and_a_tampered_actio
     out = chain_cli(str(run_dir), "--to", "route1", "--every", "4", "--shorten", "-o", str(tmp_path / "short.pt"))
     assert out.returncode == 0 and "loops erased: 13 -> 13 steps (0 cuts" in out.stdout, out.stderr[-3000:]  # none
     assert load_chain(tmp_path / "short.pt").trajectory == entry.trajectory
+    out = chain_cli(str(tmp_path / "short.pt"), "--shorten", "-o", str(tmp_path / "again.pt"))  # a chain file
+    assert out.returncode == 0 and "loops erased: 13 -> 13 steps" in out.stdout, out.stderr[-3000:]
+    assert load_chain(tmp_path / "again.pt").trajectory == entry.trajectory
 
     # the same emulator state (RAM, frame, everything) at every saved point when replayed again
     env = make_tq(by_map=True)
