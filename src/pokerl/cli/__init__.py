@@ -56,7 +56,8 @@ def agent_flags() -> argparse.ArgumentParser:
     parser.add_argument("--info", action="store_true", help="print a summary of the agent's model card and exit")
     parser.add_argument("--full", action="store_true", help="with --info: print the whole model card")
     parser.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the first episode (the emulator's and the sampled actions'); N+1 the next")
     parser.add_argument("--rom", default=None, help="ROM path (for games whose ROM you supply)")
     parser.add_argument("--model", default=None, help="use configs/model/NAME.yaml instead of the run's model config")
     return parser

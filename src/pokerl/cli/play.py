@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         total = 0
         for episode in range(args.episodes):
             obs, _ = env.reset(seed=args.seed + episode)
+            torch.manual_seed(args.seed + episode)  # the sampled actions too: --seed replays the episode
             state = agent.policy.initial_state(1)
             start = torch.ones(1)
             ret, done = 0.0, False
