@@ -92,13 +92,17 @@ def test_eval_workers_and_heatmap(runs: dict[str, Path], tmp_path: Path) -> None
 
 def test_eval_with_one_seed_plays_the_same_episodes(runs: dict[str, Path]) -> None:
     """Sampled actions included: the same --seed twice in one process gives the same episodes; each of
-    2 envs plays its share of 3 (the first 3 to end could all be one env's)."""
+    2 envs plays its share of 3 (the first 3 to end could all be one env's); no env runs without an episode."""
     from pokerl.evaluate import evaluate, load_agent
 
     agent = load_agent(runs["untrained"])
     one, two, other = (evaluate(agent, 3, envs_per_worker=2, seed=s) for s in (5, 5, 6))
     assert one.episodes == 3 and one.returns == two.returns and one.milestone_rates == two.milestone_rates
     assert one.returns != other.returns  # the seed matters, so the equality above means something
+    # fewer episodes than envs: only the envs with an episode to play run (a spare env costs a playing one's
+    # steps), so one episode over 4 envs is the one episode of 1 env
+    spare, alone = (evaluate(agent, 1, envs_per_worker=envs, seed=5) for envs in (4, 1))
+    assert spare.returns == alone.returns
 
 
 def test_headless_record_mp4_and_gif_frame_counts(runs: dict[str, Path], tmp_path: Path) -> None:

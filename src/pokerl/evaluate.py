@@ -129,6 +129,9 @@ def evaluate(agent: Agent, episodes: int, workers: int = 1, envs_per_worker: int
     own = tempfile.TemporaryDirectory(prefix="pokerl-eval-") if boot_cache is None else None
     env_fn = functools.partial(make_env, **kwargs, capture_screens=capture_screens,
                                boot_cache=boot_cache if own is None else own.name)
+    # no env without an episode of its own: envs step together, so a spare one costs as much as a playing one
+    workers = min(workers, episodes)
+    envs_per_worker = min(envs_per_worker, math.ceil(episodes / workers))
     n = workers * envs_per_worker
     policy, device = agent.policy, next(agent.policy.parameters()).device
     summaries: list[dict[str, Any]] = []
