@@ -125,7 +125,7 @@ def run_seed(seed: int, steps: int, overrides: list[str], run_root: Path, eval_e
     rates = {}
     if eval_episodes:  # from power-on, whatever the training resets were
         agent = load_agent(trainer.run_dir)
-        result = evaluate(agent, eval_episodes, workers=1, envs_per_worker=min(eval_episodes, 4), seed=seed)
+        result = evaluate(agent, eval_episodes, workers=1, envs_per_worker=4, seed=seed)
         rates = result.milestone_rates
     return {
         "seed": seed, "overrides": overrides, "config": fingerprint(overrides), "budget": steps,
