@@ -89,6 +89,8 @@ def test_starts_come_from_the_window_past_t_or_power_on(chain_file: Path) -> Non
     assert all(t <= s["start_steps"] <= t + 64 and s["start_steps"] in steps for s in window)
     assert all(s["start_steps"] > t for s in later) and len({s["start_steps"] for s in later}) > 3
     assert all(s["start_steps"] < chain.steps for s in window + later)  # not the end: a success for nothing
+    near_end = starts(chain, steps[-3], 40, window=chain.steps, fresh_share=0.0, later_share=0.0)
+    assert {s["start_steps"] for s in near_end} == set(steps[-3:-1])  # a window over the end draws it not
     assert 70 <= len(window) <= 130 and 25 <= len(later) <= 75 and 25 <= len(fresh) <= 75  # 1/2, 1/4, 1/4
     # a start holds what the chain held there, as if it had played the way from power-on
     point = next(p for p in chain.points if p.step == window[0]["start_steps"])
