@@ -179,11 +179,12 @@ def test_the_shipped_agents_demo_plays_until_a_milestone_its_card_says_it_reache
               "--until", "route1", "--seed", "0", "--episodes", "2", "--save-actions", str(played))
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
+    assert len(lines) == 2, lines
     totals = [int(line.split(" step ")[1].split()[0]) for line in lines]  # steps so far, over the episodes
     lengths = [totals[0], totals[1] - totals[0]]
     reached = [line.endswith("(reached route1: episode ended, --until)") and "route1" in line.split("milestones: ")[1]
                for line in lines]
-    assert len(lines) == 2 and any(reached), lines
+    assert any(reached), lines
     ended_there = [1 <= n < evaluation["max_steps"] for n, ok in zip(lengths, reached, strict=True) if ok]
     assert all(ended_there), lines  # at route1, not at 4,096
     from PIL import Image
