@@ -50,6 +50,7 @@ IMITATION = "tests/test_imitation.py"
 DEMO = IMITATION + "::test_a_demonstration_is_the_chains_own_way_across_its_segments"
 TEACH = IMITATION + "::test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_better"
 REPLAYED = IMITATION + "::test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it"
+LATER_SIL = IMITATION + "::test_points_past_the_window_are_imitated_too_drawn_afresh_at_each_update"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
 MUTANTS = [
@@ -138,13 +139,20 @@ MUTANTS = [
     Mutant("demonstration_boots_at_the_point", "src/pokerl/env.py", "point.milestones, 0, boot=False)",
            "point.milestones, 0)", (DEMO,)),
     Mutant("imitation_kept_when_t_moves", "src/pokerl/curriculum.py",
-           "if self._imitation is None or self._imitation[0] != t:", "if self._imitation is None:", (REPLAYED,)),
+           "if self._imitation is not None and self._imitation[0] == t and not self.cfg.imitate_later:",
+           "if self._imitation is not None and not self.cfg.imitate_later:", (REPLAYED,)),
     Mutant("window_demonstrations_one_episode", "src/pokerl/imitation.py",
-           "starts.append(np.eye(1, len(taken), dtype=np.float32)[0])",
-           "starts.append(np.eye(1, len(taken), dtype=np.float32)[0] * (not starts))",
+           "np.eye(1, len(taken), dtype=np.float32)[0])  # 1 at", "np.zeros(len(taken), np.float32))  # 1 at",
            (IMITATION + "::test_each_window_point_is_demonstrated_as_an_episode_started_there",)),
-    Mutant("imitation_from_t_only", "src/pokerl/curriculum.py", "window_points(self.chain, t, self.cfg),",
-           "[p for p in self.chain.points if p.step <= t][-1:],", (REPLAYED,)),
+    Mutant("imitation_from_t_only", "src/pokerl/curriculum.py", "window = window_points(self.chain, t, self.cfg)",
+           "window = [p for p in self.chain.points if p.step <= t][-1:]", (REPLAYED,)),
+    Mutant("imitate_later_ignored", "src/pokerl/curriculum.py", "[:self.cfg.imitate_later]", "[:0]", (LATER_SIL,)),
+    Mutant("imitate_later_drawn_once", "src/pokerl/curriculum.py",
+           "self._imitation[0] == t and not self.cfg.imitate_later:", "self._imitation[0] == t:", (LATER_SIL,)),
+    Mutant("imitate_later_from_the_window", "src/pokerl/curriculum.py", "if p.step > t + self.cfg.window]",
+           "if p.step > t]", (LATER_SIL,)),
+    Mutant("demonstration_replayed_at_every_draw", "src/pokerl/curriculum.py", "if point.step not in self._demos:",
+           "if True:", (LATER_SIL,)),
     Mutant("imitation_not_passed", "src/pokerl/trainer.py",
            "imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))", "imitation=None)", (REPLAYED,)),
     # loop erasure on a chain (tests/test_shorten.py)

@@ -19,7 +19,7 @@ from torch.distributions import Categorical
 
 from conftest import make_tq, tiny_run
 from pokerl.backward import start_entry
-from pokerl.chain import Chain, load_chain
+from pokerl.chain import Chain, Point, load_chain
 from pokerl.config import PPOConfig, compose_train_config, load_model_config
 from pokerl.env import GameBoyEnv
 from pokerl.imitation import SelfImitation, demonstrate
@@ -150,3 +150,49 @@ def test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it(ch
     trainer.run()
     imitation = read_scalar_tags(tmp_path / "tb")["loss/imitation"]
     assert len(imitation) == 2 and imitation[0][1] > 0  # (later: zero where the policy's values pass the chain's)
+
+
+def test_points_past_the_window_are_imitated_too_drawn_afresh_at_each_update(
+        chain: Chain, chain_env: GameBoyEnv, tmp_path: Path) -> None:
+    """reset.imitate_later: beside the window's points, that many points past the window, a new draw at each
+    update (over a few updates, more of them than one draw holds) and never the chain's end; each point's way
+    is replayed once, on its first draw, and is the same as a replay of it alone on a fresh env."""
+    cfg = compose_train_config(tiny_run(
+        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_steps=24",
+        "reset.imitate_later=2", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
+    trainer = Trainer(cfg)
+    curriculum, frontier = trainer.curriculum, trainer.curriculum.frontier
+    assert frontier is not None
+    frontier.t = chain.steps - 600
+    window = [p.step for p in chain.points[:-1] if frontier.t <= p.step <= frontier.t + cfg.reset.window]
+    later = {p.step for p in chain.points[:-1] if p.step > frontier.t + cfg.reset.window}
+    assert len(later) > 4 and window
+    replayed: list[int] = []
+    sil = curriculum.imitation(GAMMA, 8, trainer.device)  # makes the env the way is replayed on
+    demo_env = curriculum._demo_env
+    assert demo_env is not None and sil is not None
+    first_replay = demo_env.demonstrate
+
+    def counted(point: Point, steps: int) -> tuple[list[dict[str, np.ndarray]], list[int], list[float]]:
+        replayed.append(point.step)
+        return first_replay(point, steps)
+
+    demo_env.demonstrate = counted  # type: ignore[method-assign]
+    drawn: set[int] = set()
+    for _ in range(6):
+        sil = curriculum.imitation(GAMMA, 8, trainer.device)
+        assert sil is not None
+        steps = sil.demo.steps
+        assert steps[:len(window)] == window and len(steps) == len(window) + 2
+        assert set(steps[len(window):]) <= later and len(set(steps)) == len(steps)
+        drawn |= set(steps[len(window):])
+    assert len(drawn) > 2
+    assert len(replayed) == len(set(replayed)) and not set(replayed) & set(window)  # each once, on its first draw
+    points = [p for p in chain.points if p.step in sil.demo.steps]
+    alone = demonstrate(chain_env, chain, points, 24, GAMMA)
+    assert alone is not None
+    for key in alone.obs:
+        assert np.array_equal(alone.obs[key], sil.demo.obs[key]), key
+    for field in ("actions", "returns", "starts"):
+        assert np.array_equal(getattr(alone, field), getattr(sil.demo, field)), field
+    trainer.close()

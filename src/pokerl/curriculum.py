@@ -13,8 +13,9 @@ Under torchrun the ranks' archives hold every rank's entries but may evict diffe
 own envs' uses), so rank 0's archive picks the entry and every rank replays that one: the same chain at
 the same update. The window episodes' outcomes of every rank, in rank order, move t alike on all of them.
 
-With ``reset.imitate`` > 0 it also replays the chain's way from t (:mod:`pokerl.imitation`) on an env of its
-own, again whenever t moves, for PPO's self-imitation term.
+With ``reset.imitate`` > 0 it also replays the chain's way from the window's points, and from
+``reset.imitate_later`` points past it (:mod:`pokerl.imitation`), on an env of its own, for PPO's
+self-imitation term.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ import torch
 
 from pokerl.archive import Archive, Cell, ResetConfig
 from pokerl.backward import Frontier, window_outcomes, window_points
-from pokerl.chain import Chain, ChainError, load_chain, make_chain, save_chain
+from pokerl.chain import Chain, ChainError, Point, load_chain, make_chain, save_chain
 from pokerl.distributed import Dist
 from pokerl.env import GameBoyEnv, make_env
 from pokerl.errors import ConfigError
-from pokerl.imitation import SelfImitation, demonstrate
+from pokerl.imitation import Demonstration, SelfImitation, demonstrate_from, join
 from pokerl.pool import VectorPool
 from pokerl.rundir import CHAIN_FILE
 from pokerl.spec import GameSpec
@@ -56,7 +57,8 @@ class Curriculum:
         self._new: list[tuple[int, bool]] = []  # window episodes since the last update boundary: (t drawn for, success)
         self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
         self._demo_env: GameBoyEnv | None = None  # reset.imitate: the env the chain's way is replayed on ...
-        self._imitation: tuple[int, SelfImitation | None] | None = None  # ... and the last replay, with its t
+        self._demos: dict[int, Demonstration] = {}  # ... the chain's way from each point replayed so far, by step
+        self._imitation: tuple[int, SelfImitation | None] | None = None  # ... and the last sequences, with their t
 
     def _saved_chain(self, resumed_backward: bool) -> Chain | None:
         if self.cfg.mode == "goexplore" and resumed_backward:
@@ -130,20 +132,31 @@ class Curriculum:
         self.attach(pool)
 
     def imitation(self, gamma: float, bptt: int, device: torch.device) -> SelfImitation | None:
-        """``reset.imitate``: the chain's way from each window point as self-imitation sequences, replayed again
-        when t has moved; None when off, before goexplore's switch, or with no point left in the window."""
+        """``reset.imitate``: the chain's way from each window point, and from ``reset.imitate_later`` points past
+        the window drawn afresh each call (each update), as self-imitation sequences; None when off, before
+        goexplore's switch, or with no point left to imitate. Each point's way is replayed once and kept (it is
+        the same whatever t is), so a move of t replays only the points it brings in."""
         if self.cfg.imitate <= 0 or self.chain is None or self.frontier is None:
             return None
         t = self.frontier.t
-        if self._imitation is None or self._imitation[0] != t:
+        if self._imitation is not None and self._imitation[0] == t and not self.cfg.imitate_later:
+            return self._imitation[1]
+        window = window_points(self.chain, t, self.cfg)
+        later = [p for p in self.chain.points[:-1] if p.step > t + self.cfg.window]
+        drawn = torch.randperm(len(later))[:self.cfg.imitate_later].sort().values.tolist()
+        demo = join([self._demonstration(p, gamma) for p in [*window, *(later[i] for i in drawn)]])
+        self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
+        return self._imitation[1]
+
+    def _demonstration(self, point: Point, gamma: float) -> Demonstration:
+        """The chain's way from ``point`` (replayed on the first call for it)."""
+        if point.step not in self._demos:
             if self._demo_env is None:  # with the run's rewards (follow's marks too: the chain's way earns them)
                 self._demo_env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"),
                                           reset=self.cfg)
                 self._demo_env.set_chain(self.chain)
-            demo = demonstrate(self._demo_env, self.chain, window_points(self.chain, t, self.cfg),
-                               self.cfg.imitate_steps, gamma)
-            self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
-        return self._imitation[1]
+            self._demos[point.step] = demonstrate_from(self._demo_env, point, self.cfg.imitate_steps, gamma)
+        return self._demos[point.step]
 
     def close(self) -> None:
         if self._demo_env is not None:

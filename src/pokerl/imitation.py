@@ -5,9 +5,8 @@ the window, and PPO learns only from successes it finds itself. Go-Explore's rob
 al. 2021) adds self-imitation learning (SIL; Oh et al. 2018, "Self-Imitation Learning") on the
 trajectories being robustified: 2 of its 32 envs per worker replay them, with a loss coefficient of 0.1.
 Here the chain's way from each saved point of the window (the points window episodes start at), up to
-``reset.imitate_steps`` long, is replayed once per move of t (:meth:`pokerl.env.GameBoyEnv.demonstrate`:
-exact, its observations as an episode started at the point sees them, with the rewards they earn), and every
-PPO minibatch adds
+``reset.imitate_steps`` long, is replayed (:meth:`pokerl.env.GameBoyEnv.demonstrate`: exact, its observations
+as an episode started at the point sees them, with the rewards they earn), and every PPO minibatch adds
 
     imitate x [ mean(-log pi(a_chain | s) x (R - V(s))+) + VALUE_WEIGHT x 0.5 x mean((R - V(s))+ ^ 2) ]
 
@@ -25,6 +24,14 @@ before t (1,568), and 0.03-0.04 in an episode started at 1,664, where window epi
 episodes pressed down and up in the text box for hundreds of steps. Carrying the LSTM state over from
 1,568 instead of zeros at 1,664 changed nothing (argmax the chain's action on 46 and 47 of 52 steps).
 The demonstration from t's point alone taught the way as seen from there only.
+
+Why from points past the window too (``reset.imitate_later``, drawn afresh at every update): the window's
+way is not the whole way. Measured (learning benchmark, seed 1, 1.82M steps, window from chain step 1,268):
+while the window's episodes learnt their way to the second badge (`badge2` in 4% of logged episodes at 700k
+steps, 78% at 1.6M), `final_room` stayed at 0-4%. The end's 53 steps after the badge had been learnt while
+the window held them (t = 0.925) and were lost once it left; from the badge (chain step 1,664) the final
+policy reached the final room in 0 of 6 episodes of 512 steps, so no window episode succeeded and t stayed.
+Salimans & Chen's starts past t (``reset.later_share``, 20%) had not kept it.
 """
 
 from __future__ import annotations
@@ -72,20 +79,24 @@ def demonstrate(env: Any, chain: Chain, points: list[Point], steps: int, gamma: 
     """The chain's way from each of ``points`` for ``steps`` steps (to the chain's end at most), each an episode
     of its own, played on ``env`` (a :class:`~pokerl.env.GameBoyEnv` holding ``chain``); None without a point
     short of the end."""
-    points = [p for p in points if p.step < chain.steps]
-    if not points:
+    return join([demonstrate_from(env, point, steps, gamma) for point in points if point.step < chain.steps])
+
+
+def demonstrate_from(env: Any, point: Point, steps: int, gamma: float) -> Demonstration:
+    """The chain's way from one ``point`` short of its end, as :func:`demonstrate`."""
+    seen, taken, rewards = env.demonstrate(point, steps)
+    return Demonstration([point.step], {k: np.stack([o[k] for o in seen]) for k in seen[0]},
+                         np.asarray(taken, np.int64), discounted_returns(np.asarray(rewards, np.float32), gamma),
+                         np.eye(1, len(taken), dtype=np.float32)[0])  # 1 at the episode's first step
+
+
+def join(demos: list[Demonstration]) -> Demonstration | None:
+    """Demonstrations one after the other (their episodes kept apart by ``starts``); None for none."""
+    if not demos:
         return None
-    obs: list[dict[str, np.ndarray]] = []
-    actions: list[int] = []
-    returns, starts = [], []
-    for point in points:
-        seen, taken, rewards = env.demonstrate(point, steps)
-        obs += seen
-        actions += taken
-        returns.append(discounted_returns(np.asarray(rewards, np.float32), gamma))
-        starts.append(np.eye(1, len(taken), dtype=np.float32)[0])  # 1 at the episode's first step
-    return Demonstration([p.step for p in points], {k: np.stack([o[k] for o in obs]) for k in obs[0]},
-                         np.asarray(actions, np.int64), np.concatenate(returns), np.concatenate(starts))
+    return Demonstration([s for d in demos for s in d.steps],
+                         {k: np.concatenate([d.obs[k] for d in demos]) for k in demos[0].obs},
+                         *(np.concatenate([getattr(d, f) for d in demos]) for f in ("actions", "returns", "starts")))
 
 
 class SelfImitation:

@@ -55,7 +55,8 @@ ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
                                                  ("threshold", 0.2), ("history", 32), ("later_share", 0.2),
                                                  ("time_factor", 2.0), ("min_steps", 0), ("follow", 0.0),
                                                  ("follow_radius", 2), ("imitate", 0.0),
-                                                 ("imitate_steps", 256), ("exact_starts", False))),
+                                                 ("imitate_steps", 256), ("exact_starts", False),
+                                                 ("imitate_later", 0))),
 )
 
 
