@@ -32,6 +32,13 @@ steps, 78% at 1.6M), `final_room` stayed at 0-4%. The end's 53 steps after the b
 the window held them (t = 0.925) and were lost once it left; from the badge (chain step 1,664) the final
 policy reached the final room in 0 of 6 episodes of 512 steps, so no window episode succeeded and t stayed.
 Salimans & Chen's starts past t (``reset.later_share``, 20%) had not kept it.
+
+What it teaches is the chain's way with the chain's luck. The demonstration gets the seed the chain's run
+wrote at each segment boundary; an episode playing on from a start does not. Measured on the committed
+tinyquest chain: its actions played plainly from each saved point to the next (32 steps) end where its next
+point stands in 29 of 54 stretches. From the second badge (chain step 1,664) they leave its way at step 1,699,
+in a battle on Route 2's grass. A policy that had cloned those 52 steps (the chain's action likeliest at
+each) reached the final room from there in 0 of 6 free episodes (docs/learning-benchmark.md).
 """
 
 from __future__ import annotations
