@@ -145,6 +145,10 @@ class Curriculum:
         later = [p for p in self.chain.points[:-1] if p.step > t + self.cfg.window]
         drawn = torch.randperm(len(later))[:self.cfg.imitate_later].sort().values.tolist()
         demo = join([self._demonstration(p, gamma) for p in [*window, *(later[i] for i in drawn)]])
+        # keep only the ways a later call can draw (t only moves back): the window's, and with imitate_later every
+        # point past it (a 22,046-step chain's 689 points x 256 steps of ~23 KB observations would be ~4 GB)
+        drawable = {p.step for p in (window + later if self.cfg.imitate_later else window)}
+        self._demos = {step: d for step, d in self._demos.items() if step in drawable}
         self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
         return self._imitation[1]
 
