@@ -51,6 +51,7 @@ DEMO = IMITATION + "::test_a_demonstration_is_the_chains_own_way_across_its_segm
 TEACH = IMITATION + "::test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_better"
 REPLAYED = IMITATION + "::test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it"
 LATER_SIL = IMITATION + "::test_points_past_the_window_are_imitated_too_drawn_afresh_at_each_update"
+OWN_SIL = IMITATION + "::test_the_runs_own_successes_are_imitated_as_they_played_the_last_few_kept_in_checkpoints"
 LOSS = "loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss"
 
 MUTANTS = [
@@ -153,6 +154,21 @@ MUTANTS = [
            "if p.step > t]", (LATER_SIL,)),
     Mutant("demonstration_replayed_at_every_draw", "src/pokerl/curriculum.py", "if point.step not in self._demos:",
            "if True:", (LATER_SIL,)),
+    Mutant("own_way_without_its_seed", "src/pokerl/env.py", '"seed": self._seed_written,', '"seed": 0,', (OWN_SIL,)),
+    Mutant("own_way_played_with_a_boot", "src/pokerl/env.py", 'way["seed"], boot=not way["exact"])', 'way["seed"])',
+           (OWN_SIL,)),
+    Mutant("own_way_of_a_failure", "src/pokerl/env.py", "if self._chain_success and reached and", "if reached and",
+           (OWN_SIL,)),
+    Mutant("own_way_of_a_start_at_the_end", "src/pokerl/env.py",
+           "reached = start is None or not self._holds_chain_end(start.milestones)", "reached = True", (OWN_SIL,)),
+    Mutant("own_successes_all_kept", "src/pokerl/curriculum.py", "maxlen=max(1, cfg.imitate_own))", "maxlen=None)",
+           (OWN_SIL,)),
+    Mutant("own_way_played_at_every_update", "src/pokerl/curriculum.py", "if n not in self._own_demos:", "if True:",
+           (OWN_SIL,)),
+    Mutant("own_successes_not_imitated", "src/pokerl/curriculum.py",
+           "        if self.cfg.imitate_own:\n            return", "        if False:\n            return", (OWN_SIL,)),
+    Mutant("own_successes_not_checkpointed", "src/pokerl/curriculum.py", '**({"own": [way for _, way in self._own]}',
+           '**({"own": []}', (OWN_SIL,)),
     Mutant("imitation_not_passed", "src/pokerl/trainer.py",
            "imitation=self.curriculum.imitation(ppo.gamma, ppo.bptt, self.device))", "imitation=None)", (REPLAYED,)),
     # loop erasure on a chain (tests/test_shorten.py)

@@ -17,12 +17,14 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from conftest import make_tq, tiny_run
+from conftest import ACTION, make_tq, tiny_run
+from pokerl.archive import ResetConfig
 from pokerl.backward import start_entry
 from pokerl.chain import Chain, Point, load_chain
+from pokerl.checkpoint import load_checkpoint
 from pokerl.config import PPOConfig, compose_train_config, load_model_config
 from pokerl.env import GameBoyEnv
-from pokerl.imitation import SelfImitation, demonstrate
+from pokerl.imitation import SelfImitation, demonstrate, demonstrate_way, discounted_returns
 from pokerl.logger import read_scalar_tags
 from pokerl.policy import Policy
 from pokerl.ppo import RolloutBuffer, ppo_update
@@ -196,3 +198,96 @@ def test_points_past_the_window_are_imitated_too_drawn_afresh_at_each_update(
     for field in ("actions", "returns", "starts"):
         assert np.array_equal(getattr(alone, field), getattr(sil.demo, field)), field
     trainer.close()
+
+
+def play_to_the_end(chain: Chain, exact: bool, actions: list[int], seed: int, t: int | None = None
+                    ) -> tuple[dict, list[dict[str, np.ndarray]], list[float], bytes]:
+    """One backward episode from the chain's last saved point (Route 2, on the row up to the final room's
+    door; ``t``: from that frontier index instead): its summary, the observations before each action, the
+    rewards, and the emulator's state at its end."""
+    reset = ResetConfig(mode="backward", chain="unused: set_chain below", window=1, fresh_share=0.0,
+                        later_share=0.0, exact_starts=exact, imitate_own=2)
+    env = make_tq(reset=reset, max_steps=4096)
+    try:
+        env.set_chain(chain)
+        env.set_backward(chain.points[-2].step if t is None else t)
+        obs, _ = env.reset(seed=seed)
+        seen, rewards, info = [], [], {}
+        for action in actions:
+            seen.append(obs)
+            obs, reward, terminated, truncated, info = env.step(action)
+            rewards.append(reward)
+            if terminated or truncated:
+                break
+        return info["episode"], seen, rewards, zlib.decompress(env.session.save_state())
+    finally:
+        env.close()
+
+
+def test_the_runs_own_successes_are_imitated_as_they_played_the_last_few_kept_in_checkpoints(
+        chain: Chain, chain_env: GameBoyEnv, tmp_path: Path) -> None:
+    """reset.imitate_own: an episode that held the chain's end carries its way (start, seed, actions) in its
+    summary, a failed one does not; played again, the way is the episode itself (the same observations and
+    emulator state at its end, its returns), from an exact start or one with a new seed. The run imitates the
+    last imitate_own of its successes in place of the chain's way, replays each once, keeps them in checkpoints,
+    and its updates hold the self-imitation term."""
+    walk = [ACTION["right"]] * 10 + [ACTION["up"]]  # along Route 2's row 4 and in: no grass
+    ways, seen_by = [], []
+    for exact, seed in ((True, 3), (False, 4), (False, 5)):
+        summary, seen, rewards, end_state = play_to_the_end(chain, exact, walk, seed)
+        assert summary["chain_success"] and "complete" in summary["milestones"]
+        way = summary["chain_way"]
+        assert way["point"] == chain.points[-2].step and way["exact"] == exact and list(way["actions"]) == walk
+        demo = demonstrate_way(chain_env, way, GAMMA)
+        assert demo is not None and demo.steps == [way["point"]]
+        assert zlib.decompress(chain_env.session.save_state()) == end_state  # its RNG too
+        for key in demo.obs:
+            assert np.array_equal(demo.obs[key], np.stack([o[key] for o in seen])), key
+        assert np.allclose(demo.returns, discounted_returns(np.asarray(rewards, np.float32), GAMMA))
+        ways.append(summary)
+        seen_by.append(seen)
+    failed, *_ = play_to_the_end(chain, False, [ACTION["b"]] * 4096, 6)
+    assert not failed["chain_success"] and "chain_way" not in failed
+    at_the_end, *_ = play_to_the_end(chain, False, walk, 7, t=chain.steps)  # held the end from its start
+    assert at_the_end["chain_success"] and at_the_end["start_steps"] == chain.steps and "chain_way" not in at_the_end
+
+    cfg = compose_train_config(tiny_run(
+        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_own=2",
+        "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
+    trainer = Trainer(cfg)
+    curriculum, frontier = trainer.curriculum, trainer.curriculum.frontier
+    assert frontier is not None
+    frontier.t = chain.steps - 600  # window episodes too far from the end to succeed in this short run
+    assert curriculum.imitation(GAMMA, 8, trainer.device) is None  # no success yet: nothing to imitate
+    for summary in (ways[0], failed, ways[1]):
+        curriculum.episode(summary)
+    replayed: list[dict] = []
+    sil = curriculum.imitation(GAMMA, 8, trainer.device)
+    demo_env = curriculum._demo_env
+    assert demo_env is not None and sil is not None
+    assert len(sil.demo.actions) == 2 * len(walk) and sil.demo.starts.sum() == 2
+    first_play = demo_env.play_way
+
+    def counted(way: dict) -> tuple[list[dict[str, np.ndarray]], list[int], list[float], bool]:
+        replayed.append(way)
+        return first_play(way)
+
+    demo_env.play_way = counted  # type: ignore[method-assign]
+    assert curriculum.imitation(GAMMA, 8, trainer.device) is sil  # no new success: the same sequences
+    curriculum.episode(ways[2])
+    sil = curriculum.imitation(GAMMA, 8, trainer.device)
+    assert sil is not None and replayed == [ways[2]["chain_way"]]  # only the new one played
+    kept = [s["chain_way"] for s in ways[1:]]  # the last two
+    assert curriculum.state_dict()["own"] == kept and sil.demo.starts.sum() == 2
+    for key in sil.demo.obs:
+        played = np.concatenate([np.stack([o[key] for o in seen]) for seen in seen_by[1:]])
+        assert np.array_equal(sil.demo.obs[key], played), key
+    trainer.run()
+    imitation = read_scalar_tags(tmp_path / "tb")["loss/imitation"]
+    assert imitation and imitation[0][1] > 0
+    saved = load_checkpoint(tmp_path)["backward"]
+    assert saved["own"] == kept
+    resumed = Trainer(compose_train_config([f"resume={tmp_path}"]))
+    assert resumed.curriculum.state_dict() == saved
+    assert resumed.curriculum.imitation(GAMMA, 8, resumed.device) is not None
+    resumed.close()

@@ -15,12 +15,14 @@ the same update. The window episodes' outcomes of every rank, in rank order, mov
 
 With ``reset.imitate`` > 0 it also replays the chain's way from the window's points, and from
 ``reset.imitate_later`` points past it (:mod:`pokerl.imitation`), on an env of its own, for PPO's
-self-imitation term.
+self-imitation term; with ``reset.imitate_own`` > 0 it replays instead the last that many of the run's own
+episodes that held the chain's end (each kept as its start, seed and actions, in checkpoints too).
 """
 
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from pokerl.chain import Chain, ChainError, Point, load_chain, make_chain, save_
 from pokerl.distributed import Dist
 from pokerl.env import GameBoyEnv, make_env
 from pokerl.errors import ConfigError
-from pokerl.imitation import Demonstration, SelfImitation, demonstrate_from, join
+from pokerl.imitation import Demonstration, SelfImitation, demonstrate_from, demonstrate_way, join
 from pokerl.pool import VectorPool
 from pokerl.rundir import CHAIN_FILE
 from pokerl.spec import GameSpec
@@ -58,7 +60,13 @@ class Curriculum:
         self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
         self._demo_env: GameBoyEnv | None = None  # reset.imitate: the env the chain's way is replayed on ...
         self._demos: dict[int, Demonstration] = {}  # ... the chain's way from each point replayed so far, by step
-        self._imitation: tuple[int, SelfImitation | None] | None = None  # ... and the last sequences, with their t
+        self._imitation: tuple[Any, SelfImitation | None] | None = None  # ... the last sequences, with their t
+        # reset.imitate_own: the run's own episodes that held the chain's end (their summaries' chain_way), numbered
+        # in the order they came, the last imitate_own of them; and their ways replayed so far, by number
+        own = [] if saved is None else saved.get("own", [])
+        self._own: deque[tuple[int, dict[str, Any]]] = deque(enumerate(own), maxlen=max(1, cfg.imitate_own))
+        self._own_count = len(own)
+        self._own_demos: dict[int, Demonstration | None] = {}
 
     def _saved_chain(self, resumed_backward: bool) -> Chain | None:
         if self.cfg.mode == "goexplore" and resumed_backward:
@@ -86,6 +94,9 @@ class Curriculum:
         """A finished episode: a window episode's outcome counts at the next boundary."""
         if self.frontier is not None:
             self._new.extend(window_outcomes([summary]))
+            if self.cfg.imitate_own and "chain_way" in summary:
+                self._own.append((self._own_count, summary["chain_way"]))
+                self._own_count += 1
 
     def at_boundary(self, archive: Archive, pool: VectorPool, global_step: int, dist: Dist) -> dict[str, float]:
         """Between updates: goexplore looks for its chain; the outcomes so far may move t. Returns the
@@ -138,6 +149,8 @@ class Curriculum:
         the same whatever t is), so a move of t replays only the points it brings in."""
         if self.cfg.imitate <= 0 or self.chain is None or self.frontier is None:
             return None
+        if self.cfg.imitate_own:
+            return self._own_imitation(gamma, bptt, device)
         t = self.frontier.t
         if self._imitation is not None and self._imitation[0] == t and not self.cfg.imitate_later:
             return self._imitation[1]
@@ -152,15 +165,37 @@ class Curriculum:
         self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
         return self._imitation[1]
 
+    def _own_imitation(self, gamma: float, bptt: int, device: torch.device) -> SelfImitation | None:
+        """``reset.imitate_own``: the run's last successful episodes as self-imitation sequences (None before the
+        first); each replayed once, on the first call that holds it."""
+        numbers = tuple(n for n, _ in self._own)
+        if self._imitation is not None and self._imitation[0] == numbers:
+            return self._imitation[1]
+        for n, way in self._own:
+            if n not in self._own_demos:
+                self._own_demos[n] = demonstrate_way(self._env(), way, gamma)
+                if self._own_demos[n] is None:  # not expected: replays are exact
+                    print(f"pokerl: warning: reset.imitate_own: an episode from chain step {way['point']} did not "
+                          "hold the chain's end when played again; left out", file=sys.stderr)
+        self._own_demos = {n: d for n, d in self._own_demos.items() if n in numbers}
+        demo = join([d for d in self._own_demos.values() if d is not None])
+        self._imitation = numbers, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
+        return self._imitation[1]
+
     def _demonstration(self, point: Point, gamma: float) -> Demonstration:
         """The chain's way from ``point`` (replayed on the first call for it)."""
         if point.step not in self._demos:
-            if self._demo_env is None:  # with the run's rewards (follow's marks too: the chain's way earns them)
-                self._demo_env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"),
-                                          reset=self.cfg)
-                self._demo_env.set_chain(self.chain)
-            self._demos[point.step] = demonstrate_from(self._demo_env, point, self.cfg.imitate_steps, gamma)
+            self._demos[point.step] = demonstrate_from(self._env(), point, self.cfg.imitate_steps, gamma)
         return self._demos[point.step]
+
+    def _env(self) -> GameBoyEnv:
+        """The env ways are replayed on: with the run's rewards (follow's marks too: the chain's way earns them)."""
+        assert self.chain is not None
+        if self._demo_env is None:
+            self._demo_env = make_env(spec=self.spec, rom=self.rom, boot_cache=str(self.run_dir / "cache"),
+                                      reset=self.cfg)
+            self._demo_env.set_chain(self.chain)
+        return self._demo_env
 
     def close(self) -> None:
         if self._demo_env is not None:
@@ -172,4 +207,5 @@ class Curriculum:
         way to the target so far (None: neither yet)."""
         if self.frontier is None:
             return None if self._shortest is None else {"shortest": list(self._shortest)}
-        return {**self.frontier.state_dict(), "found_at": self.found_at}
+        return {**self.frontier.state_dict(), "found_at": self.found_at,
+                **({"own": [way for _, way in self._own]} if self.cfg.imitate_own else {})}

@@ -110,6 +110,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._chain_window = False  # ... whether its start was drawn from the window (its outcome moves t)
         self._chain_t = 0  # ... and the t it was drawn for (an outcome counts only while t is still there)
         self._chain_success = False  # ... whether it holds every milestone of the chain's end
+        self._chain_from = (-1, False)  # ... the chain step it started at (-1: power-on) and whether exactly
         self._marks: Marks | None = None  # ... reset.follow: where the chain stood at each step (set_chain) ...
         self._progress = 0  # ... the furthest chain step this episode has got to ...
         self._followed = 0.0  # ... and what following has paid in it
@@ -154,6 +155,7 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)
             self._progress = 0 if start.point is None else start.point.step
             exact = start.point is not None and self._reset_cfg.exact_starts
+            self._chain_from = (self._progress if start.point is not None else -1, exact)
         elif entry is None and "state" not in options:
             entry = self._fixed_start or self._archive.draw(self.np_random)
         self._followed = 0.0
@@ -231,6 +233,27 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             seen.append(obs)
             rewards.append(reward)
         return seen[:-1], actions, rewards
+
+    def play_way(self, way: Mapping[str, Any]) -> tuple[list[dict[str, np.ndarray]], list[int], list[float], bool]:
+        """A backward episode played again from its ``chain_way`` (its summary's, ``reset.imitate_own``): the
+        observations it saw, its actions and rewards, and whether it held the chain's end again (it does: the
+        emulator is deterministic; False would be a bug). For self-imitation on the run's own successes."""
+        chain = self._chain
+        assert chain is not None, "set_chain first"
+        point = None if way["point"] < 0 else next(p for p in chain.points if p.step == way["point"])
+        entry = None if point is None else start_entry(chain, point)
+        obs, _ = self._begin(entry, self._boot_state if point is None else point.state,
+                             () if entry is None else entry.milestones, way["seed"], boot=not way["exact"])
+        actions = list(way["actions"])
+        self._limit, self._chain_window, self._chain_t = len(actions), False, self._t
+        self._chain_success = entry is not None and self._holds_chain_end(entry.milestones)
+        self._progress, self._followed = (0 if point is None else point.step), 0.0
+        seen, rewards = [obs], []
+        for action in actions:
+            obs, reward, *_ = self.step(action)
+            seen.append(obs)
+            rewards.append(reward)
+        return seen[:-1], actions, rewards, self._chain_success
 
     # ------------------------------------------------------------------ the backward curriculum
     def set_chain(self, chain: Chain) -> None:
@@ -462,6 +485,11 @@ class GameBoyEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                            chain_success=self._chain_success, chain_limit=self._limit, chain_t=self._chain_t)
             if self._marks is not None:  # reset.follow: the furthest chain step got ahead to
                 summary["chain_progress"] = self._progress
+            reached = start is None or not self._holds_chain_end(start.milestones)  # not a start at the end
+            if self._chain_success and reached and self._reset_cfg.imitate_own and self._actions is not None:
+                point, exact = self._chain_from  # what play_way needs to play it again
+                summary["chain_way"] = {"point": point, "exact": exact, "seed": self._seed_written,
+                                        "actions": bytes(self._actions)}
         if self._capture is not None:
             summary["screens"] = self._capture.take()
         return summary

@@ -44,7 +44,7 @@ each) reached the final room from there in 0 of 6 free episodes (docs/learning-b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +91,21 @@ def demonstrate(env: Any, chain: Chain, points: list[Point], steps: int, gamma: 
 
 def demonstrate_from(env: Any, point: Point, steps: int, gamma: float) -> Demonstration:
     """The chain's way from one ``point`` short of its end, as :func:`demonstrate`."""
-    seen, taken, rewards = env.demonstrate(point, steps)
-    return Demonstration([point.step], {k: np.stack([o[k] for o in seen]) for k in seen[0]},
+    return episode(point.step, *env.demonstrate(point, steps), gamma)
+
+
+def demonstrate_way(env: Any, way: Mapping[str, Any], gamma: float) -> Demonstration | None:
+    """One of the run's own successful episodes (its summary's ``chain_way``), played again on ``env`` (a
+    :class:`~pokerl.env.GameBoyEnv` holding the run's chain): ``reset.imitate_own``. None if it did not hold
+    the chain's end again (the emulator is deterministic: not expected)."""
+    seen, taken, rewards, success = env.play_way(way)
+    return episode(int(way["point"]), seen, taken, rewards, gamma) if success and taken else None
+
+
+def episode(step: int, seen: list[dict[str, np.ndarray]], taken: list[int], rewards: list[float], gamma: float
+            ) -> Demonstration:
+    """One episode from chain ``step`` as a demonstration: what it saw, did and earned."""
+    return Demonstration([step], {k: np.stack([o[k] for o in seen]) for k in seen[0]},
                          np.asarray(taken, np.int64), discounted_returns(np.asarray(rewards, np.float32), gamma),
                          np.eye(1, len(taken), dtype=np.float32)[0])  # 1 at the episode's first step
 

@@ -56,7 +56,7 @@ ADDED_KEYS: tuple[tuple[tuple[str, ...], Any], ...] = (
                                                  ("time_factor", 2.0), ("min_steps", 0), ("follow", 0.0),
                                                  ("follow_radius", 2), ("imitate", 0.0),
                                                  ("imitate_steps", 256), ("exact_starts", False),
-                                                 ("imitate_later", 0))),
+                                                 ("imitate_later", 0), ("imitate_own", 0))),
 )
 
 
