@@ -156,6 +156,9 @@ class ResetConfig:
         if self.imitate_steps < 1 or min(self.imitate_later, self.imitate_own) < 0:
             raise ValueError(f"imitate_steps must be >= 1, imitate_later and imitate_own >= 0, got "
                              f"{self.imitate_steps}, {self.imitate_later} and {self.imitate_own}")
+        if self.imitate_own and self.imitate_later:
+            raise ValueError(f"imitate_later={self.imitate_later} picks points of the chain's way, which imitate_own "
+                             f"replaces: set one of them")
         if self.imitate > 0 and self.mode not in ("backward", "goexplore"):
             raise ValueError(f"imitate: mode={self.mode} walks no chain to imitate (backward or goexplore do)")
         if self.mode == "backward" and not self.chain:
