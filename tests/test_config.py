@@ -34,7 +34,8 @@ CLI_RUN = tiny_run("ppo.num_steps=8", "env.max_steps=12", drop=("num_envs", "poo
         (["model.kernels=[30,30,30]"], "do not fit"),
         (["+game.ram.hp.adr=5"], "ram.hp.adr"),
         (["reset.imitate=0.1"], "walks no chain to imitate"),  # mode=fresh: would be silently unused
-        (["reset.imitate_own=4", "reset.imitate_later=2"], "which imitate_own replaces"),  # would be unused
+        (["reset.mode=backward", "reset.chain=x.pt", "reset.imitate=0.1", "reset.imitate_steps=0"],
+         "leave nothing to imitate"),
     ],
 )
 def test_contradictions_and_bad_values_are_one_line_errors(tmp_path: Path, overrides: list[str], words: str) -> None:

@@ -253,7 +253,7 @@ def test_the_runs_own_successes_are_imitated_as_they_played_the_last_few_kept_in
 
     cfg = compose_train_config(tiny_run(
         "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_own=2",
-        "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
+        "reset.imitate_steps=0", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path / 'own'}"))
     trainer = Trainer(cfg)
     curriculum, frontier = trainer.curriculum, trainer.curriculum.frontier
     assert frontier is not None
@@ -283,11 +283,25 @@ def test_the_runs_own_successes_are_imitated_as_they_played_the_last_few_kept_in
         played = np.concatenate([np.stack([o[key] for o in seen]) for seen in seen_by[1:]])
         assert np.array_equal(sil.demo.obs[key], played), key
     trainer.run()
-    imitation = read_scalar_tags(tmp_path / "tb")["loss/imitation"]
+    imitation = read_scalar_tags(tmp_path / "own" / "tb")["loss/imitation"]
     assert imitation and imitation[0][1] > 0
-    saved = load_checkpoint(tmp_path)["backward"]
+    saved = load_checkpoint(tmp_path / "own")["backward"]
     assert saved["own"] == kept
-    resumed = Trainer(compose_train_config([f"resume={tmp_path}"]))
+    resumed = Trainer(compose_train_config([f"resume={tmp_path / 'own'}"]))
     assert resumed.curriculum.state_dict() == saved
     assert resumed.curriculum.imitation(GAMMA, 8, resumed.device) is not None
     resumed.close()
+
+    # with imitate_steps > 0: the chain's way from the window's points first, then the run's own successes
+    both = Trainer(compose_train_config(tiny_run(
+        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_own=2",
+        "reset.imitate_steps=16", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path / 'both'}")))
+    assert both.curriculum.frontier is not None
+    both.curriculum.frontier.t = t = chain.steps - 200
+    both.curriculum.episode(ways[2])
+    sil = both.curriculum.imitation(GAMMA, 8, both.device)
+    window = [p.step for p in chain.points[:-1] if t <= p.step <= t + cfg.reset.window]
+    assert sil is not None and sil.demo.steps == [*window, ways[2]["chain_way"]["point"]]
+    for key in sil.demo.obs:
+        assert np.array_equal(sil.demo.obs[key][-len(walk):], np.stack([o[key] for o in seen_by[2]])), key
+    both.close()

@@ -134,10 +134,10 @@ class ResetConfig:
     follow: float = 0.0  # the reward for each chain step an episode gets ahead by (pokerl.backward.Marks) ...
     follow_radius: int = 2  # ... standing this many tiles (Manhattan) from where the chain stood, with its milestones
     imitate: float = 0.0  # self-imitation on the chain's way from t: the loss's coefficient (pokerl.imitation) ...
-    imitate_steps: int = 256  # ... over this many chain steps from each saved point of the window
+    imitate_steps: int = 256  # ... over this many chain steps from each saved point of the window (0: none)
     imitate_later: int = 0  # ... and from this many saved points past the window, drawn afresh at every update
-    imitate_own: int = 0  # > 0: in place of the chain's way, the last this many of the run's own episodes that held
-    #   the chain's end (Oh et al.'s SIL proper: their way plays as it is; the chain's holds with its own luck only)
+    imitate_own: int = 0  # ... and the last this many of the run's own episodes that held the chain's end (Oh et
+    #   al.'s SIL proper: their way plays as it is; the chain's holds with its own luck only)
     exact_starts: bool = False  # a chain start as the chain stood there, its RNG too (false: a new seed, as any reset)
 
     def __post_init__(self) -> None:
@@ -153,12 +153,11 @@ class ResetConfig:
             raise ValueError("swarm_every, window, step_back and history must be >= 1, time_factor > 0")
         if min(self.settle, self.min_steps, self.follow, self.follow_radius, self.imitate) < 0:
             raise ValueError("settle, min_steps, follow, follow_radius and imitate must be >= 0")
-        if self.imitate_steps < 1 or min(self.imitate_later, self.imitate_own) < 0:
-            raise ValueError(f"imitate_steps must be >= 1, imitate_later and imitate_own >= 0, got "
-                             f"{self.imitate_steps}, {self.imitate_later} and {self.imitate_own}")
-        if self.imitate_own and self.imitate_later:
-            raise ValueError(f"imitate_later={self.imitate_later} picks points of the chain's way, which imitate_own "
-                             f"replaces: set one of them")
+        if min(self.imitate_steps, self.imitate_later, self.imitate_own) < 0:
+            raise ValueError(f"imitate_steps, imitate_later and imitate_own must be >= 0, got {self.imitate_steps}, "
+                             f"{self.imitate_later} and {self.imitate_own}")
+        if self.imitate > 0 and not self.imitate_steps and not self.imitate_own:
+            raise ValueError("imitate: imitate_steps=0 and imitate_own=0 leave nothing to imitate")
         if self.imitate > 0 and self.mode not in ("backward", "goexplore"):
             raise ValueError(f"imitate: mode={self.mode} walks no chain to imitate (backward or goexplore do)")
         if self.mode == "backward" and not self.chain:

@@ -15,8 +15,8 @@ the same update. The window episodes' outcomes of every rank, in rank order, mov
 
 With ``reset.imitate`` > 0 it also replays the chain's way from the window's points, and from
 ``reset.imitate_later`` points past it (:mod:`pokerl.imitation`), on an env of its own, for PPO's
-self-imitation term; with ``reset.imitate_own`` > 0 it replays instead the last that many of the run's own
-episodes that held the chain's end (each kept as its start, seed and actions, in checkpoints too).
+self-imitation term; with ``reset.imitate_own`` > 0 also the last that many of the run's own episodes that
+held the chain's end (each kept as its start, seed and actions, in checkpoints too).
 """
 
 from __future__ import annotations
@@ -144,33 +144,34 @@ class Curriculum:
 
     def imitation(self, gamma: float, bptt: int, device: torch.device) -> SelfImitation | None:
         """``reset.imitate``: the chain's way from each window point, and from ``reset.imitate_later`` points past
-        the window drawn afresh each call (each update), as self-imitation sequences; None when off, before
-        goexplore's switch, or with no point left to imitate. Each point's way is replayed once and kept (it is
-        the same whatever t is), so a move of t replays only the points it brings in."""
+        the window drawn afresh each call (each update), then the run's own last ``reset.imitate_own`` successes,
+        as self-imitation sequences; None when off, before goexplore's switch, or with nothing to imitate. Each
+        point's way and each success is replayed once and kept (a point's way is the same whatever t is), so a
+        move of t replays only the points it brings in, and a new success only itself."""
         if self.cfg.imitate <= 0 or self.chain is None or self.frontier is None:
             return None
-        if self.cfg.imitate_own:
-            return self._own_imitation(gamma, bptt, device)
         t = self.frontier.t
-        if self._imitation is not None and self._imitation[0] == t and not self.cfg.imitate_later:
+        key = (t, tuple(n for n, _ in self._own))
+        if self._imitation is not None and self._imitation[0] == key and not self.cfg.imitate_later:
             return self._imitation[1]
-        window = window_points(self.chain, t, self.cfg)
-        later = [p for p in self.chain.points[:-1] if p.step > t + self.cfg.window]
-        drawn = torch.randperm(len(later))[:self.cfg.imitate_later].sort().values.tolist()
-        demo = join([self._demonstration(p, gamma) for p in [*window, *(later[i] for i in drawn)]])
-        # keep only the ways a later call can draw (t only moves back): the window's, and with imitate_later every
-        # point past it (a 22,046-step chain's 689 points x 256 steps of ~23 KB observations would be ~4 GB)
-        drawable = {p.step for p in (window + later if self.cfg.imitate_later else window)}
-        self._demos = {step: d for step, d in self._demos.items() if step in drawable}
-        self._imitation = t, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
+        points: list[Point] = []
+        if self.cfg.imitate_steps:  # 0: the run's own successes only
+            window = window_points(self.chain, t, self.cfg)
+            later = [p for p in self.chain.points[:-1] if p.step > t + self.cfg.window]
+            drawn = torch.randperm(len(later))[:self.cfg.imitate_later].sort().values.tolist()
+            points = [*window, *(later[i] for i in drawn)]
+            # keep only the ways a later call can draw (t only moves back): the window's, and with imitate_later
+            # every point past it (a 22,046-step chain's 689 points x 256 steps of ~23 KB observations: ~4 GB)
+            drawable = {p.step for p in (window + later if self.cfg.imitate_later else window)}
+            self._demos = {step: d for step, d in self._demos.items() if step in drawable}
+        demo = join([*(self._demonstration(p, gamma) for p in points), *self._own_demonstrations(gamma)])
+        self._imitation = key, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
         return self._imitation[1]
 
-    def _own_imitation(self, gamma: float, bptt: int, device: torch.device) -> SelfImitation | None:
-        """``reset.imitate_own``: the run's last successful episodes as self-imitation sequences (None before the
-        first); each replayed once, on the first call that holds it."""
-        numbers = tuple(n for n, _ in self._own)
-        if self._imitation is not None and self._imitation[0] == numbers:
-            return self._imitation[1]
+    def _own_demonstrations(self, gamma: float) -> list[Demonstration]:
+        """``reset.imitate_own``: the run's last successful episodes, each played again on the first call that
+        holds it."""
+        numbers = {n for n, _ in self._own}
         for n, way in self._own:
             if n not in self._own_demos:
                 self._own_demos[n] = demonstrate_way(self._env(), way, gamma)
@@ -178,9 +179,7 @@ class Curriculum:
                     print(f"pokerl: warning: reset.imitate_own: an episode from chain step {way['point']} did not "
                           "hold the chain's end when played again; left out", file=sys.stderr)
         self._own_demos = {n: d for n, d in self._own_demos.items() if n in numbers}
-        demo = join([d for d in self._own_demos.values() if d is not None])
-        self._imitation = numbers, None if demo is None else SelfImitation(demo, self.cfg.imitate, bptt, device)
-        return self._imitation[1]
+        return [d for d in self._own_demos.values() if d is not None]
 
     def _demonstration(self, point: Point, gamma: float) -> Demonstration:
         """The chain's way from ``point`` (replayed on the first call for it)."""

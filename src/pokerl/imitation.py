@@ -40,14 +40,17 @@ point stands in 29 of 54 stretches. From the second badge (chain step 1,664) the
 in a battle on Route 2's grass. A policy that had cloned those 52 steps (the chain's action likeliest at
 each) reached the final room from there in 0 of 6 free episodes (docs/learning-benchmark.md).
 
-Hence ``reset.imitate_own`` (Oh et al.'s SIL proper, on the run's own episodes): in place of the chain's way,
-the last K episodes that reached the chain's end, each played again from its start with its seed and actions
-(:meth:`pokerl.env.GameBoyEnv.play_way`; a success's summary carries them). Their way needed no luck but the
-one they had under the game's own RNG. Without the chain's way the policy still finds the badge: a run held
-at t = 0.888 (chain step 1,524), resumed with no imitation at all, brought `badge2` from 9% to 71% of its
-episodes in 560k steps, but `final_room` stayed at 0-5%. From the badge its policy walked Mira's gym for 200
-steps in each of 3 episodes and never took the door (the gym has no grass: no luck involved), so the rare
-episodes that did are what there is to imitate.
+Hence ``reset.imitate_own`` (Oh et al.'s SIL proper, on the run's own episodes): beside the chain's way, the
+last K episodes that reached the chain's end, each played again from its start with its seed and actions
+(:meth:`pokerl.env.GameBoyEnv.play_way`; a success's summary carries them). Their way needed no luck but the one
+they had under the game's own RNG. The chain's way is still what teaches the window: alone
+(``reset.imitate_steps=0``), the run's own successes came only from starts past the window (the end's walk), and
+the window's way was lost (learning benchmark seed 1, 4e0110a: t at 0.888 by 150k steps, as with the chain's
+way, then `gym2` fell from 56% to 4% of logged episodes by 340k, none of the window's episodes a success).
+Without any imitation the policy still finds the badge: a run held at t = 0.888, resumed with no imitation,
+brought `badge2` from 9% to 71% of its episodes in 560k steps, but `final_room` stayed at 0-5%. From the badge
+its policy walked Mira's gym for 200 steps in each of 3 episodes and never took the door (the gym has no grass:
+no luck involved), so the rare episodes that did are what there is to imitate.
 """
 
 from __future__ import annotations
