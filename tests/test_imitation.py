@@ -34,6 +34,13 @@ COMMITTED = Path(__file__).resolve().parent.parent / "src" / "pokerl" / "games" 
 GAMMA = 0.998
 
 
+def sil_run(run_dir: Path, *extra: str) -> Trainer:
+    """A tiny backward run along the committed chain with self-imitation (``extra``: its other settings)."""
+    return Trainer(compose_train_config(tiny_run(
+        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "archive.max_states=0",
+        "total_steps=64", f"run_dir={run_dir}", *extra)))
+
+
 @pytest.fixture(scope="module")
 def chain() -> Chain:
     return load_chain(COMMITTED)
@@ -131,10 +138,8 @@ def test_self_imitation_teaches_the_chains_actions_only_where_the_chain_did_bett
 def test_the_run_replays_the_chains_way_again_when_t_moves_and_trains_with_it(chain: Chain, tmp_path: Path) -> None:
     """The demonstration starts at every saved point of the window (imitate_steps from each), is replayed again
     once t has moved, and each update's loss holds the self-imitation term (logged as loss/imitation)."""
-    cfg = compose_train_config(tiny_run(
-        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_steps=64",
-        "reset.threshold=1.0", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
-    trainer = Trainer(cfg)
+    trainer = sil_run(tmp_path, "reset.imitate_steps=64", "reset.threshold=1.0")
+    cfg = trainer.cfg
     frontier = trainer.curriculum.frontier
     assert frontier is not None
 
@@ -159,10 +164,8 @@ def test_points_past_the_window_are_imitated_too_drawn_afresh_at_each_update(
     """reset.imitate_later: beside the window's points, that many points past the window, a new draw at each
     update (over a few updates, more of them than one draw holds) and never the chain's end; each point's way
     is replayed once, on its first draw, and is the same as a replay of it alone on a fresh env."""
-    cfg = compose_train_config(tiny_run(
-        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_steps=24",
-        "reset.imitate_later=2", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path}"))
-    trainer = Trainer(cfg)
+    trainer = sil_run(tmp_path, "reset.imitate_steps=24", "reset.imitate_later=2")
+    cfg = trainer.cfg
     curriculum, frontier = trainer.curriculum, trainer.curriculum.frontier
     assert frontier is not None
     frontier.t = chain.steps - 600
@@ -251,10 +254,7 @@ def test_the_runs_own_successes_are_imitated_as_they_played_the_last_few_kept_in
     at_the_end, *_ = play_to_the_end(chain, False, walk, 7, t=chain.steps)  # held the end from its start
     assert at_the_end["chain_success"] and at_the_end["start_steps"] == chain.steps and "chain_way" not in at_the_end
 
-    cfg = compose_train_config(tiny_run(
-        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_own=2",
-        "reset.imitate_steps=0", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path / 'own'}"))
-    trainer = Trainer(cfg)
+    trainer = sil_run(tmp_path / "own", "reset.imitate_own=2", "reset.imitate_steps=0")
     curriculum, frontier = trainer.curriculum, trainer.curriculum.frontier
     assert frontier is not None
     frontier.t = chain.steps - 600  # window episodes too far from the end to succeed in this short run
@@ -293,14 +293,12 @@ def test_the_runs_own_successes_are_imitated_as_they_played_the_last_few_kept_in
     resumed.close()
 
     # with imitate_steps > 0: the chain's way from the window's points first, then the run's own successes
-    both = Trainer(compose_train_config(tiny_run(
-        "reset.mode=backward", f"reset.chain={COMMITTED}", "reset.imitate=0.1", "reset.imitate_own=2",
-        "reset.imitate_steps=16", "archive.max_states=0", "total_steps=64", f"run_dir={tmp_path / 'both'}")))
+    both = sil_run(tmp_path / "both", "reset.imitate_own=2", "reset.imitate_steps=16")
     assert both.curriculum.frontier is not None
     both.curriculum.frontier.t = t = chain.steps - 200
     both.curriculum.episode(ways[2])
     sil = both.curriculum.imitation(GAMMA, 8, both.device)
-    window = [p.step for p in chain.points[:-1] if t <= p.step <= t + cfg.reset.window]
+    window = [p.step for p in chain.points[:-1] if t <= p.step <= t + both.cfg.reset.window]
     assert sil is not None and sil.demo.steps == [*window, ways[2]["chain_way"]["point"]]
     for key in sil.demo.obs:
         assert np.array_equal(sil.demo.obs[key][-len(walk):], np.stack([o[key] for o in seen_by[2]])), key
