@@ -60,7 +60,7 @@ class Curriculum:
         self._failed: set[tuple[Cell, int]] = set()  # goexplore: entries whose replay left the record
         self._demo_env: GameBoyEnv | None = None  # reset.imitate: the env the chain's way is replayed on ...
         self._demos: dict[int, Demonstration] = {}  # ... the chain's way from each point replayed so far, by step
-        self._imitation: tuple[Any, SelfImitation | None] | None = None  # ... the last sequences, with their t
+        self._imitation: tuple[Any, SelfImitation | None] | None = None  # ... the last sequences, with their key
         # reset.imitate_own: the run's own episodes that held the chain's end (their summaries' chain_way), numbered
         # in the order they came, the last imitate_own of them; and their ways replayed so far, by number
         own = [] if saved is None else saved.get("own", [])
